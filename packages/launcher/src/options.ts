@@ -1,0 +1,37 @@
+// What the user asked for, after parsing and validation (pure).
+export interface Mount {
+  kind: 'bind' | 'ro-bind' | 'tmpfs';
+  /** Host path (binds only). */
+  source?: string;
+  /** Absolute path inside the sandbox. */
+  target: string;
+}
+
+export type NetMode = 'none';
+
+export interface Options {
+  rootfs: string;
+  command: string[];
+  hostname: string;
+  env: [string, string][];
+  cwd: string;
+  mounts: Mount[];
+  readOnly: boolean;
+  net: NetMode;
+}
+
+export const DEFAULT_HOSTNAME = 'sandbox';
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+export const DEFAULT_COMMAND = ['/bin/sh'];
+
+/** The command's environment: a clean default, then the user's --env in order. */
+export function sandboxEnv(opts: Options, callerTerm: string | undefined): string[] {
+  const env = new Map<string, string>([
+    ['PATH', DEFAULT_PATH],
+    ['HOME', '/root'],
+    ['HOSTNAME', opts.hostname],
+  ]);
+  if (callerTerm) env.set('TERM', callerTerm);
+  for (const [k, v] of opts.env) env.set(k, v);
+  return [...env].map(([k, v]) => `${k}=${v}`);
+}

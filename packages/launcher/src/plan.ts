@@ -1,0 +1,159 @@
+// The sandbox's setup as a list of raw syscalls for the native stub (pure: options
+// and facts in, steps out). Order follows what the kernel needs: wait for the id
+// maps, make / private, bind the rootfs, mount /proc, /dev, /sys and the user's
+// mounts on it, bring lo up, pivot_root into it, then exec.
+import path from 'node:path';
+import type { Arg, Step } from '@nsbox/shared/program';
+import type { PipeEnds } from '@nsbox/shared/clone';
+import {
+  AF_INET, AT_FDCWD, AT_RECURSIVE, F_SETFD, IFF_LOOPBACK, IFF_RUNNING, IFF_UP, MNT_DETACH, MOUNT_ATTR_RDONLY,
+  MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, O_CLOEXEC, O_CREAT, O_NOFOLLOW, O_WRONLY,
+  PR_SET_PDEATHSIG, SIGNALS, SIOCSIFFLAGS, SOCK_CLOEXEC, SOCK_DGRAM,
+} from '@nsbox/shared/syscalls';
+import type { Facts } from './rootfs.ts';
+import type { Options } from './options.ts';
+
+export interface SandboxPlan {
+  steps: Step[];
+  /** Index of the first exec attempt; the attempts run to the end of the list. */
+  execFrom: number;
+  /** Paths tried for the command, in order (several when it is looked up in PATH). */
+  candidates: string[];
+}
+
+export const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
+const DEV_LINKS: [string, string][] = [
+  ['fd', '/proc/self/fd'],
+  ['stdin', '/proc/self/fd/0'],
+  ['stdout', '/proc/self/fd/1'],
+  ['stderr', '/proc/self/fd/2'],
+  ['ptmx', 'pts/ptmx'],
+];
+
+const str = (s: string): Arg => ({ str: s });
+
+function mount(what: string, source: string | null, target: string, fstype: string | null, flags: number, data?: string): Step {
+  return { what, call: 'mount', args: [source === null ? 0 : str(source), str(target), fstype === null ? 0 : str(fstype), flags, data === undefined ? 0 : str(data)] };
+}
+
+function readOnly(what: string, target: string, recursive: boolean): Step {
+  const attr = new Uint8Array(32);
+  new DataView(attr.buffer).setBigUint64(0, BigInt(MOUNT_ATTR_RDONLY), true);
+  return { what, call: 'mount_setattr', args: [AT_FDCWD, str(target), recursive ? AT_RECURSIVE : 0, { bytes: attr }, 32] };
+}
+
+function createFile(what: string, hostPath: string, soft: boolean): Step[] {
+  return [
+    { what, call: 'openat', args: [AT_FDCWD, str(hostPath), O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0o644], save: true, soft },
+    { what, call: 'close', args: ['saved'], soft },
+  ];
+}
+
+function isUnder(p: string, dir: string): boolean {
+  return p === dir || p.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
+}
+
+export function planSandbox(opts: Options, facts: Facts, ends: PipeEnds, env: string[]): SandboxPlan {
+  const R = facts.root;
+  const steps: Step[] = [];
+  const mounted: string[] = [];
+
+  // A mount point that may be missing: created on the spot (in the rootfs, or in a
+  // tmpfs mounted earlier), softly, so a failure shows up as the mount's own error.
+  const mountPoint = (sandboxPath: string, isDir: boolean): string => {
+    const fact = facts.targets.get(sandboxPath);
+    if (!fact) throw new Error(`no facts for ${sandboxPath}`);
+    const hidden = mounted.some((m) => isUnder(fact.hostPath, m) && fact.hostPath !== m);
+    if (fact.exists && !hidden) return fact.hostPath;
+    const parts = path.relative(R, fact.hostPath).split('/');
+    for (let i = 1; i < parts.length; i++) {
+      steps.push({ what: `create ${sandboxPath}`, call: 'mkdirat', args: [AT_FDCWD, str(path.join(R, ...parts.slice(0, i))), 0o755], soft: true });
+    }
+    if (isDir) steps.push({ what: `create ${sandboxPath}`, call: 'mkdirat', args: [AT_FDCWD, str(fact.hostPath), 0o755], soft: true });
+    else steps.push(...createFile(`create ${sandboxPath}`, fact.hostPath, true));
+    return fact.hostPath;
+  };
+
+  steps.push(
+    { what: 'set the parent-death signal', call: 'prctl', args: [PR_SET_PDEATHSIG, SIGNALS.SIGKILL!] },
+    { what: 'close the sync pipe', call: 'close', args: [ends.syncWrite] },
+    { what: 'wait for the launcher', call: 'read', args: [ends.syncRead, { bytes: new Uint8Array(8) }, 1], expect: 1 },
+    { what: `set the hostname to ${opts.hostname}`, call: 'sethostname', args: [str(opts.hostname), Buffer.byteLength(opts.hostname)] },
+    mount('make / private', null, '/', null, MS_REC | MS_PRIVATE),
+    mount(`bind the rootfs ${R}`, R, R, null, MS_BIND | MS_REC),
+  );
+
+  const proc = mountPoint('/proc', true);
+  steps.push(mount('mount proc on /proc', 'proc', proc, 'proc', MS_NOSUID | MS_NODEV | MS_NOEXEC));
+  mounted.push(proc);
+
+  const dev = mountPoint('/dev', true);
+  steps.push(mount('mount a tmpfs on /dev', 'tmpfs', dev, 'tmpfs', MS_NOSUID | MS_NOEXEC, 'mode=0755,size=1m'));
+  mounted.push(dev);
+  for (const name of DEVICES) {
+    const node = `${dev}/${name}`;
+    steps.push(...createFile(`create /dev/${name}`, node, false), mount(`bind /dev/${name}`, `/dev/${name}`, node, null, MS_BIND));
+  }
+  steps.push(
+    { what: 'create /dev/pts', call: 'mkdirat', args: [AT_FDCWD, str(`${dev}/pts`), 0o755] },
+    mount('mount devpts on /dev/pts', 'devpts', `${dev}/pts`, 'devpts', MS_NOSUID | MS_NOEXEC, 'newinstance,ptmxmode=0666,mode=0620'),
+    { what: 'create /dev/shm', call: 'mkdirat', args: [AT_FDCWD, str(`${dev}/shm`), 0o755] },
+    mount('mount a tmpfs on /dev/shm', 'tmpfs', `${dev}/shm`, 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=1777'),
+  );
+  for (const [name, target] of DEV_LINKS) {
+    steps.push({ what: `create /dev/${name}`, call: 'symlinkat', args: [str(target), AT_FDCWD, str(`${dev}/${name}`)] });
+  }
+
+  const sys = mountPoint('/sys', true);
+  steps.push(mount('mount sysfs on /sys', 'sysfs', sys, 'sysfs', MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC));
+  mounted.push(sys);
+
+  for (const m of opts.mounts) {
+    if (m.kind === 'tmpfs') {
+      const target = mountPoint(m.target, true);
+      steps.push(mount(`mount a tmpfs on ${m.target}`, 'tmpfs', target, 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=1777'));
+      mounted.push(target);
+      continue;
+    }
+    const source = facts.sources.get(m.source!);
+    if (!source) throw new Error(`no facts for ${m.source}`);
+    const target = mountPoint(m.target, source.isDir);
+    steps.push(mount(`bind ${m.source} on ${m.target}`, source.hostPath, target, null, MS_BIND | MS_REC));
+    if (m.kind === 'ro-bind') steps.push(readOnly(`make ${m.target} read-only`, target, true));
+    mounted.push(target);
+  }
+  if (opts.readOnly) steps.push(readOnly('make the rootfs read-only', R, false));
+
+  const ifreq = new Uint8Array(40);
+  ifreq.set(Buffer.from('lo'));
+  new DataView(ifreq.buffer).setInt16(16, IFF_UP | IFF_LOOPBACK | IFF_RUNNING, true);
+  steps.push(
+    { what: 'open a socket to bring lo up', call: 'socket', args: [AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0], save: true },
+    { what: 'bring lo up', call: 'ioctl', args: ['saved', SIOCSIFFLAGS, { bytes: ifreq }] },
+    { what: 'close the lo socket', call: 'close', args: ['saved'] },
+    // Lets the sandbox's root use ping sockets; ping falls back to raw sockets if this fails.
+    { what: 'allow ping', call: 'openat', args: [AT_FDCWD, str(`${proc}/sys/net/ipv4/ping_group_range`), O_WRONLY | O_CLOEXEC], save: true, soft: true },
+    { what: 'allow ping', call: 'write', args: ['saved', str('0 0'), 3], soft: true },
+    { what: 'allow ping', call: 'close', args: ['saved'], soft: true },
+    { what: `enter the rootfs ${R}`, call: 'chdir', args: [str(R)] },
+    { what: 'pivot_root into the rootfs', call: 'pivot_root', args: [str('.'), str('.')] },
+    { what: 'detach the old root', call: 'umount2', args: [str('.'), MNT_DETACH] },
+    { what: `change directory to ${opts.cwd}`, call: 'chdir', args: [str(opts.cwd)] },
+  );
+  for (const fd of [0, 1, 2]) steps.push({ what: `keep fd ${fd} open across exec`, call: 'fcntl', args: [fd, F_SETFD, 0], soft: true });
+
+  const candidates = commandCandidates(opts.command[0]!, env);
+  const execFrom = steps.length;
+  for (const c of candidates) {
+    steps.push({ what: `execute ${c}`, call: 'execve', args: [str(c), { strings: opts.command }, { strings: env }], soft: true });
+  }
+  return { steps, execFrom, candidates };
+}
+
+/** Where execvp would look for the command, given the sandbox's PATH. */
+export function commandCandidates(cmd: string, env: string[]): string[] {
+  if (cmd.includes('/')) return [cmd];
+  const pathVar = env.findLast((e) => e.startsWith('PATH='))?.slice(5) ?? '';
+  const dirs = pathVar.split(':').map((d) => (d === '' ? '.' : d));
+  return dirs.map((d) => `${d.replace(/\/+$/, '')}/${cmd}`);
+}

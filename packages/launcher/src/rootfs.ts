@@ -1,0 +1,86 @@
+// Looks at the rootfs and the bind sources on the host before anything is created:
+// the facts the plan is made from. Paths inside the sandbox are resolved the way
+// the sandbox will see them, with symlinks followed relative to the rootfs.
+import fs from 'node:fs';
+import path from 'node:path';
+import { UserError } from '@nsbox/shared/errors';
+import type { Options } from './options.ts';
+
+export interface PathFact {
+  /** Where the path lands on the host, inside the rootfs. */
+  hostPath: string;
+  exists: boolean;
+  isDir: boolean;
+}
+
+export interface Facts {
+  root: string;
+  /** Resolved mount targets, by sandbox path. */
+  targets: Map<string, PathFact>;
+  /** Bind sources, by the path the user gave. */
+  sources: Map<string, { hostPath: string; isDir: boolean }>;
+}
+
+export const SYSTEM_MOUNTS = ['/proc', '/dev', '/sys'];
+const MAX_LINKS = 40;
+
+export function gatherFacts(opts: Options): Facts {
+  let root: string;
+  try {
+    root = fs.realpathSync(opts.rootfs);
+  } catch {
+    throw new UserError(`launcher: rootfs ${opts.rootfs} does not exist. Give --rootfs a directory (scripts/make-rootfs.sh DIR makes one).`, 125);
+  }
+  if (!fs.statSync(root).isDirectory()) throw new UserError(`launcher: rootfs ${opts.rootfs} is not a directory.`, 125);
+  const targets = new Map<string, PathFact>();
+  for (const t of [...SYSTEM_MOUNTS, ...opts.mounts.map((m) => m.target)]) {
+    if (!targets.has(t)) targets.set(t, resolveInRoot(root, t));
+  }
+  const sources = new Map<string, { hostPath: string; isDir: boolean }>();
+  for (const m of opts.mounts) {
+    if (m.source === undefined) continue;
+    let hostPath: string;
+    try {
+      hostPath = fs.realpathSync(m.source);
+    } catch {
+      throw new UserError(`launcher: --${m.kind} ${m.source}:${m.target}: the source ${m.source} does not exist on the host.`, 125);
+    }
+    sources.set(m.source, { hostPath, isDir: fs.statSync(hostPath).isDirectory() });
+  }
+  return { root, targets, sources };
+}
+
+/** Resolves an absolute sandbox path against `root` as the sandbox will see it. */
+export function resolveInRoot(root: string, sandboxPath: string): PathFact {
+  const pending = sandboxPath.split('/').filter((p) => p !== '' && p !== '.');
+  const done: string[] = [];
+  let links = 0;
+  while (pending.length > 0) {
+    const part = pending.shift()!;
+    if (part === '..') {
+      done.pop();
+      continue;
+    }
+    const host = path.join(root, ...done, part);
+    let st: fs.Stats;
+    try {
+      st = fs.lstatSync(host);
+    } catch {
+      return { hostPath: path.join(root, ...done, part, ...pending), exists: false, isDir: false };
+    }
+    if (st.isSymbolicLink()) {
+      if (++links > MAX_LINKS) return { hostPath: host, exists: false, isDir: false };
+      const target = fs.readlinkSync(host);
+      if (target.startsWith('/')) done.length = 0;
+      pending.unshift(...target.split('/').filter((p) => p !== '' && p !== '.'));
+      continue;
+    }
+    done.push(part);
+    if (!st.isDirectory() && pending.length > 0) {
+      return { hostPath: path.join(root, ...done, ...pending), exists: false, isDir: false };
+    }
+  }
+  const hostPath = path.join(root, ...done);
+  const st = fs.statSync(hostPath);
+  return { hostPath, exists: true, isDir: st.isDirectory() };
+}
