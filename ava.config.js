@@ -1,0 +1,5 @@
+export default {
+  extensions: { ts: 'module' },
+  timeout: '120s',
+  workerThreads: false,
+};
