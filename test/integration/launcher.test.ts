@@ -1,12 +1,12 @@
 // The launcher against the real kernel: run as root, the launcher itself as an
 // unprivileged user, checked from inside the sandbox and from the host.
 import test from 'ava';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  collect, hostMounts, makeRootfs, processesOf, requireRoot, run, sandboxPid, sleep, start, TEST_UID, userDir, waitFor,
+  collect, hostMounts, LAUNCHER, makeRootfs, processesOf, requireRoot, run, sandboxPid, sleep, start, TEST_GID, TEST_UID, userDir, waitFor,
 } from '../helpers/sandbox.ts';
 
 requireRoot();
@@ -251,4 +251,24 @@ test('missing mount points are made in a rootfs the caller owns, and refused cle
   const refused = await run(sh('true', '--bind', `${data}:/not-there`));
   t.is(refused.code, 125);
   t.is(refused.stderr, `launcher: sandbox setup failed: bind ${data} on /not-there: No such file or directory (ENOENT) (after: create /not-there: Permission denied (EACCES))\n`);
+});
+
+test('an interactive shell on a terminal: Ctrl-C stops the foreground job, not the shell', async (t) => {
+  // script(1) gives the launcher a pseudo-terminal, as a person's terminal would.
+  const child = spawn('script', ['-qfec', `${LAUNCHER} --rootfs ${rootfs}`, '/dev/null'], {
+    uid: TEST_UID, gid: TEST_GID, env: { TERM: 'dumb', PATH: '/usr/bin:/bin' }, cwd: '/',
+  });
+  const done = collect(child, { keepStdin: true });
+  const type = async (s: string, ms: number): Promise<void> => {
+    await sleep(ms);
+    child.stdin!.write(s);
+  };
+  await type('sleep 30\n', 800);
+  await type('\x03', 500);
+  await type('echo alive-$((40+2))\n', 300);
+  await type('exit 3\n', 300);
+  const r = await done;
+  t.is(r.code, 3, r.stdout);
+  t.regex(r.stdout, /\^C/);
+  t.regex(r.stdout, /alive-42/);
 });
