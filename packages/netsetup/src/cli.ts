@@ -1,0 +1,125 @@
+// Command line → action → output. The command line names only a pid, a lease
+// and, at most, a network the configuration offers; everything else comes from
+// the root-owned configuration.
+import fs from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import * as actions from './actions.ts';
+import { findNetwork, type Config, type Network } from './config.ts';
+import { EXIT, NetsetupError } from './errors.ts';
+import { LEASE_ID, type Caller, type Lease } from './leases.ts';
+import { loadConfig } from './locate.ts';
+import { checkInstall, type Privilege } from './secure.ts';
+import { parsePid } from './target.ts';
+
+const HELP_AFTER = `
+Exit codes: 0 ok, 2 usage, 3 not permitted (pid not yours, lease not yours),
+4 quota or subnet exhausted, 5 installation or configuration refused,
+6 kernel or iptables failure, 7 state lock busy, 1 internal error.`;
+
+export async function run(argv: string[], priv: Privilege): Promise<number> {
+  const out = (s: string): void => void process.stdout.write(s);
+  const caller: Caller = { uid: priv.uid, gids: priv.gids };
+  let code: number = EXIT.OK;
+
+  const context = (configOpt: string | undefined): Config => {
+    if (configOpt !== undefined && priv.uid !== 0) throw new NetsetupError(EXIT.DENIED, '--config', 'only root may name a configuration file', 'Leave it out');
+    checkInstall();
+    return loadConfig(fs.realpathSync('/proc/self/exe'), configOpt).config;
+  };
+  const network = (config: Config, name: string | undefined): Network => {
+    const net = findNetwork(config, name);
+    if (!net) throw new NetsetupError(EXIT.USAGE, `--network ${name}`, 'no such network in the configuration', `Choose one of: ${config.networks.map((n) => n.name).join(', ')}`);
+    return net;
+  };
+  const pidArg = (text: string): number => {
+    const pid = parsePid(text);
+    if (pid === undefined) throw new NetsetupError(EXIT.USAGE, `--pid ${JSON.stringify(text)}`, 'not a process id', 'Give a decimal pid such as 12345');
+    return pid;
+  };
+  const rootOnly = (what: string): void => {
+    if (priv.uid !== 0) throw new NetsetupError(EXIT.DENIED, what, 'only root may do this', 'Ask the administrator');
+  };
+  const leaseLine = (l: Lease): string => `${l.id} ${l.network} uid=${l.uid} pid=${l.pid} ${l.address} ${l.hostVeth} ${l.created}`;
+
+  const program = new Command('netsetup')
+    .description('Give a process in its own network namespace one veth on an admin-approved bridge.')
+    .enablePositionalOptions()
+    .option('--pid <pid>', 'the process whose network namespace to connect')
+    .option('--network <name>', 'a network from the configuration (default: the first)')
+    .option('--json', 'print the result as JSON')
+    .addOption(new Option('--config <file>', 'root only: use this configuration file').hideHelp())
+    .addHelpText('after', HELP_AFTER)
+    .action((o: { pid?: string; network?: string; json?: boolean; config?: string }) => {
+      if (o.pid === undefined) throw new NetsetupError(EXIT.USAGE, 'command line', 'missing --pid', 'Run netsetup --help');
+      const pid = pidArg(o.pid);
+      const config = context(o.config);
+      const c = actions.connect(config, network(config, o.network), caller, pid);
+      out(o.json ? `${JSON.stringify(c)}\n` : `${c.interface} ${c.cidr} via ${c.gateway} mtu ${c.mtu} on ${c.bridge} (host ${c.hostVeth}, lease ${c.lease})\n`);
+    });
+
+  program
+    .command('release')
+    .description('free a lease: its veth, address and rules')
+    .argument('[lease-id]')
+    .option('--pid <pid>', 'release the leases of this pid')
+    .option('--json', 'print the released leases as JSON')
+    .addOption(new Option('--config <file>').hideHelp())
+    .action((id: string | undefined, o: { pid?: string; json?: boolean; config?: string }) => {
+      if ((id === undefined) === (o.pid === undefined)) throw new NetsetupError(EXIT.USAGE, 'release', 'give either a lease id or --pid', 'Run netsetup release --help');
+      if (id !== undefined && !LEASE_ID.test(id)) throw new NetsetupError(EXIT.USAGE, `lease ${JSON.stringify(id)}`, 'not a lease id (8 hex digits)', 'See your leases with netsetup list');
+      const by = id !== undefined ? { id } : { pid: pidArg(o.pid!) };
+      const config = context(o.config);
+      const gone = actions.release(config, caller, by);
+      out(o.json ? `${JSON.stringify(gone)}\n` : gone.map((l) => `released ${l.id} (${l.address}, ${l.hostVeth})\n`).join(''));
+    });
+
+  program
+    .command('list')
+    .description("show the caller's leases (root: all)")
+    .option('--json', 'print JSON')
+    .addOption(new Option('--config <file>').hideHelp())
+    .action((o: { json?: boolean; config?: string }) => {
+      const leases = actions.list(context(o.config), caller);
+      out(o.json ? `${JSON.stringify(leases)}\n` : leases.map((l) => `${leaseLine(l)}\n`).join(''));
+    });
+
+  program
+    .command('setup-host')
+    .description('root: create the bridges, forwarding and NAT rules ahead of time')
+    .option('--network <name>', 'only this network')
+    .addOption(new Option('--config <file>').hideHelp())
+    .action((o: { network?: string; config?: string }) => {
+      rootOnly('setup-host');
+      const config = context(o.config);
+      const nets = o.network ? [network(config, o.network)] : config.networks;
+      actions.setupHost(config, nets);
+      out(`host side ready: ${nets.map((n) => `${n.bridge} ${n.gateway}/${n.prefix}`).join(', ')}\n`);
+    });
+
+  program
+    .command('teardown')
+    .description('root: delete all veths, bridges, rules and state')
+    .option('--network <name>', 'only this network')
+    .addOption(new Option('--config <file>').hideHelp())
+    .action((o: { network?: string; config?: string }) => {
+      rootOnly('teardown');
+      const config = context(o.config);
+      const nets = o.network ? [network(config, o.network)] : config.networks;
+      const n = actions.teardown(config, nets);
+      out(`removed ${nets.map((x) => x.bridge).join(', ')} and ${n} lease(s)\n`);
+    });
+
+  program.exitOverride();
+  program.configureOutput({ writeErr: () => {}, writeOut: out });
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT.OK;
+      process.stderr.write(`netsetup: command line: ${err.message.replace(/^error: /, '')}. Run netsetup --help\n`);
+      return EXIT.USAGE;
+    }
+    throw err;
+  }
+  return code;
+}

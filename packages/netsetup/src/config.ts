@@ -1,0 +1,191 @@
+// The root-owned configuration: networks offered to users and their quotas.
+// Pure: text in, validated Config out (where the file is and whether it can be
+// trusted is trust.ts's job). The format is JSON; unknown keys are errors so a
+// typo never silently weakens a limit.
+import IPCIDR from 'ip-cidr';
+import { EXIT, NetsetupError } from './errors.ts';
+import { ipv4ToInt, intToIpv4 } from './ipam.ts';
+
+export type Backend = 'auto' | 'nft' | 'legacy';
+
+export interface Quota {
+  /** uid (decimal) or "*" → maximum concurrent leases of that user. */
+  users: Record<string, number>;
+  /** gid (decimal) → maximum concurrent leases charged to that group. */
+  groups: Record<string, number>;
+}
+
+export interface Network {
+  name: string;
+  bridge: string;
+  /** Canonical "a.b.c.d/len" (network address). */
+  subnet: string;
+  gateway: string;
+  prefix: number;
+  mtu: number;
+  nat: boolean;
+  dns: string[];
+  quota: Quota;
+}
+
+export interface Config {
+  stateDir: string;
+  iptables: Backend;
+  networks: Network[];
+}
+
+export const DEFAULT_CONFIG_TEXT = `${JSON.stringify(
+  {
+    stateDir: '/run/nsbox',
+    iptables: 'auto',
+    networks: [
+      {
+        name: 'default',
+        bridge: 'nsbox0',
+        subnet: '10.200.200.0/24',
+        gateway: '10.200.200.1',
+        mtu: 1500,
+        nat: true,
+        dns: ['1.1.1.1', '9.9.9.9'],
+        quota: { users: { '*': 8 }, groups: {} },
+      },
+    ],
+  },
+  null,
+  2,
+)}\n`;
+
+class ConfigError extends NetsetupError {
+  constructor(source: string, why: string) {
+    super(EXIT.CONFIG, `configuration ${source}`, why, 'Fix the file (see packages/netsetup/README.md) as root');
+  }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function onlyKeys(source: string, where: string, o: Record<string, unknown>, allowed: string[]): void {
+  for (const k of Object.keys(o)) if (!allowed.includes(k)) throw new ConfigError(source, `${where}: unknown key "${k}"`);
+}
+
+const IFNAME = /^[A-Za-z][A-Za-z0-9_-]{0,14}$/;
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
+
+export function parseConfig(text: string, source: string): Config {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(source, `not valid JSON (${(err as Error).message})`);
+  }
+  if (!isObject(raw)) throw new ConfigError(source, 'the top level must be an object');
+  onlyKeys(source, 'top level', raw, ['stateDir', 'iptables', 'networks']);
+  const stateDir = raw.stateDir ?? '/run/nsbox';
+  if (typeof stateDir !== 'string' || !/^\/[A-Za-z0-9_.\/-]*$/.test(stateDir) || stateDir.split('/').includes('..') || stateDir === '/') {
+    throw new ConfigError(source, 'stateDir must be an absolute path (letters, digits, _ . - /), not /');
+  }
+  const iptables = raw.iptables ?? 'auto';
+  if (iptables !== 'auto' && iptables !== 'nft' && iptables !== 'legacy') {
+    throw new ConfigError(source, 'iptables must be "auto", "nft" or "legacy"');
+  }
+  if (!Array.isArray(raw.networks) || raw.networks.length === 0) throw new ConfigError(source, 'networks must be a non-empty array');
+  const networks = raw.networks.map((n, i) => parseNetwork(source, `networks[${i}]`, n));
+  for (let i = 0; i < networks.length; i++) {
+    for (let j = 0; j < i; j++) {
+      const a = networks[i]!;
+      const b = networks[j]!;
+      if (a.name === b.name) throw new ConfigError(source, `two networks are named "${a.name}"`);
+      if (a.bridge === b.bridge) throw new ConfigError(source, `networks "${a.name}" and "${b.name}" use the same bridge`);
+      if (overlaps(a.subnet, b.subnet)) throw new ConfigError(source, `the subnets of "${a.name}" and "${b.name}" overlap`);
+    }
+  }
+  return { stateDir: stateDir.replace(/\/+$/, ''), iptables, networks };
+}
+
+function parseNetwork(source: string, where: string, n: unknown): Network {
+  if (!isObject(n)) throw new ConfigError(source, `${where} must be an object`);
+  onlyKeys(source, where, n, ['name', 'bridge', 'subnet', 'gateway', 'mtu', 'nat', 'dns', 'quota']);
+  const name = n.name ?? 'default';
+  if (typeof name !== 'string' || !NAME.test(name)) throw new ConfigError(source, `${where}.name must match ${NAME}`);
+  if (typeof n.bridge !== 'string' || !IFNAME.test(n.bridge)) {
+    throw new ConfigError(source, `${where}.bridge must be an interface name of 1-15 characters (letters, digits, _ -)`);
+  }
+  if (typeof n.subnet !== 'string' || !IPCIDR.isValidCIDR(n.subnet) || !/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(n.subnet)) {
+    throw new ConfigError(source, `${where}.subnet must be an IPv4 CIDR such as 10.200.200.0/24`);
+  }
+  const [base, lenText] = n.subnet.split('/') as [string, string];
+  const prefix = Number(lenText);
+  if (prefix < 8 || prefix > 29) throw new ConfigError(source, `${where}.subnet: the prefix length must be between 8 and 29`);
+  const mask = prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0;
+  const network = (ipv4ToInt(base) & mask) >>> 0;
+  const broadcast = (network | (~mask >>> 0)) >>> 0;
+  const subnet = `${intToIpv4(network)}/${prefix}`;
+  const gatewayText = n.gateway ?? intToIpv4(network + 1);
+  if (typeof gatewayText !== 'string' || !IPCIDR.isValidAddress(gatewayText) || !/^\d+\.\d+\.\d+\.\d+$/.test(gatewayText)) {
+    throw new ConfigError(source, `${where}.gateway must be an IPv4 address`);
+  }
+  const gw = ipv4ToInt(gatewayText);
+  if (gw <= network || gw >= broadcast || ((gw & mask) >>> 0) !== network) {
+    throw new ConfigError(source, `${where}.gateway must be a host address inside ${subnet}`);
+  }
+  const mtu = n.mtu ?? 1500;
+  if (typeof mtu !== 'number' || !Number.isInteger(mtu) || mtu < 576 || mtu > 65535) {
+    throw new ConfigError(source, `${where}.mtu must be an integer from 576 to 65535`);
+  }
+  const nat = n.nat ?? true;
+  if (typeof nat !== 'boolean') throw new ConfigError(source, `${where}.nat must be true or false`);
+  const dns = n.dns ?? [];
+  if (!Array.isArray(dns) || dns.some((d) => typeof d !== 'string' || !IPCIDR.isValidAddress(d))) {
+    throw new ConfigError(source, `${where}.dns must be an array of IP addresses`);
+  }
+  return {
+    name,
+    bridge: n.bridge,
+    subnet,
+    gateway: intToIpv4(gw),
+    prefix,
+    mtu,
+    nat,
+    dns: dns as string[],
+    quota: parseQuota(source, `${where}.quota`, n.quota ?? { users: { '*': 8 } }),
+  };
+}
+
+function parseQuota(source: string, where: string, q: unknown): Quota {
+  if (!isObject(q)) throw new ConfigError(source, `${where} must be an object`);
+  onlyKeys(source, where, q, ['users', 'groups']);
+  const table = (key: 'users' | 'groups'): Record<string, number> => {
+    const t = q[key] ?? {};
+    if (!isObject(t)) throw new ConfigError(source, `${where}.${key} must be an object`);
+    const out: Record<string, number> = {};
+    for (const [k, v] of Object.entries(t)) {
+      const idOk = /^(0|[1-9][0-9]{0,9})$/.test(k) && Number(k) < 2 ** 32 - 1;
+      if (!(idOk || (key === 'users' && k === '*'))) {
+        throw new ConfigError(source, `${where}.${key}: "${k}" must be a numeric ${key === 'users' ? 'uid or "*"' : 'gid'}`);
+      }
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 65535) {
+        throw new ConfigError(source, `${where}.${key}.${k} must be an integer from 0 to 65535`);
+      }
+      out[k] = v;
+    }
+    return out;
+  };
+  return { users: table('users'), groups: table('groups') };
+}
+
+/** Whether two canonical IPv4 CIDRs share any address. */
+export function overlaps(a: string, b: string): boolean {
+  const range = (c: string): [number, number] => {
+    const [base, len] = c.split('/') as [string, string];
+    const l = Number(len);
+    const mask = l === 0 ? 0 : (~0 << (32 - l)) >>> 0;
+    const start = (ipv4ToInt(base) & mask) >>> 0;
+    return [start, (start | (~mask >>> 0)) >>> 0];
+  };
+  const [as, ae] = range(a);
+  const [bs, be] = range(b);
+  return as <= be && bs <= ae;
+}
+
+export function findNetwork(config: Config, name: string | undefined): Network | undefined {
+  return name === undefined ? config.networks[0] : config.networks.find((n) => n.name === name);
+}

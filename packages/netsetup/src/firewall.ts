@@ -1,0 +1,54 @@
+// The iptables rules of a network, as iptables-restore input. Pure. Every rule
+// lives in two chains of our own per bridge, rebuilt whole from the live leases
+// on each change, so removal is exact and a call killed at any point leaves
+// nothing the next rebuild does not replace. Each rule carries a comment tag:
+// "nsbox:<bridge>" for the network's rules, "nsbox:lease:<id>" for a sandbox's.
+import type { Network } from './config.ts';
+import type { Lease } from './leases.ts';
+
+export const natChain = (net: Pick<Network, 'bridge'>): string => `NSBOX-POST-${net.bridge}`;
+export const fwdChain = (net: Pick<Network, 'bridge'>): string => `NSBOX-FWD-${net.bridge}`;
+export const netTag = (net: Pick<Network, 'bridge'>): string => `nsbox:${net.bridge}`;
+export const leaseTag = (id: string): string => `nsbox:lease:${id}`;
+
+/** The jump rules from the built-in chains (without -A/-I/-D/-C). */
+export function jumps(net: Pick<Network, 'bridge'>): { table: 'nat' | 'filter'; chain: string; rule: string[] }[] {
+  return [
+    { table: 'nat', chain: 'POSTROUTING', rule: ['-m', 'comment', '--comment', netTag(net), '-j', natChain(net)] },
+    { table: 'filter', chain: 'FORWARD', rule: ['-m', 'comment', '--comment', netTag(net), '-j', fwdChain(net)] },
+  ];
+}
+
+/**
+ * iptables-restore --noflush input that (re)defines both chains from scratch and
+ * puts the jumps first in POSTROUTING and FORWARD. With `replaceJumps` an existing
+ * jump is deleted before it is inserted again (keeps exactly one); that fails when
+ * none exists, and the caller retries without it.
+ */
+export function restoreScript(net: Network, leases: Lease[], replaceJumps: boolean): string {
+  const tag = netTag(net);
+  const lines: string[] = [];
+  const jumpLine = (op: string, j: ReturnType<typeof jumps>[number]): string =>
+    [op, j.chain, ...(op === '-I' ? ['1'] : []), ...j.rule].map(quote).join(' ');
+  const [natJump, fwdJump] = jumps(net) as [ReturnType<typeof jumps>[number], ReturnType<typeof jumps>[number]];
+
+  lines.push('*nat', `:${natChain(net)} - [0:0]`);
+  if (net.nat) {
+    lines.push(`-A ${natChain(net)} -s ${net.subnet} ! -d ${net.subnet} -m comment --comment ${tag} -j MASQUERADE`);
+  }
+  if (replaceJumps) lines.push(jumpLine('-D', natJump));
+  lines.push(jumpLine('-I', natJump), 'COMMIT');
+
+  lines.push('*filter', `:${fwdChain(net)} - [0:0]`);
+  const mine = leases.filter((l) => l.network === net.name).sort((a, b) => a.id.localeCompare(b.id));
+  for (const l of mine) {
+    const t = leaseTag(l.id);
+    lines.push(`-A ${fwdChain(net)} -i ${net.bridge} -s ${l.address}/32 -m comment --comment ${t} -j ACCEPT`);
+    lines.push(`-A ${fwdChain(net)} -o ${net.bridge} -d ${l.address}/32 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment ${t} -j ACCEPT`);
+  }
+  if (replaceJumps) lines.push(jumpLine('-D', fwdJump));
+  lines.push(jumpLine('-I', fwdJump), 'COMMIT', '');
+  return lines.join('\n');
+}
+
+const quote = (s: string): string => (/^[A-Za-z0-9_.:/!-]+$/.test(s) ? s : `"${s}"`);

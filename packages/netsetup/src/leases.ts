@@ -1,0 +1,94 @@
+// Leases: what netsetup has handed out, and the pure decisions about them (who may
+// take one more, which records are stale). Stored by state.ts.
+import type { Network } from './config.ts';
+import { EXIT, NetsetupError } from './errors.ts';
+
+export interface Lease {
+  /** 8 lowercase hex digits; also names the host veth ("nsb" + id). */
+  id: string;
+  network: string;
+  uid: number;
+  /** Groups this lease is charged to (those with a quota the caller used). */
+  groups: number[];
+  address: string;
+  hostVeth: string;
+  /** Host ifindex of hostVeth once created (0 while pending). */
+  hostIndex: number;
+  pid: number;
+  /** "pending" from before the veth is created until the call finished. */
+  state: 'pending' | 'ready';
+  created: string;
+}
+
+export interface LeaseFile {
+  version: 1;
+  leases: Lease[];
+}
+
+export const HOST_VETH_PREFIX = 'nsb';
+export const hostVethName = (id: string): string => `${HOST_VETH_PREFIX}${id}`;
+export const LEASE_ID = /^[0-9a-f]{8}$/;
+
+export interface Caller {
+  uid: number;
+  /** Real gid and supplementary groups. */
+  gids: number[];
+}
+
+/** Which groups to charge a new lease to, or a quota error. Root is not limited. */
+export function admit(net: Network, leases: Lease[], caller: Caller): number[] {
+  if (caller.uid === 0) return [];
+  const mine = leases.filter((l) => l.network === net.name && l.uid === caller.uid).length;
+  const userLimit = net.quota.users[String(caller.uid)] ?? net.quota.users['*'];
+  const groupLimits = caller.gids
+    .filter((g, i, all) => all.indexOf(g) === i && net.quota.groups[String(g)] !== undefined)
+    .map((g) => ({ gid: g, limit: net.quota.groups[String(g)]! }));
+  if (userLimit === undefined && groupLimits.length === 0) {
+    throw new NetsetupError(EXIT.DENIED, `network "${net.name}"`, `uid ${caller.uid} is not allowed to use it`, 'Ask the administrator to add you to its quota');
+  }
+  if (userLimit !== undefined && mine >= userLimit) {
+    throw new NetsetupError(
+      EXIT.QUOTA,
+      `network "${net.name}"`,
+      `uid ${caller.uid} already holds ${mine} of ${userLimit} allowed leases`,
+      'Release one (netsetup list; netsetup release ID) or ask the administrator for a higher quota',
+    );
+  }
+  for (const { gid, limit } of groupLimits) {
+    const used = leases.filter((l) => l.network === net.name && l.groups.includes(gid)).length;
+    if (used >= limit) {
+      throw new NetsetupError(
+        EXIT.QUOTA,
+        `network "${net.name}"`,
+        `group ${gid} already holds ${used} of ${limit} allowed leases`,
+        'Release one or ask the administrator for a higher quota',
+      );
+    }
+  }
+  return groupLimits.map((g) => g.gid);
+}
+
+export interface HostLink {
+  index: number;
+  name: string;
+  kind?: string;
+}
+
+/** Splits leases into live ones and stale ones: a lease is stale when its host
+ *  veth (same name and ifindex) is gone, or when it is still pending (its call
+ *  died: pending leases exist only while their call holds the lock). */
+export function partition(leases: Lease[], links: HostLink[]): { live: Lease[]; stale: Lease[] } {
+  const live: Lease[] = [];
+  const stale: Lease[] = [];
+  for (const l of leases) {
+    const link = links.find((k) => k.name === l.hostVeth && k.index === l.hostIndex && k.kind === 'veth');
+    (l.state === 'ready' && link ? live : stale).push(l);
+  }
+  return { live, stale };
+}
+
+export function parseLeaseFile(text: string): LeaseFile {
+  const raw = JSON.parse(text) as LeaseFile;
+  if (raw?.version !== 1 || !Array.isArray(raw.leases)) throw new Error('unknown lease file format');
+  return raw;
+}

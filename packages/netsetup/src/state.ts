@@ -1,0 +1,122 @@
+// Lease state on tmpfs, under an exclusive flock that the kernel drops when the
+// holder dies (SIGKILL included). The directory must be root's own (0700); files
+// are opened without following symlinks and replaced by rename, so a planted
+// file or link is refused and a killed writer leaves the old file intact.
+import fs from 'node:fs';
+import path from 'node:path';
+import { libc, errno } from '@nsbox/shared/libc';
+import { LOCK_EX, LOCK_NB } from '@nsbox/shared/syscalls';
+import { EXIT, NetsetupError, SysError } from './errors.ts';
+import { parseLeaseFile, type Lease } from './leases.ts';
+import { untrusted } from './trust.ts';
+
+const LOCK_WAIT_MS = 20_000;
+const { O_RDWR, O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW } = fs.constants;
+
+export class State {
+  dir: string;
+  private lockFd: number;
+
+  private constructor(dir: string, lockFd: number) {
+    this.dir = dir;
+    this.lockFd = lockFd;
+  }
+
+  /** Makes sure the state directory is sound and takes the lock. */
+  static lock(dir: string): State {
+    ensureDir(dir);
+    const lockPath = path.join(dir, 'lock');
+    let fd: number;
+    try {
+      fd = fs.openSync(lockPath, O_RDWR | O_CREAT | O_NOFOLLOW, 0o600);
+    } catch (err) {
+      throw new NetsetupError(EXIT.CONFIG, `state lock ${lockPath}`, `cannot open it (${(err as NodeJS.ErrnoException).code})`, 'Remove it as root (netsetup teardown)');
+    }
+    const st = fs.fstatSync(fd);
+    if (!st.isFile() || st.uid !== 0) {
+      fs.closeSync(fd);
+      throw new NetsetupError(EXIT.CONFIG, `state lock ${lockPath}`, 'is not a root-owned regular file', 'Remove it as root');
+    }
+    const c = libc();
+    const deadline = Date.now() + LOCK_WAIT_MS;
+    const nap = new Int32Array(new SharedArrayBuffer(4));
+    for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
+      if (c.flock(fd, LOCK_EX | LOCK_NB) === 0) break;
+      const e = errno();
+      if (e !== 11) throw new SysError(`lock ${lockPath}`, e);
+      if (Date.now() > deadline) {
+        fs.closeSync(fd);
+        throw new NetsetupError(EXIT.BUSY, `lock ${lockPath}`, `another netsetup has held it for ${LOCK_WAIT_MS / 1000} s`, 'Try again; if it persists, look for a stopped netsetup process');
+      }
+      Atomics.wait(nap, 0, 0, delay);
+    }
+    return new State(dir, fd);
+  }
+
+  unlock(): void {
+    fs.closeSync(this.lockFd);
+  }
+
+  read(): Lease[] {
+    const file = path.join(this.dir, 'leases.json');
+    let fd: number;
+    try {
+      fd = fs.openSync(file, O_RDONLY | O_NOFOLLOW);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw new NetsetupError(EXIT.CONFIG, `state file ${file}`, `cannot open it (${(err as NodeJS.ErrnoException).code})`, 'Remove it as root (netsetup teardown)');
+    }
+    try {
+      const st = fs.fstatSync(fd);
+      if (!st.isFile() || st.uid !== 0) throw new NetsetupError(EXIT.CONFIG, `state file ${file}`, 'is not a root-owned regular file', 'Remove it as root');
+      return parseLeaseFile(fs.readFileSync(fd, 'utf8')).leases;
+    } catch (err) {
+      if (err instanceof NetsetupError) throw err;
+      throw new NetsetupError(EXIT.CONFIG, `state file ${file}`, `cannot be read (${(err as Error).message})`, 'Run netsetup teardown as root');
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  write(leases: Lease[]): void {
+    const file = path.join(this.dir, 'leases.json');
+    const tmp = path.join(this.dir, 'leases.json.new');
+    try {
+      fs.rmSync(tmp, { force: true });
+      const fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | fs.constants.O_EXCL, 0o600);
+      try {
+        fs.writeSync(fd, `${JSON.stringify({ version: 1, leases }, null, 1)}\n`);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, file);
+    } catch (err) {
+      throw new NetsetupError(EXIT.SYSTEM, `write state file ${file}`, (err as Error).message, 'Check free space on the state filesystem');
+    }
+  }
+
+  /** Removes the files (teardown); keeps the lock file until unlock. */
+  removeFiles(): void {
+    for (const f of ['leases.json', 'leases.json.new']) fs.rmSync(path.join(this.dir, f), { force: true });
+  }
+}
+
+function ensureDir(dir: string): void {
+  try {
+    fs.mkdirSync(dir, { mode: 0o700 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+      throw new NetsetupError(EXIT.CONFIG, `state directory ${dir}`, `cannot create it (${(err as NodeJS.ErrnoException).code})`, 'Check the stateDir setting and that its parent exists');
+    }
+  }
+  const problem = untrusted(dir, 'directory');
+  const st = fs.lstatSync(dir);
+  if (problem || (st.mode & 0o077) !== 0) {
+    throw new NetsetupError(
+      EXIT.CONFIG,
+      `state directory ${dir}`,
+      `refusing to use it: ${problem ? `${problem.path === dir ? 'it' : problem.path} ${problem.why}` : `its mode is ${(st.mode & 0o7777).toString(8)}, not 700`}`,
+      'Remove it (netsetup creates it root-owned, mode 700) or set stateDir to a root-only location',
+    );
+  }
+}
