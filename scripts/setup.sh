@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The whole job on a fresh machine (Debian 12, Node 20 + npm, run as root):
+# Debian packages, the project's own Node 24 and dependencies, the single
+# executables in dist/, a busybox rootfs in /tmp/rootfs, and one sandbox run as
+# an unprivileged user to show it works.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+if [ "$(id -u)" -eq 0 ]; then
+  echo "== Debian packages"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    binutils binutils-aarch64-linux-gnu util-linux iproute2 iptables bubblewrap hyperfine time >/dev/null
+else
+  echo "== not root: skipping Debian packages (needs binutils, binutils-aarch64-linux-gnu, util-linux, iproute2, bubblewrap)"
+fi
+
+echo "== Node 24, pnpm and dependencies"
+scripts/bootstrap.sh
+export PATH="$root/.tools/bin:$PATH"
+
+echo "== build"
+node scripts/build.ts
+
+rootfs=${ROOTFS:-/tmp/rootfs}
+echo "== rootfs at $rootfs"
+[ -x "$rootfs/bin/busybox" ] || scripts/make-rootfs.sh "$rootfs"
+
+echo "== a sandbox, as an unprivileged user"
+run_as=()
+[ "$(id -u)" -eq 0 ] && run_as=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+"${run_as[@]}" dist/launcher --rootfs "$rootfs" -- /bin/sh -c \
+  'echo "inside: pid $$, uid $(id -u), hostname $(hostname), interfaces: $(ls /sys/class/net | tr "\n" " ")"'
+echo "done: try  dist/launcher --rootfs $rootfs"
