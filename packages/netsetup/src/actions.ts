@@ -251,8 +251,11 @@ export function teardown(config: Config, nets: Network[]): number {
     const rest = s.leases.filter((l) => !names.has(l.network));
     if (rest.length === 0) s.state.removeFiles();
     else s.state.write(rest);
-    return gone.length;
-  } finally {
     end(s);
+    if (rest.length === 0) s.state.removeDir();
+    return gone.length;
+  } catch (err) {
+    end(s);
+    throw err;
   }
 }

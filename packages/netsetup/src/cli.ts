@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import * as actions from './actions.ts';
-import { findNetwork, type Config, type Network } from './config.ts';
+import { DEFAULT_CONFIG_TEXT, findNetwork, type Config, type Network } from './config.ts';
 import { EXIT, NetsetupError } from './errors.ts';
 import { LEASE_ID, type Caller, type Lease } from './leases.ts';
 import { loadConfig } from './locate.ts';
@@ -108,6 +108,23 @@ export async function run(argv: string[], priv: Privilege): Promise<number> {
       const n = actions.teardown(config, nets);
       out(`removed ${nets.map((x) => x.bridge).join(', ')} and ${n} lease(s)\n`);
     });
+
+  program
+    .command('check')
+    .description('check the installation and configuration; print which configuration is used')
+    .option('--json', 'print JSON')
+    .addOption(new Option('--config <file>').hideHelp())
+    .action((o: { json?: boolean; config?: string }) => {
+      if (o.config !== undefined && priv.uid !== 0) throw new NetsetupError(EXIT.DENIED, '--config', 'only root may name a configuration file', 'Leave it out');
+      checkInstall();
+      const { config, source } = loadConfig(fs.realpathSync('/proc/self/exe'), o.config);
+      out(o.json ? `${JSON.stringify({ source, config })}\n` : `ok: configuration ${source}, state in ${config.stateDir}, networks ${config.networks.map((n) => `${n.name} (${n.bridge} ${n.subnet})`).join(', ')}\n`);
+    });
+
+  program
+    .command('default-config')
+    .description('print the built-in default configuration (for installing it)')
+    .action(() => out(DEFAULT_CONFIG_TEXT));
 
   program.exitOverride();
   program.configureOutput({ writeErr: () => {}, writeOut: out });

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import sea from 'node:sea';
 import v8 from 'node:v8';
 import { libc } from '@nsbox/shared/libc';
-import { AT_SECURE, PR_SET_DUMPABLE } from '@nsbox/shared/syscalls';
+import { AT_SECURE, F_SETFD, PR_SET_DUMPABLE } from '@nsbox/shared/syscalls';
 import { EXIT, NetsetupError } from './errors.ts';
 
 export const FIXED_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
@@ -41,7 +41,16 @@ export function harden(): Privilege {
       process.exit(EXIT.USAGE);
     }
   }
-  return { secure, uid: process.getuid!(), gids: [...new Set([process.getgid!(), ...process.getgroups!()])] };
+  const caller = { secure, uid: process.getuid!(), gids: [...new Set([process.getgid!(), ...process.getgroups!()])] };
+  // Become root entirely (real, effective, saved ids; no supplementary groups of
+  // the caller), so children such as iptables run as plain root, not as a
+  // half-privileged mixture the caller could signal or influence.
+  if (process.geteuid!() === 0) {
+    process.setgroups!([0]);
+    process.setgid!(0);
+    process.setuid!(0);
+  }
+  return caller;
 }
 
 /** Replaces this process with a fresh start of the same executable, same
@@ -49,6 +58,8 @@ export function harden(): Privilege {
 function reexec(): never {
   const args = sea.isSea() ? process.argv.slice(2) : [...process.execArgv, ...process.argv.slice(1)];
   const env = Object.entries(FIXED_ENV).map(([k, v]) => `${k}=${v}`);
+  // Node marks stdin/stdout/stderr close-on-exec at startup (PLATFORM.md 2.7).
+  for (const fd of [0, 1, 2]) libc().fcntl(fd, F_SETFD, 'int', 0);
   libc().execve('/proc/self/exe', ['netsetup', ...args, null], [...env, null]);
   process.stderr.write('netsetup: re-execute with a clean environment: execve failed. Check the installation\n');
   process.exit(EXIT.CONFIG);

@@ -95,6 +95,16 @@ export class State {
     }
   }
 
+  /** After unlock (teardown): the lock file and the directory, if empty. */
+  removeDir(): void {
+    fs.rmSync(path.join(this.dir, 'lock'), { force: true });
+    try {
+      fs.rmdirSync(this.dir);
+    } catch {
+      // Not empty or already gone: leave it.
+    }
+  }
+
   /** Removes the files (teardown); keeps the lock file until unlock. */
   removeFiles(): void {
     for (const f of ['leases.json', 'leases.json.new']) fs.rmSync(path.join(this.dir, f), { force: true });

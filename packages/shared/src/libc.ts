@@ -32,6 +32,7 @@ function bind() {
     ioctl: f('int ioctl(int fd, unsigned long request, ...)'),
     prctl: f('int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)'),
     execve: f('int execve(const char *path, const char **argv, const char **envp)'),
+    fcntl: f('int fcntl(int fd, int cmd, ...)'),
   };
 }
 
