@@ -318,7 +318,7 @@ export const NLMSGERR_ATTR_MSG = 1;
  *  Layout: int error; the original nlmsghdr (with its payload unless NLM_F_CAPPED);
  *  then NLMSGERR_ATTR_* attributes when NLM_F_ACK_TLVS is set. */
 export function parseError(m: Pick<Message, 'flags' | 'payload'>): { errno: number; message?: string } {
-  const errno = -m.payload.readInt32LE(0);
+  const errno = 0 - m.payload.readInt32LE(0);
   if (!(m.flags & NLM_F_ACK_TLVS) || m.payload.length < 4 + NLMSG_HDRLEN) return { errno };
   const origLen = m.payload.readUInt32LE(4);
   const tlvAt = 4 + (m.flags & NLM_F_CAPPED ? NLMSG_HDRLEN : align4(origLen));

@@ -1,0 +1,87 @@
+import test from 'ava';
+import { parseConfig } from '../../packages/netsetup/src/config.ts';
+import { EXIT, NetsetupError } from '../../packages/netsetup/src/errors.ts';
+import { restoreScript } from '../../packages/netsetup/src/firewall.ts';
+import { admit, partition, type Lease } from '../../packages/netsetup/src/leases.ts';
+import { parsePid } from '../../packages/netsetup/src/target.ts';
+
+const config = parseConfig(
+  JSON.stringify({ networks: [{ name: 'n', bridge: 'nstest0', subnet: '10.231.0.0/24', quota: { users: { '1000': 2, '*': 1 }, groups: { '500': 3 } } }] }),
+  'test',
+);
+const net = config.networks[0]!;
+let next = 0;
+const lease = (uid: number, extra: Partial<Lease> = {}): Lease => {
+  const id = (next++).toString(16).padStart(8, '0');
+  return { id, network: 'n', uid, groups: [], address: `10.231.0.${next + 1}`, hostVeth: `nsb${id}`, hostIndex: 100 + next, pid: 1000 + next, state: 'ready', created: '', ...extra };
+};
+
+test('pids are parsed strictly', (t) => {
+  t.is(parsePid('1'), 1);
+  t.is(parsePid('4194304'), 4194304);
+  for (const bad of ['', '0', '-1', '1x', '01', ' 1', '1;id', '4194305', '99999999999999999999', '1e3', '0x10']) t.is(parsePid(bad), undefined, bad);
+});
+
+test('quota per user: the exact error at the limit', (t) => {
+  t.deepEqual(admit(net, [lease(1000)], { uid: 1000, gids: [1000] }), []);
+  const err = t.throws(() => admit(net, [lease(1000), lease(1000)], { uid: 1000, gids: [1000] }), { instanceOf: NetsetupError }) as NetsetupError;
+  t.is(err.code, EXIT.QUOTA);
+  t.is(err.message, 'network "n": uid 1000 already holds 2 of 2 allowed leases. Release one (netsetup list; netsetup release ID) or ask the administrator for a higher quota');
+  // "*" applies to others; other users' leases do not count.
+  t.notThrows(() => admit(net, [lease(1000), lease(1000)], { uid: 1001, gids: [1001] }));
+  t.throws(() => admit(net, [lease(1001)], { uid: 1001, gids: [1001] }), { message: /1 of 1/ });
+});
+
+test('quota per group, charged to the groups used', (t) => {
+  const onlyGroups = { ...net, quota: { users: {}, groups: { '500': 2 } } };
+  t.deepEqual(admit(onlyGroups, [], { uid: 1002, gids: [1002, 500] }), [500]);
+  const held = [lease(1003, { groups: [500] }), lease(1004, { groups: [500] })];
+  const err = t.throws(() => admit(onlyGroups, held, { uid: 1002, gids: [500] })) as NetsetupError;
+  t.is(err.code, EXIT.QUOTA);
+  t.regex(err.message, /group 500 already holds 2 of 2/);
+  const denied = t.throws(() => admit(onlyGroups, [], { uid: 1002, gids: [1002] })) as NetsetupError;
+  t.is(denied.code, EXIT.DENIED);
+  t.deepEqual(admit(onlyGroups, held, { uid: 0, gids: [0] }), [], 'root is not limited');
+});
+
+test('GC: leases whose veth is gone, renamed, reused or pending are stale', (t) => {
+  const a = lease(1000);
+  const b = lease(1000);
+  const c = lease(1000);
+  const d = lease(1000, { state: 'pending' });
+  const links = [
+    { index: a.hostIndex, name: a.hostVeth, kind: 'veth' },
+    { index: b.hostIndex + 50, name: b.hostVeth, kind: 'veth' },
+    { index: d.hostIndex, name: d.hostVeth, kind: 'veth' },
+  ];
+  const { live, stale } = partition([a, b, c, d], links);
+  t.deepEqual(live, [a]);
+  t.deepEqual(stale, [b, c, d]);
+});
+
+test('rules: own chains rebuilt whole, MASQUERADE only leaving the subnet, tagged per lease', (t) => {
+  const l = lease(1000, { id: 'abcdef01', address: '10.231.0.9' });
+  const s = restoreScript(net, [l], true);
+  t.is(
+    s,
+    [
+      '*nat',
+      ':NSBOX-POST-nstest0 - [0:0]',
+      '-A NSBOX-POST-nstest0 -s 10.231.0.0/24 ! -d 10.231.0.0/24 -m comment --comment nsbox:nstest0 -j MASQUERADE',
+      '-D POSTROUTING -m comment --comment nsbox:nstest0 -j NSBOX-POST-nstest0',
+      '-I POSTROUTING 1 -m comment --comment nsbox:nstest0 -j NSBOX-POST-nstest0',
+      'COMMIT',
+      '*filter',
+      ':NSBOX-FWD-nstest0 - [0:0]',
+      '-A NSBOX-FWD-nstest0 -i nstest0 -s 10.231.0.9/32 -m comment --comment nsbox:lease:abcdef01 -j ACCEPT',
+      '-A NSBOX-FWD-nstest0 -o nstest0 -d 10.231.0.9/32 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsbox:lease:abcdef01 -j ACCEPT',
+      '-D FORWARD -m comment --comment nsbox:nstest0 -j NSBOX-FWD-nstest0',
+      '-I FORWARD 1 -m comment --comment nsbox:nstest0 -j NSBOX-FWD-nstest0',
+      'COMMIT',
+      '',
+    ].join('\n'),
+  );
+  const first = restoreScript({ ...net, nat: false }, [], false);
+  t.false(first.includes('MASQUERADE'));
+  t.false(first.includes('-D '));
+});
