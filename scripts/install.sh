@@ -32,7 +32,11 @@ case "$PREFIX" in /*) ;; *) die "PREFIX must be an absolute path: $PREFIX" ;; es
 
 if [ "$PREFIX" = /usr ]; then ETC=/etc/nsbox; else ETC=$PREFIX/etc/nsbox; fi
 
-install -d -o root -g root -m 0755 "$PREFIX" "$PREFIX/bin" "$(dirname "$ETC")" "$ETC"
+# Create missing directories root-owned; existing ones are left as they are (and
+# `netsetup check` below refuses them if they are not root's and safe).
+for d in "$PREFIX" "$PREFIX/bin" "$(dirname "$ETC")" "$ETC"; do
+  [ -d "$d" ] || install -d -o root -g root -m 0755 "$d"
+done
 # Copy to a temporary name and rename, so a running copy is never rewritten.
 install -o root -g root -m 0755 "$DIST/netsetup" "$PREFIX/bin/.netsetup.new"
 chmod 4755 "$PREFIX/bin/.netsetup.new"
