@@ -5,7 +5,7 @@ import test from 'ava';
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import net from 'node:net';
 import fs from 'node:fs';
-import { hostVeths, inNetns, install, linkExists, NODE, oneLineError, rules, run, sandbox, type Connection, type Install, type Sandbox } from './helpers/netsetup.ts';
+import { hostVeths, inNetns, install, linkExists, NODE, oneLineError, ownRules, rules, run, sandbox, type Connection, type Install, type Sandbox } from './helpers/netsetup.ts';
 
 const U = 1000;
 let inst: Install;
@@ -136,7 +136,7 @@ test.serial('20 concurrent calls from 5 users get 20 distinct addresses', async 
   t.deepEqual(JSON.parse(l.stdout), []);
   for (let i = 0; i < 50 && hostVeths(inst.bridge).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
   t.deepEqual(hostVeths(inst.bridge), []);
-  t.false(rules(inst, 'filter').includes('nsbox:lease:'));
+  t.false(ownRules(inst, 'filter').includes('nsbox:lease:'));
 });
 
 test.serial('SIGKILL at any moment of a call leaves nothing the next call cannot clean', async (t) => {
@@ -163,7 +163,7 @@ test.serial('SIGKILL at any moment of a call leaves nothing the next call cannot
   for (let i = 0; i < 50 && hostVeths(inst.bridge).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
   t.is((await run(inst, ['list'])).code, 0);
   t.deepEqual(hostVeths(inst.bridge), []);
-  t.false(rules(inst, 'filter').includes('nsbox:lease:'));
+  t.false(ownRules(inst, 'filter').includes('nsbox:lease:'));
   const fresh = await spawnBox(U + 2);
   t.is((await run(inst, ['--pid', String(fresh.pid)], { uid: U + 2 })).code, 0);
   await fresh.kill();

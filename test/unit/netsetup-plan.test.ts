@@ -1,7 +1,7 @@
 import test from 'ava';
 import { parseConfig } from '../../packages/netsetup/src/config.ts';
 import { EXIT, NetsetupError } from '../../packages/netsetup/src/errors.ts';
-import { restoreScript } from '../../packages/netsetup/src/firewall.ts';
+import { addLeaseScript, restoreScript } from '../../packages/netsetup/src/firewall.ts';
 import { admit, partition, type Lease } from '../../packages/netsetup/src/leases.ts';
 import { parsePid } from '../../packages/netsetup/src/target.ts';
 
@@ -85,3 +85,23 @@ test('rules: own chains rebuilt whole, MASQUERADE only leaving the subnet, tagge
   t.false(first.includes('MASQUERADE'));
   t.false(first.includes('-D '));
 });
+
+test('rules fast path: checks the network rules and appends the lease, in one transaction', (t) => {
+  const l = lease(1000, { id: 'abcdef02', address: '10.231.0.10' });
+  t.is(
+    addLeaseScriptText(l),
+    [
+      '*nat',
+      '-C POSTROUTING -m comment --comment nsbox:nstest0 -j NSBOX-POST-nstest0',
+      '-C NSBOX-POST-nstest0 -s 10.231.0.0/24 ! -d 10.231.0.0/24 -m comment --comment nsbox:nstest0 -j MASQUERADE',
+      'COMMIT',
+      '*filter',
+      '-C FORWARD -m comment --comment nsbox:nstest0 -j NSBOX-FWD-nstest0',
+      '-A NSBOX-FWD-nstest0 -i nstest0 -s 10.231.0.10/32 -m comment --comment nsbox:lease:abcdef02 -j ACCEPT',
+      '-A NSBOX-FWD-nstest0 -o nstest0 -d 10.231.0.10/32 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsbox:lease:abcdef02 -j ACCEPT',
+      'COMMIT',
+      '',
+    ].join('\n'),
+  );
+});
+const addLeaseScriptText = (l: Lease): string => addLeaseScript(net, l);

@@ -8,7 +8,7 @@ import type { Config, Network } from './config.ts';
 import { EXIT, NetsetupError, SysError } from './errors.ts';
 import { ensureBridge, randomMac } from './host.ts';
 import { allocate, broadcastOf } from './ipam.ts';
-import { applyRules, removeRules, tools, type Tools } from './iptables.ts';
+import { addLeaseRules, applyRules, removeRules, tools, type Tools } from './iptables.ts';
 import { admit, hostVethName, partition, type Caller, type Lease } from './leases.ts';
 import { Rtnl } from './rtnl.ts';
 import { State } from './state.ts';
@@ -56,11 +56,13 @@ function begin(config: Config): Session {
         const link = links.find((k) => k.name === l.hostVeth && k.kind === 'veth');
         if (link) deleteLink(rtnl, link.index, l.hostVeth, true);
       }
-      state.write(live);
+      // Rules first, records last: killed in between, the stale leases are still
+      // on record and the next call does it all again.
       for (const name of new Set(stale.map((l) => l.network))) {
         const net = config.networks.find((n) => n.name === name);
         if (net && links.some((k) => k.name === net.bridge)) applyRules(t, net, live);
       }
+      state.write(live);
     }
     return { state, rtnl, tools: t, leases: live };
   } catch (err) {
@@ -120,6 +122,7 @@ export function connect(config: Config, net: Network, caller: Caller, pid: numbe
     // Recorded before the veth exists: if this call dies, the next one's GC
     // finds a pending lease and deletes the veth by its exact name.
     s.state.write([...s.leases, lease]);
+    let rulesAdded = false;
     try {
       s.rtnl.do(`create veth ${lease.hostVeth} with ${SANDBOX_IFNAME} in pid ${pid}'s namespace`, (seq) =>
         nl.newVeth(seq, {
@@ -136,14 +139,26 @@ export function connect(config: Config, net: Network, caller: Caller, pid: numbe
       lease.hostIndex = host.index;
       configureInside(target.netnsFd, homeFd, net, address, pid);
       if (!target.alive()) throw notYours(pid);
-      lease.state = 'ready';
+      // Rules before "ready": a call killed in between leaves a pending lease,
+      // and the next GC removes its veth and rebuilds the chains without it.
       const leases = [...s.leases, lease];
+      rulesAdded = true;
+      addLeaseRules(s.tools, net, lease, leases);
+      lease.state = 'ready';
       s.state.write(leases);
-      applyRules(s.tools, net, leases);
     } catch (err) {
       const host = s.rtnl.link(lease.hostVeth);
       if (host && host.kind === 'veth') deleteLink(s.rtnl, host.index, lease.hostVeth, true);
-      s.state.write(s.leases);
+      let clean = true;
+      if (rulesAdded) {
+        try {
+          applyRules(s.tools, net, s.leases);
+        } catch {
+          clean = false;
+        }
+      }
+      // Without the rules removed, the pending lease stays on record for the next GC.
+      if (clean) s.state.write(s.leases);
       throw err;
     }
     return {
@@ -203,11 +218,11 @@ export function release(config: Config, caller: Caller, by: { id: string } | { p
     }
     for (const l of chosen) deleteLink(s.rtnl, l.hostIndex, l.hostVeth, false);
     const rest = s.leases.filter((l) => !chosen.includes(l));
-    s.state.write(rest);
     for (const name of new Set(chosen.map((l) => l.network))) {
       const net = config.networks.find((n) => n.name === name);
       if (net) applyRules(s.tools, net, rest);
     }
+    s.state.write(rest);
     return chosen;
   } finally {
     end(s);

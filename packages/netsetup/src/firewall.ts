@@ -41,14 +41,35 @@ export function restoreScript(net: Network, leases: Lease[], replaceJumps: boole
 
   lines.push('*filter', `:${fwdChain(net)} - [0:0]`);
   const mine = leases.filter((l) => l.network === net.name).sort((a, b) => a.id.localeCompare(b.id));
-  for (const l of mine) {
-    const t = leaseTag(l.id);
-    lines.push(`-A ${fwdChain(net)} -i ${net.bridge} -s ${l.address}/32 -m comment --comment ${t} -j ACCEPT`);
-    lines.push(`-A ${fwdChain(net)} -o ${net.bridge} -d ${l.address}/32 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment ${t} -j ACCEPT`);
-  }
+  for (const l of mine) lines.push(...leaseRules(net, l));
   if (replaceJumps) lines.push(jumpLine('-D', fwdJump));
   lines.push(jumpLine('-I', fwdJump), 'COMMIT', '');
   return lines.join('\n');
 }
 
 const quote = (s: string): string => (/^[A-Za-z0-9_.:/!-]+$/.test(s) ? s : `"${s}"`);
+
+/**
+ * The fast path for one new lease: iptables-restore --noflush input that checks
+ * (-C) that the network's jumps and MASQUERADE rule are in place and appends the
+ * lease's two rules. Appending is cheap, unlike flushing (the nft backend waits
+ * for the kernel to retire the old rules); the whole input is one transaction,
+ * so when a check fails nothing is added and the caller rebuilds everything.
+ */
+export function addLeaseScript(net: Network, lease: Lease): string {
+  const [natJump, fwdJump] = jumps(net) as [ReturnType<typeof jumps>[number], ReturnType<typeof jumps>[number]];
+  const lines = ['*nat', ['-C', natJump.chain, ...natJump.rule].map(quote).join(' ')];
+  if (net.nat) lines.push(`-C ${natChain(net)} -s ${net.subnet} ! -d ${net.subnet} -m comment --comment ${netTag(net)} -j MASQUERADE`);
+  lines.push('COMMIT', '*filter', ['-C', fwdJump.chain, ...fwdJump.rule].map(quote).join(' '));
+  lines.push(...leaseRules(net, lease), 'COMMIT', '');
+  return lines.join('\n');
+}
+
+/** A lease's rules: forward what it sends from its own address, and replies to it. */
+function leaseRules(net: Network, l: Lease): string[] {
+  const t = leaseTag(l.id);
+  return [
+    `-A ${fwdChain(net)} -i ${net.bridge} -s ${l.address}/32 -m comment --comment ${t} -j ACCEPT`,
+    `-A ${fwdChain(net)} -o ${net.bridge} -d ${l.address}/32 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment ${t} -j ACCEPT`,
+  ];
+}

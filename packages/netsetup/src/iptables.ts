@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import type { Backend, Network } from './config.ts';
 import { EXIT, NetsetupError } from './errors.ts';
-import { fwdChain, jumps, natChain, restoreScript } from './firewall.ts';
+import { addLeaseScript, fwdChain, jumps, natChain, restoreScript } from './firewall.ts';
 import type { Lease } from './leases.ts';
 import { FIXED_ENV } from './secure.ts';
 import { untrusted } from './trust.ts';
@@ -63,6 +63,12 @@ export function applyRules(t: Tools, net: Network, leases: Lease[]): void {
   if (r.status !== 0) {
     throw new NetsetupError(EXIT.SYSTEM, `install iptables rules for ${net.bridge}`, `${t.restore} failed: ${r.stderr}`, 'Check that the iptables backend in the configuration matches the host');
   }
+}
+
+/** Adds one lease's rules; when the network's rules are not all in place (first
+ *  use, or someone removed them), rebuilds everything from `leases` instead. */
+export function addLeaseRules(t: Tools, net: Network, lease: Lease, leases: Lease[]): void {
+  if (run(t.restore, ['-w', '--noflush'], addLeaseScript(net, lease)).status !== 0) applyRules(t, net, leases);
 }
 
 /** Removes every jump to the network's chains and the chains themselves. */

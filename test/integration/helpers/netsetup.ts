@@ -120,6 +120,11 @@ export function rules(inst: Install, table: 'nat' | 'filter'): string {
   return execFileSync(inst.iptables, ['-w', '-t', table, '-S'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).replaceAll('"', '');
 }
 
+/** The lines of `iptables -S` about this install's bridge only. */
+export function ownRules(inst: Install, table: 'nat' | 'filter'): string {
+  return rules(inst, table).split('\n').filter((l) => l.includes(inst.bridge)).join('\n');
+}
+
 export interface Sandbox {
   pid: number;
   uid: number;
