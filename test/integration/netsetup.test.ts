@@ -147,7 +147,8 @@ test.serial('SIGKILL at any moment of a call leaves nothing the next call cannot
     const child = spawn(inst.bin, ['--pid', String(b.pid)], { uid: U + 2, gid: U + 2, stdio: 'ignore', env: { PATH: '/usr/bin:/bin' } });
     const exited = new Promise((r) => child.once('exit', r));
     await new Promise((r) => setTimeout(r, delay));
-    // The caller may kill their own setuid process: it has their real uid.
+    // Killed by root here: once netsetup has become fully root the caller can no
+    // longer signal it (terminal signals aside), so this is the harsher case.
     child.kill('SIGKILL');
     await exited;
   }

@@ -5,7 +5,7 @@
 import * as nl from '@nsbox/shared/netlink';
 import { libc, errno } from '@nsbox/shared/libc';
 import { CLONE_NEWNET, NETLINK_EXT_ACK, SOCK_CLOEXEC, SOCK_RAW, SOL_NETLINK } from '@nsbox/shared/syscalls';
-import { EXIT, NetsetupError, SysError } from './errors.ts';
+import { EXIT, SysError } from './errors.ts';
 
 const RECV_SIZE = 64 * 1024;
 
@@ -39,8 +39,11 @@ export class Rtnl {
       failure = err;
     }
     if (c.setns(homeFd, CLONE_NEWNET) !== 0) {
-      // Staying in the target's namespace would make every later step act there.
-      throw new NetsetupError(EXIT.INTERNAL, 'return to the host network namespace', `errno ${errno()}`, 'Nothing else was done');
+      // Staying in the target's namespace would make every later step (and every
+      // child, such as iptables) act there: stop at once. The lease is still
+      // pending, so the next call's GC removes what this one made.
+      process.stderr.write(`netsetup: return to the host network namespace: errno ${errno()}. Run netsetup again\n`);
+      process.exit(EXIT.INTERNAL);
     }
     if (failure) throw failure;
     return sock!;
