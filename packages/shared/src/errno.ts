@@ -57,9 +57,4 @@ export function errnoName(errno: number): string {
 }
 
 export const ENOENT = 2;
-export const EPERM = 1;
-export const EACCES = 13;
 export const ENOTDIR = 20;
-export const EINVAL = 22;
-export const ENOSPC = 28;
-export const EUSERS = 87;

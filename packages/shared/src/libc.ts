@@ -21,7 +21,6 @@ function bind() {
     waitpid: f('int waitpid(int pid, _Out_ int *status, int options)'),
     syscall: f('long syscall(long nr, ...)'),
     getauxval: f('unsigned long getauxval(unsigned long type)'),
-    strerror: f('const char *strerror(int errnum)'),
     _exit: f('void _exit(int status)'),
     socket: f('int socket(int domain, int type, int protocol)'),
     setsockopt: f('int setsockopt(int fd, int level, int name, const int *value, uint32_t len)'),

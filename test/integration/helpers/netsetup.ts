@@ -202,19 +202,7 @@ export function inNetns(pid: number, cmd: string[]): { status: number | null; st
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-export interface Connection {
-  lease: string;
-  interface: string;
-  address: string;
-  prefix: number;
-  cidr: string;
-  gateway: string;
-  mtu: number;
-  dns: string[];
-  hostVeth: string;
-  bridge: string;
-  pid: number;
-}
+export type { Connection } from '../../../packages/netsetup/src/actions.ts';
 
 /** Every user-facing failure is exactly one line in the documented format. */
 export function oneLineError(stderr: string): boolean {
