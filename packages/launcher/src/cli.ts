@@ -9,7 +9,7 @@ export type Parsed = { kind: 'run'; options: Options } | { kind: 'info'; text: s
 
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$/;
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const NET_MODES: NetMode[] = ['none'];
+const NET_MODES: NetMode[] = ['bridge', 'none'];
 
 export const HELP = `Usage: launcher --rootfs DIR [options] [-- CMD [ARGS...]]
 
@@ -26,12 +26,22 @@ Options:
   --ro-bind SRC:DST     the same, read-only (repeatable)
   --tmpfs DST           mount an empty tmpfs at DST (repeatable)
   --read-only           mount the rootfs read-only (and a tmpfs on /tmp)
-  --net MODE            network: none (only lo, up) (default: none)
+  --net MODE            bridge: eth0 on a host bridge with NAT, set up by the
+                        setuid helper netsetup; none: only lo (default: bridge
+                        when netsetup is installed, else none)
+  --netsetup PATH       the netsetup to use (default: next to the launcher,
+                        else the first one in PATH)
+  -p, --publish [HOSTIP:]HOSTPORT:PORT[/tcp|/udp]
+                        make PORT of the sandbox reachable at HOSTPORT on the
+                        host's addresses (repeatable; needs --net bridge)
+  --info-fd FD          write JSON lines to FD: when the sandbox has started
+                        (pid, address, gateway, lease) and when it has exited
   -h, --help            show this help
   -V, --version         show the version
 
 Exit status: the command's; 128+N if it died of signal N; 125 if the launcher
-failed; 126 if the command cannot be executed; 127 if it was not found.
+failed (also when netsetup refused or failed: its message says why); 126 if the
+command cannot be executed; 127 if it was not found.
 `;
 
 type Handler = (value: string) => void;
@@ -43,7 +53,10 @@ export function parseArgs(argv: string[], version: string): Parsed {
   let hostname = DEFAULT_HOSTNAME;
   let cwd = '/';
   let readOnly = false;
-  let net: NetMode = 'none';
+  let net: NetMode | undefined;
+  let netsetup: string | undefined;
+  let infoFd: number | undefined;
+  const publish: string[] = [];
 
   const withValue: Record<string, Handler> = {
     '--rootfs': (v) => (rootfs = v),
@@ -61,6 +74,16 @@ export function parseArgs(argv: string[], version: string): Parsed {
     '--net': (v) => {
       if (!NET_MODES.includes(v as NetMode)) throw new UsageError(`--net ${v}: unknown network mode (choose from: ${NET_MODES.join(', ')})`);
       net = v as NetMode;
+    },
+    '--netsetup': (v) => {
+      if (v === '') throw new UsageError('--netsetup needs a path');
+      netsetup = v;
+    },
+    '--publish': (v) => publish.push(publishSpec(v)),
+    '-p': (v) => publish.push(publishSpec(v)),
+    '--info-fd': (v) => {
+      if (!/^\d{1,9}$/.test(v)) throw new UsageError(`--info-fd ${v}: expected a file descriptor number`);
+      infoFd = Number(v);
     },
   };
 
@@ -95,7 +118,20 @@ export function parseArgs(argv: string[], version: string): Parsed {
   const command = i < argv.length ? argv.slice(i) : DEFAULT_COMMAND;
   if (command[0] === '') throw new UsageError('the command is an empty string');
   if (readOnly && !mounts.some((m) => m.target === '/tmp')) mounts.unshift({ kind: 'tmpfs', target: '/tmp' });
-  return { kind: 'run', options: { rootfs, command, hostname, env, cwd, mounts, readOnly, net } };
+  if (net === 'none' && publish.length > 0) throw new UsageError('-p needs a network: it cannot be used with --net none');
+  return { kind: 'run', options: { rootfs, command, hostname, env, cwd, mounts, readOnly, net, netsetup, publish, infoFd } };
+}
+
+// The syntax only; netsetup decides what may be published.
+const PUBLISH = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):)?(\d{1,5}):(\d{1,5})(?:\/(tcp|udp))?$/;
+
+function publishSpec(v: string): string {
+  const m = PUBLISH.exec(v);
+  const ports = m ? [Number(m[2]), Number(m[3])] : [];
+  if (!m || ports.some((p) => p < 1 || p > 65535) || (m[1] !== undefined && m[1].split('.').some((o) => Number(o) > 255))) {
+    throw new UsageError(`-p ${v}: expected [HOSTIP:]HOSTPORT:PORT[/tcp|/udp] with ports 1-65535 and an IPv4 HOSTIP`);
+  }
+  return v;
 }
 
 function bindSpec(kind: 'bind' | 'ro-bind', v: string): Mount {
