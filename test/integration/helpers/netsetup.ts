@@ -25,6 +25,8 @@ export interface NetworkOptions {
   iptables?: 'auto' | 'nft' | 'legacy';
   stateDir?: string;
   mtu?: number;
+  /** Prefix length of the test subnet (default 24). */
+  prefix?: number;
 }
 
 export interface Install {
@@ -55,7 +57,7 @@ export function install(o: NetworkOptions): Install {
       {
         name: 'test',
         bridge,
-        subnet: `10.231.${o.octet}.0/24`,
+        subnet: `10.231.${o.octet}.0/${o.prefix ?? 24}`,
         gateway,
         mtu: o.mtu ?? 1500,
         nat: true,
@@ -74,7 +76,7 @@ export function install(o: NetworkOptions): Install {
     configFile: path.join(prefix, 'etc/nsbox/netsetup.conf'),
     stateDir,
     bridge,
-    subnet: `10.231.${o.octet}.0/24`,
+    subnet: `10.231.${o.octet}.0/${o.prefix ?? 24}`,
     gateway,
     iptables,
     remove() {
