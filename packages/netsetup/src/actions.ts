@@ -4,6 +4,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import * as nl from '@nsbox/shared/netlink';
+import type { PublishSpec } from '@nsbox/shared/publish';
 import type { Config, Network } from './config.ts';
 import { EXIT, NetsetupError, SysError } from './errors.ts';
 import { ensureBridge, randomMac } from './host.ts';
@@ -12,6 +13,8 @@ import { addLeaseRules, applyRules, removeRules, tools, type Tools } from './ipt
 import { admit, hostVethName, partition, type Caller, type Lease } from './leases.ts';
 import { Rtnl } from './rtnl.ts';
 import { State } from './state.ts';
+import { admitPublish } from './publishing.ts';
+import { boundSockets } from './sockets.ts';
 import { notYours, pin } from './target.ts';
 
 export interface Connection {
@@ -27,6 +30,8 @@ export interface Connection {
   dns: string[];
   bridge: string;
   hostVeth: string;
+  /** Host ports forwarded to `address`. */
+  published: PublishSpec[];
 }
 
 export const SANDBOX_IFNAME = 'eth0';
@@ -90,8 +95,9 @@ function newLeaseId(taken: Set<string>): string {
   }
 }
 
-/** Gives the network namespace of `pid` one veth on the network's bridge. */
-export function connect(config: Config, net: Network, caller: Caller, pid: number): Connection {
+/** Gives the network namespace of `pid` one veth on the network's bridge, and
+ *  publishes the host ports `publish` to it (all of them or, refused, nothing). */
+export function connect(config: Config, net: Network, caller: Caller, pid: number, publish: PublishSpec[] = []): Connection {
   const homeNetns = fs.statSync('/proc/self/ns/net');
   const target = pin(pid, caller.uid, homeNetns);
   let s: Session | undefined;
@@ -99,6 +105,10 @@ export function connect(config: Config, net: Network, caller: Caller, pid: numbe
   try {
     s = begin(config);
     const groups = admit(net, s.leases, caller);
+    if (publish.length > 0) {
+      const addresses = s.rtnl.addresses().flatMap((a) => (a.family === nl.AF_INET && a.address ? [a.address] : []));
+      admitPublish(net, caller, publish, s.leases, { addresses, sockets: boundSockets(publish.map((p) => p.protocol)) });
+    }
     const address = allocate(net, s.leases.filter((l) => l.network === net.name).map((l) => l.address));
     if (!address) {
       throw new NetsetupError(EXIT.QUOTA, `network "${net.name}"`, `all addresses of ${net.subnet} are leased`, 'Release a lease or ask the administrator for a larger subnet');
@@ -117,6 +127,7 @@ export function connect(config: Config, net: Network, caller: Caller, pid: numbe
       pid,
       state: 'pending',
       created: new Date().toISOString(),
+      published: publish,
     };
     lease.hostVeth = hostVethName(lease.id);
     // Recorded before the veth exists: if this call dies, the next one's GC
@@ -174,6 +185,7 @@ export function connect(config: Config, net: Network, caller: Caller, pid: numbe
       dns: net.dns,
       bridge: net.bridge,
       hostVeth: lease.hostVeth,
+      published: publish,
     };
   } finally {
     if (homeFd >= 0) fs.closeSync(homeFd);

@@ -3,6 +3,7 @@
 // the root-owned configuration.
 import fs from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
+import { formatPublish, parsePublish, PublishSyntaxError, PUBLISH_SYNTAX, type PublishSpec } from '@nsbox/shared/publish';
 import * as actions from './actions.ts';
 import { DEFAULT_CONFIG_TEXT, findNetwork, type Config, type Network } from './config.ts';
 import { EXIT, NetsetupError } from './errors.ts';
@@ -12,9 +13,13 @@ import { checkInstall, type Privilege } from './secure.ts';
 import { parsePid } from './target.ts';
 
 const HELP_AFTER = `
-Exit codes: 0 ok, 2 usage, 3 not permitted (pid not yours, lease not yours),
-4 quota or subnet exhausted, 5 installation or configuration refused,
-6 kernel or iptables failure, 7 state lock busy, 1 internal error.`;
+Publishing: --publish ${PUBLISH_SYNTAX} (repeatable) forwards the host port
+(on every address of the host, or on HOSTIP) to PORT in the sandbox.
+
+Exit codes: 0 ok, 2 usage, 3 not permitted (pid not yours, lease not yours,
+port or address refused), 4 quota or subnet exhausted, 5 installation or
+configuration refused, 6 kernel or iptables failure, 7 state lock busy,
+8 host port already published or in use, 1 internal error.`;
 
 export async function run(argv: string[], priv: Privilege): Promise<number> {
   const out = (s: string): void => void process.stdout.write(s);
@@ -39,7 +44,17 @@ export async function run(argv: string[], priv: Privilege): Promise<number> {
   const rootOnly = (what: string): void => {
     if (priv.uid !== 0) throw new NetsetupError(EXIT.DENIED, what, 'only root may do this', 'Ask the administrator');
   };
-  const leaseLine = (l: Lease): string => `${l.id} ${l.network} uid=${l.uid} pid=${l.pid} ${l.address} ${l.hostVeth} ${l.created}`;
+  const publishArg = (text: string): PublishSpec => {
+    try {
+      return parsePublish(text);
+    } catch (err) {
+      if (err instanceof PublishSyntaxError) throw new NetsetupError(EXIT.USAGE, `--publish ${text}`, err.reason, 'Run netsetup --help');
+      throw err;
+    }
+  };
+  const publishedText = (p: PublishSpec[]): string => p.map(formatPublish).join(',');
+  const leaseLine = (l: Lease): string =>
+    `${l.id} ${l.network} uid=${l.uid} pid=${l.pid} ${l.address} ${l.hostVeth} ${l.created}${l.published.length > 0 ? ` published=${publishedText(l.published)}` : ''}`;
 
   const program = new Command('netsetup')
     .description('Give a process in its own network namespace one veth on an admin-approved bridge.')
@@ -47,14 +62,17 @@ export async function run(argv: string[], priv: Privilege): Promise<number> {
     .option('--pid <pid>', 'the process whose network namespace to connect')
     .option('--network <name>', 'a network from the configuration (default: the first)')
     .option('--json', 'print the result as JSON')
+    .option('--publish <spec>', `publish a host port to the sandbox: ${PUBLISH_SYNTAX} (repeatable)`, (v: string, all: string[]) => [...all, v], [] as string[])
     .addOption(new Option('--config <file>', 'root only: use this configuration file').hideHelp())
     .addHelpText('after', HELP_AFTER)
-    .action((o: { pid?: string; network?: string; json?: boolean; config?: string }) => {
+    .action((o: { pid?: string; network?: string; json?: boolean; publish: string[]; config?: string }) => {
       if (o.pid === undefined) throw new NetsetupError(EXIT.USAGE, 'command line', 'missing --pid', 'Run netsetup --help');
       const pid = pidArg(o.pid);
+      const publish = o.publish.map(publishArg);
       const config = context(o.config);
-      const c = actions.connect(config, network(config, o.network), caller, pid);
-      out(o.json ? `${JSON.stringify(c)}\n` : `${c.interface} ${c.cidr} via ${c.gateway} mtu ${c.mtu} on ${c.bridge} (host ${c.hostVeth}, lease ${c.lease})\n`);
+      const c = actions.connect(config, network(config, o.network), caller, pid, publish);
+      const published = c.published.length > 0 ? `, published ${publishedText(c.published)}` : '';
+      out(o.json ? `${JSON.stringify(c)}\n` : `${c.interface} ${c.cidr} via ${c.gateway} mtu ${c.mtu} on ${c.bridge} (host ${c.hostVeth}, lease ${c.lease}${published})\n`);
     });
 
   program
