@@ -13,8 +13,8 @@ import { checkInstall, type Privilege } from './secure.ts';
 import { parsePid } from './target.ts';
 
 const HELP_AFTER = `
-Publishing: --publish ${PUBLISH_SYNTAX} (repeatable) forwards the host port
-(on every address of the host, or on HOSTIP) to PORT in the sandbox.
+Publishing: --publish ${PUBLISH_SYNTAX} (repeatable) forwards
+HOSTPORT (on every address of the host, or on HOSTIP) to PORT in the sandbox.
 
 Exit codes: 0 ok, 2 usage, 3 not permitted (pid not yours, lease not yours,
 port or address refused), 4 quota or subnet exhausted, 5 installation or
@@ -62,13 +62,13 @@ export async function run(argv: string[], priv: Privilege): Promise<number> {
     .option('--pid <pid>', 'the process whose network namespace to connect')
     .option('--network <name>', 'a network from the configuration (default: the first)')
     .option('--json', 'print the result as JSON')
-    .option('--publish <spec>', `publish a host port to the sandbox: ${PUBLISH_SYNTAX} (repeatable)`, (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('--publish <spec>', `publish a host port to the sandbox: ${PUBLISH_SYNTAX} (repeatable)`, (v: string, all: string[] | undefined) => [...(all ?? []), v])
     .addOption(new Option('--config <file>', 'root only: use this configuration file').hideHelp())
     .addHelpText('after', HELP_AFTER)
-    .action((o: { pid?: string; network?: string; json?: boolean; publish: string[]; config?: string }) => {
+    .action((o: { pid?: string; network?: string; json?: boolean; publish?: string[]; config?: string }) => {
       if (o.pid === undefined) throw new NetsetupError(EXIT.USAGE, 'command line', 'missing --pid', 'Run netsetup --help');
       const pid = pidArg(o.pid);
-      const publish = o.publish.map(publishArg);
+      const publish = (o.publish ?? []).map(publishArg);
       const config = context(o.config);
       const c = actions.connect(config, network(config, o.network), caller, pid, publish);
       const published = c.published.length > 0 ? `, published ${publishedText(c.published)}` : '';
