@@ -3,6 +3,7 @@
 // goes only to the test bridges' addresses and a dummy address the test creates.
 import test from 'ava';
 import { execFileSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -104,6 +105,7 @@ test.serial('inside: eth0 has the reported address, the route goes via the gatew
   ].join('; ');
   const r = await startNet(main, ['--hostname', 'box1'], script).done;
   t.is(r.code, 0, r.stderr);
+  t.is(r.stderr, '');
   const started = r.info[0] as unknown as Started;
   t.is(started.event, 'started');
   t.is(started.interface, 'eth0');
@@ -127,20 +129,55 @@ test.serial('the rootfs on disk is not modified: /etc files are mounted over it'
   t.is(execFileSync('sh', ['-c', `cd ${rootfs}/etc && for f in hosts hostname resolv.conf; do stat -c '%n %s %Y' $f; md5sum $f; done`], { encoding: 'utf8' }), before);
 });
 
-test.serial('outside: a server in the sandbox is reachable from the host at its address', async (t) => {
-  const net = startNet(main, [], 'mkdir -p /tmp/w && echo sandbox-page > /tmp/w/index.html && exec httpd -f -p 8080 -h /tmp/w');
-  const started = await net.started;
-  let body = '';
-  for (let i = 0; i < 50 && body === ''; i++) {
-    body = await get(`http://${started.address}:8080/`).catch(() => '');
-    if (body === '') await sleep(100);
+const untilAnswer = async (url: string): Promise<string> => {
+  for (let i = 0; i < 50; i++) {
+    const body = await get(url).catch(() => '');
+    if (body !== '') return body;
+    await sleep(100);
   }
-  t.is(body, 'sandbox-page\n');
+  return '';
+};
+
+test.serial('a rootfs without /etc/hosts and with a dangling resolv.conf link gets them through an overlay, untouched on disk', async (t) => {
+  const bare = makeRootfs();
+  fs.rmSync(`${bare}/etc/hosts`);
+  fs.rmSync(`${bare}/etc/resolv.conf`);
+  fs.symlinkSync('/run/nsbox-test-absent/stub-resolv.conf', `${bare}/etc/resolv.conf`);
+  const listing = (): string => execFileSync('ls', ['-la', `${bare}/etc`], { encoding: 'utf8' });
+  const before = listing();
+  const child = start(['--info-fd', '3', '--rootfs', bare, '--hostname', 'bare', '--', '/bin/sh', '-c', 'cat /etc/hosts /etc/resolv.conf; echo x > /etc/new-file && echo wrote'], { launcher: launcher(main), extraFds: ['pipe'] });
+  const r = await collect(child);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /\tbare\n/);
+  t.regex(r.stdout, new RegExp(`^nameserver ${main.gateway}$`, 'm'));
+  t.regex(r.stdout, /^wrote$/m, 'writes to /etc go to the overlay');
+  t.is(listing(), before, "the rootfs's /etc is unchanged");
+  t.false(fs.existsSync('/run/nsbox-test-absent'), 'the dangling link was not followed on the host');
+});
+
+test.serial('outside: a server in the sandbox is reachable from the host at its address and through a published port', async (t) => {
+  const hostPort = 20000 + (process.pid % 20000);
+  const net = startNet(main, ['-p', `${hostPort}:8080`], 'mkdir -p /tmp/w && echo sandbox-page > /tmp/w/index.html && exec httpd -f -p 8080 -h /tmp/w');
+  const started = await net.started;
+  t.deepEqual((started as unknown as { published: unknown[] }).published, [{ hostAddress: '0.0.0.0', hostPort, port: 8080, protocol: 'tcp' }]);
+  t.is(await untilAnswer(`http://${started.address}:8080/`), 'sandbox-page\n');
+  // The gateway is one of the host's own addresses (on the test's bridge).
+  t.is(await untilAnswer(`http://${main.gateway}:${hostPort}/`), 'sandbox-page\n', 'through the published port');
   net.child.kill('SIGTERM');
   const r = await net.done;
   t.is(r.code, 128 + 15);
   t.deepEqual(r.info[1], { event: 'exited', signal: 15 });
   t.deepEqual(await leftovers(main), nothingLeft);
+  t.is(await get(`http://${main.gateway}:${hostPort}/`).catch((e: NodeJS.ErrnoException) => e.code), 'ECONNREFUSED', 'the published port is gone with the lease');
+});
+
+test.serial('a port netsetup will not publish: its message, exit 125, nothing left', async (t) => {
+  const r = await startNet(main, ['-p', '80:8080'], 'echo should-not-run').done;
+  t.is(r.code, 125);
+  t.regex(r.stderr, /^netsetup: [^\n]*\b80\b[^\n]*\n$/);
+  t.is(r.stdout, '');
+  t.deepEqual(await leftovers(main), nothingLeft);
+  t.deepEqual(processesOf(TEST_UID), []);
 });
 
 test.serial('50 sandboxes started at once get distinct addresses, all reach the gateway, and leave nothing', async (t) => {

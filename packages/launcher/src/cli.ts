@@ -1,6 +1,7 @@
 // Command line -> Options (pure: argv in, options or a UsageError out).
 // Hand-written rather than commander: loading and running commander cost ~6 ms
 // of the launcher's ~30 ms start, and scripts start many sandboxes.
+import { parsePublish, PublishSyntaxError } from '@nsbox/shared/publish';
 import { DEFAULT_COMMAND, DEFAULT_HOSTNAME, type Mount, type NetMode, type Options } from './options.ts';
 
 export class UsageError extends Error {}
@@ -123,13 +124,12 @@ export function parseArgs(argv: string[], version: string): Parsed {
 }
 
 // The syntax only; netsetup decides what may be published.
-const PUBLISH = /^(?:(\d{1,3}(?:\.\d{1,3}){3}):)?(\d{1,5}):(\d{1,5})(?:\/(tcp|udp))?$/;
-
 function publishSpec(v: string): string {
-  const m = PUBLISH.exec(v);
-  const ports = m ? [Number(m[2]), Number(m[3])] : [];
-  if (!m || ports.some((p) => p < 1 || p > 65535) || (m[1] !== undefined && m[1].split('.').some((o) => Number(o) > 255))) {
-    throw new UsageError(`-p ${v}: expected [HOSTIP:]HOSTPORT:PORT[/tcp|/udp] with ports 1-65535 and an IPv4 HOSTIP`);
+  try {
+    parsePublish(v);
+  } catch (err) {
+    if (err instanceof PublishSyntaxError) throw new UsageError(err.message);
+    throw err;
   }
   return v;
 }

@@ -10,7 +10,7 @@ import {
 import { parseArgs, UsageError } from './cli.ts';
 import { hostnameFile, hostsFile, resolvConf, type EtcFile } from './etc.ts';
 import { openInfo } from './info.ts';
-import { checkSetuidRoot, connect, findNetsetup, missingMessage, netsetupCandidates, release, type Lease } from './netsetup.ts';
+import { checkSetuidRoot, connect, findNetsetup, missingMessage, netsetupCandidates, release, type Connection, type Lease } from './netsetup.ts';
 import { callerMaps, writeMaps } from './idmap.ts';
 import { sandboxEnv, type Options } from './options.ts';
 import { EXIT_LAUNCHER, judgeStart } from './outcome.ts';
@@ -43,7 +43,7 @@ async function main(argv: string[]): Promise<number> {
     throw err;
   }
   const signals = forwardSignals(child.pid);
-  let lease: Lease | undefined;
+  let net: Connection | undefined;
   try {
     writeMaps(child.pid, callerMaps(process.getuid!(), process.getgid!()));
   } catch (err) {
@@ -51,18 +51,19 @@ async function main(argv: string[]): Promise<number> {
     throw new UserError(`launcher: cannot map the caller to root in the sandbox: ${(err as Error).message}`, EXIT_LAUNCHER);
   }
   try {
-    if (netsetup !== undefined) lease = connect(netsetup, child.pid, opts.publish);
-    for (const [file, content] of etcContents(opts, lease)) child.fill(file, Buffer.from(content));
+    if (netsetup !== undefined) net = connect(netsetup, child.pid, opts.publish);
+    for (const [file, content] of etcContents(opts, net?.lease)) child.fill(file, Buffer.from(content));
   } catch (err) {
     child.abort();
+    if (net) release(net.holder);
     throw err;
   }
   const failures = child.release();
   const outcome = judgeStart(plan!, failures, opts.command[0]!);
-  if (outcome.started && info) info.started(child.pid, lease);
+  if (outcome.started && info) info.started(child.pid, net?.lease);
   const exit = await waitExit(child.pid);
   signals.stop();
-  if (lease) release(netsetup!, lease.lease);
+  if (net) release(net.holder);
   if (!outcome.started) throw new UserError(outcome.message, outcome.exitCode);
   const killedFor = signals.killedFor();
   const result: Exit = killedFor !== undefined ? { signal: killedFor } : exit;

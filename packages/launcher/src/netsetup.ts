@@ -55,7 +55,21 @@ export function checkSetuidRoot(file: string): void {
   }
 }
 
-function run(file: string, args: string[]): { status: number; output: string } {
+export interface Connection {
+  lease: Lease;
+  /** The netsetup that holds the lease and releases it when its stdin closes. */
+  holder: { pid: number; stdin: number };
+}
+
+/**
+ * Connects pid's network namespace with `netsetup --hold`: netsetup configures
+ * it, prints the lease and stays, releasing the lease as soon as its stdin
+ * closes: when the launcher is done, or killed. One netsetup start per sandbox.
+ * On failure netsetup has printed its own one-line message.
+ */
+export function connect(file: string, pid: number, publish: string[]): Connection {
+  const args = ['--pid', String(pid), '--json', '--hold'];
+  for (const p of publish) args.push('--publish', p);
   let child;
   try {
     child = spawnProgram(file, ['netsetup', ...args], ENV);
@@ -63,30 +77,27 @@ function run(file: string, args: string[]): { status: number; output: string } {
     if (err instanceof SpawnError) throw new UserError(`launcher: cannot run netsetup ${file}: ${err.message}`, EXIT_LAUNCHER);
     throw err;
   }
-  fs.closeSync(child.stdin);
   const output = readLine(child.stdout);
   fs.closeSync(child.stdout);
-  return { status: waitStatus(child.pid), output };
-}
-
-/** Connects pid's network namespace. netsetup prints its own error on failure. */
-export function connect(file: string, pid: number, publish: string[]): Lease {
-  const args = ['--pid', String(pid), '--json'];
-  for (const p of publish) args.push('--publish', p);
-  const { status, output } = run(file, args);
-  if (status !== 0) throw new UserError('', EXIT_LAUNCHER);
+  const holder = { pid: child.pid, stdin: child.stdin };
+  if (output === '') {
+    release(holder);
+    throw new UserError('', EXIT_LAUNCHER);
+  }
   try {
     const lease = JSON.parse(output) as Lease;
     if (typeof lease.address !== 'string' || typeof lease.lease !== 'string') throw new Error('incomplete');
     lease.dns ??= [];
     lease.published ??= [];
-    return lease;
+    return { lease, holder };
   } catch {
+    release(holder);
     throw new UserError(`launcher: netsetup ${file} gave an answer the launcher does not understand (${JSON.stringify(output.slice(0, 80))}); are the launcher and netsetup from the same version?`, EXIT_LAUNCHER);
   }
 }
 
-/** Frees the lease; netsetup explains on stderr if it cannot (the next call collects it). */
-export function release(file: string, lease: string): boolean {
-  return run(file, ['release', lease, '--json']).status === 0;
+/** Lets the holding netsetup release the lease, and waits until it has. */
+export function release(holder: Connection['holder']): number {
+  fs.closeSync(holder.stdin);
+  return waitStatus(holder.pid);
 }

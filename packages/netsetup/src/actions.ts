@@ -43,6 +43,8 @@ interface Session {
   tools: Tools;
   /** Live leases after GC. */
   leases: Lease[];
+  /** Leases this session's GC dropped. */
+  collected: Lease[];
 }
 
 /** Lock, open the host netlink socket, drop stale leases (their veths and rules). */
@@ -69,7 +71,7 @@ function begin(config: Config): Session {
       }
       state.write(live);
     }
-    return { state, rtnl, tools: t, leases: live };
+    return { state, rtnl, tools: t, leases: live, collected: stale };
   } catch (err) {
     rtnl?.close();
     state.unlock();
@@ -224,7 +226,11 @@ export function release(config: Config, caller: Caller, by: { id: string } | { p
   const s = begin(config);
   try {
     const mine = (l: Lease): boolean => caller.uid === 0 || l.uid === caller.uid;
-    const chosen = s.leases.filter((l) => mine(l) && ('id' in by ? l.id === by.id : l.pid === by.pid));
+    const wanted = (l: Lease): boolean => mine(l) && ('id' in by ? l.id === by.id : l.pid === by.pid);
+    const chosen = s.leases.filter(wanted);
+    // A lease whose sandbox is gone was just collected by this very call: released.
+    const collected = s.collected.filter(wanted);
+    if (chosen.length === 0 && collected.length > 0) return collected;
     if (chosen.length === 0) {
       throw new NetsetupError(EXIT.DENIED, 'id' in by ? `lease ${by.id}` : `pid ${by.pid}`, 'no such lease of yours', 'See your leases with netsetup list');
     }
