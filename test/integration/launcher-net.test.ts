@@ -7,10 +7,13 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { collect, LAUNCHER, makeRootfs, processesOf, requireRoot, sleep, start, TEST_UID, type Result } from '../helpers/sandbox.ts';
+import { collect, LAUNCHER, makeRootfs, processesOf, requireRoot, sleep, start, type Result, type RunOptions } from '../helpers/sandbox.ts';
 import { hostVeths, install, ownRules, run as netsetup, type Install } from './helpers/netsetup.ts';
 
 requireRoot();
+// A user of its own: other test files count the processes of theirs.
+const NET_UID = 4322;
+const asUser: RunOptions = { uid: NET_UID, gid: NET_UID };
 const rootfs = makeRootfs();
 const installs: Install[] = [];
 const setUp = (o: Parameters<typeof install>[0]): Install => {
@@ -44,7 +47,7 @@ interface NetRun {
 /** Runs the installed launcher as the test user with --info-fd 3. With `hold`,
  *  its stdin stays open until the test ends it (for scripts that `read`). */
 function startNet(inst: Install, args: string[], script: string, hold = false): NetRun {
-  const child = start(['--info-fd', '3', '--rootfs', rootfs, ...args, '--', '/bin/sh', '-c', script], { launcher: launcher(inst), extraFds: ['pipe'], timeoutMs: 100_000 });
+  const child = start(['--info-fd', '3', '--rootfs', rootfs, ...args, '--', '/bin/sh', '-c', script], { ...asUser, launcher: launcher(inst), extraFds: ['pipe'], timeoutMs: 100_000 });
   let infoText = '';
   let resolveStarted: (s: Started) => void;
   let rejectStarted: (e: Error) => void;
@@ -145,7 +148,7 @@ test.serial('a rootfs without /etc/hosts and with a dangling resolv.conf link ge
   fs.symlinkSync('/run/nsbox-test-absent/stub-resolv.conf', `${bare}/etc/resolv.conf`);
   const listing = (): string => execFileSync('ls', ['-la', `${bare}/etc`], { encoding: 'utf8' });
   const before = listing();
-  const child = start(['--info-fd', '3', '--rootfs', bare, '--hostname', 'bare', '--', '/bin/sh', '-c', 'cat /etc/hosts /etc/resolv.conf; echo x > /etc/new-file && echo wrote'], { launcher: launcher(main), extraFds: ['pipe'] });
+  const child = start(['--info-fd', '3', '--rootfs', bare, '--hostname', 'bare', '--', '/bin/sh', '-c', 'cat /etc/hosts /etc/resolv.conf; echo x > /etc/new-file && echo wrote'], { ...asUser, launcher: launcher(main), extraFds: ['pipe'] });
   const r = await collect(child);
   t.is(r.code, 0, r.stderr);
   t.regex(r.stdout, /\tbare\n/);
@@ -177,7 +180,7 @@ test.serial('a port netsetup will not publish: its message, exit 125, nothing le
   t.regex(r.stderr, /^netsetup: [^\n]*\b80\b[^\n]*\n$/);
   t.is(r.stdout, '');
   t.deepEqual(await leftovers(main), nothingLeft);
-  t.deepEqual(processesOf(TEST_UID), []);
+  t.deepEqual(processesOf(NET_UID), []);
 });
 
 test.serial('50 sandboxes started at once get distinct addresses, all reach the gateway, and leave nothing', async (t) => {
@@ -192,7 +195,7 @@ test.serial('50 sandboxes started at once get distinct addresses, all reach the 
   const addresses = new Set(results.map((r) => (r.info[0] as unknown as Started).address));
   t.is(addresses.size, 50);
   await sleep(200);
-  t.deepEqual(processesOf(TEST_UID), []);
+  t.deepEqual(processesOf(NET_UID), []);
   t.deepEqual(await leftovers(main), nothingLeft);
 });
 
@@ -202,8 +205,8 @@ test.serial('50 launchers killed with SIGKILL: their sandboxes die, and one nets
   t.is(new Set(started.map((s) => s.address)).size, 50);
   for (const r of runs) r.child.kill('SIGKILL');
   await Promise.all(runs.map((r) => r.done));
-  for (let i = 0; i < 50 && processesOf(TEST_UID).length > 0; i++) await sleep(100);
-  t.deepEqual(processesOf(TEST_UID), [], 'the sandboxes died with their launchers');
+  for (let i = 0; i < 50 && processesOf(NET_UID).length > 0; i++) await sleep(100);
+  t.deepEqual(processesOf(NET_UID), [], 'the sandboxes died with their launchers');
   // The kernel removes a veth pair with its namespace; give its cleanup a moment.
   for (let i = 0; i < 50 && hostVeths(main.bridge).length > 0; i++) await sleep(100);
   t.deepEqual(await leftovers(main), nothingLeft, 'a single further netsetup call (list) collected the leases and rules');
@@ -217,16 +220,16 @@ test.serial('--net none keeps the sandbox isolated with netsetup installed', asy
 });
 
 test.serial('a missing netsetup: one line, exit 125, no sandbox', async (t) => {
-  const r = await collect(start(['--rootfs', rootfs, '--netsetup', '/nonexistent/netsetup', '--', '/bin/true']));
+  const r = await collect(start(['--rootfs', rootfs, '--netsetup', '/nonexistent/netsetup', '--', '/bin/true'], asUser));
   t.is(r.code, 125);
   t.regex(r.stderr, /^launcher: netsetup \/nonexistent\/netsetup does not exist, so the sandbox cannot get a network\. [^\n]*--net none\.\n$/);
-  const plain = await collect(start(['--rootfs', rootfs, '--net', 'bridge', '--netsetup', '/nonexistent/netsetup', '--', '/bin/true']));
+  const plain = await collect(start(['--rootfs', rootfs, '--net', 'bridge', '--netsetup', '/nonexistent/netsetup', '--', '/bin/true'], asUser));
   t.is(plain.code, 125);
 });
 
 test.serial('a netsetup that is not setuid root: one line naming it and how to install, exit 125', async (t) => {
   // dist/netsetup next to dist/launcher is the freshly built, not installed, helper.
-  const r = await collect(start(['--rootfs', rootfs, '--', '/bin/true'], { defaultNet: true }));
+  const r = await collect(start(['--rootfs', rootfs, '--', '/bin/true'], { ...asUser, defaultNet: true }));
   t.is(r.code, 125);
   t.is(r.stderr.split('\n').length, 2, r.stderr);
   t.regex(r.stderr, new RegExp(`^launcher: ${path.join(path.dirname(LAUNCHER), 'netsetup')} is not setuid root .*scripts/install\\.sh.*--net none\\.\\n$`));
@@ -247,7 +250,7 @@ async function refusedWhenFull(t: import('ava').ExecutionContext, inst: Install,
   t.is(r.stdout, '');
   t.deepEqual(r.info, [], 'no started line');
   t.deepEqual(hostVeths(inst.bridge).sort(), vethsBefore, 'no veth added');
-  t.is(processesOf(TEST_UID).length, holders * 2, 'only the holders (launcher + sandbox each) remain');
+  t.is(processesOf(NET_UID).length, holders * 2, 'only the holders (launcher + sandbox each) remain');
 }
 
 test.serial('quota exhausted: netsetup says so, exit 125, nothing left', async (t) => {

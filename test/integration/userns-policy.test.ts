@@ -9,7 +9,7 @@ requireRoot();
 const rootfs = makeRootfs();
 
 test('user namespaces disabled by user.max_user_namespaces=0: one line that says which setting and how to change it', async (t) => {
-  const script = `echo 0 > /proc/sys/user/max_user_namespaces && exec ${LAUNCHER} --rootfs ${rootfs} -- /bin/true`;
+  const script = `echo 0 > /proc/sys/user/max_user_namespaces && exec ${LAUNCHER} --net none --rootfs ${rootfs} -- /bin/true`;
   const r = await collect(spawn('unshare', ['--user', '--map-root-user', '/bin/sh', '-c', script], { uid: TEST_UID, gid: TEST_GID, env: {}, cwd: '/' }));
   t.is(r.code, 125);
   t.is(r.stderr, "launcher: cannot create the sandbox's namespaces: user namespaces are disabled (user.max_user_namespaces = 0). An admin can allow them with: sysctl -w user.max_user_namespaces=15000\n");
