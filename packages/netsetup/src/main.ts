@@ -6,6 +6,9 @@ import { run } from './cli.ts';
 
 async function main(): Promise<number> {
   const priv = harden();
+  // Stopped from the terminal while holding the state lock, netsetup would block
+  // every other caller; the user cannot send SIGSTOP to it (it runs as root).
+  for (const sig of ['SIGTSTP', 'SIGTTIN', 'SIGTTOU'] as const) process.on(sig, () => {});
   return run(process.argv.slice(2), priv);
 }
 

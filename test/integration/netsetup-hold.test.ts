@@ -1,0 +1,69 @@
+// netsetup --hold, the way the launcher runs it: it stays, shrugs off the
+// terminal's signals, and releases the lease when its stdin closes.
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import { hostVeths, install, ownRules, run, sandbox, type Connection, type Install, type Sandbox } from './helpers/netsetup.ts';
+
+const U = 1000;
+let inst: Install;
+const boxes: Sandbox[] = [];
+
+test.before(() => {
+  inst = install({ octet: 84 });
+});
+test.after.always(async () => {
+  for (const b of boxes) await b.kill();
+  inst?.remove();
+});
+
+const state = (pid: number): string => /^State:\s+(\S)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?';
+
+test.serial('a holder ignores Ctrl-C, Ctrl-Z and hang-ups, and releases the lease at end of stdin', async (t) => {
+  const box = await sandbox(U);
+  boxes.push(box);
+  const holder = spawn(inst.bin, ['--pid', String(box.pid), '--json', '--hold'], { uid: U, gid: U, env: { PATH: '/usr/bin:/bin' }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((res) => holder.on('exit', (code) => res(code)));
+  let stderr = '';
+  holder.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const line = await new Promise<string>((res) => {
+    let out = '';
+    holder.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('\n')) res(out);
+    });
+  });
+  const c = JSON.parse(line) as Connection;
+  t.deepEqual(hostVeths(inst.bridge), [c.hostVeth]);
+
+  for (const sig of ['SIGINT', 'SIGTSTP', 'SIGHUP', 'SIGQUIT'] as const) {
+    process.kill(holder.pid!, sig);
+    await new Promise((r) => setTimeout(r, 150));
+    t.is(holder.exitCode, null, `still there after ${sig}`);
+    t.not(state(holder.pid!), 'T', `not stopped by ${sig}`);
+  }
+  t.deepEqual(hostVeths(inst.bridge), [c.hostVeth], 'still connected');
+
+  holder.stdin.end();
+  t.is(await exited, 0, stderr);
+  t.is(stderr, '');
+  t.deepEqual(hostVeths(inst.bridge), [], 'the veth is gone');
+  t.false(ownRules(inst, 'filter').includes(`nsbox:lease:${c.lease}`));
+  t.is((await run(inst, ['list', '--json'], { uid: U })).stdout.trim(), '[]');
+});
+
+test.serial('a holder whose sandbox died meanwhile exits cleanly at end of stdin', async (t) => {
+  const box = await sandbox(U);
+  const holder = spawn(inst.bin, ['--pid', String(box.pid), '--json', '--hold'], { uid: U, gid: U, env: { PATH: '/usr/bin:/bin' }, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  holder.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((res) => holder.on('exit', (code) => res(code)));
+  await new Promise<void>((res) => holder.stdout.once('data', () => res()));
+  await box.kill();
+  // Someone else's call collects the lease first.
+  for (let i = 0; i < 50 && hostVeths(inst.bridge).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+  await run(inst, ['list'], { uid: U });
+  holder.stdin.end();
+  t.is(await exited, 0, stderr);
+  t.is(stderr, '');
+});
