@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole job on a fresh machine (Debian 12, Node 20 + npm, run as root):
 # Debian packages, the project's own Node 24 and dependencies, the single
-# executables in dist/, a busybox rootfs in /tmp/rootfs, and one sandbox run as
-# an unprivileged user to show it works.
+# executables in dist/, installed into PREFIX (default /usr/local; netsetup setuid
+# root), a busybox rootfs in /tmp/rootfs, and one networked sandbox run as an
+# unprivileged user to show it works.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -31,9 +32,24 @@ rootfs=${ROOTFS:-/tmp/rootfs}
 echo "== rootfs at $rootfs"
 [ -x "$rootfs/bin/busybox" ] || scripts/make-rootfs.sh "$rootfs"
 
-echo "== a sandbox, as an unprivileged user"
-run_as=()
-[ "$(id -u)" -eq 0 ] && run_as=(setpriv --reuid=65534 --regid=65534 --clear-groups)
-"${run_as[@]}" dist/launcher --rootfs "$rootfs" -- /bin/sh -c \
-  'echo "inside: pid $$, uid $(id -u), hostname $(hostname), interfaces: $(ls /sys/class/net | tr "\n" " ")"'
-echo "done: try  dist/launcher --rootfs $rootfs"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "== not root: not installing; a sandbox without network:"
+  dist/launcher --net none --rootfs "$rootfs" -- /bin/sh -c 'echo "inside: pid $$, uid $(id -u), hostname $(hostname)"'
+  echo "done: try  dist/launcher --net none --rootfs $rootfs   (networking needs scripts/install.sh as root)"
+  exit 0
+fi
+
+prefix=${PREFIX:-/usr/local}
+echo "== install into $prefix (netsetup setuid root)"
+scripts/install.sh "$prefix"
+
+echo "== a networked sandbox, as the unprivileged user nobody"
+demo=$(cat <<'SH'
+gw=$(ip route | awk '/^default/ {print $3}')
+addr=$(ip -4 -o addr show dev eth0 | awk '{print $4}')
+echo "inside: pid $$, uid $(id -u), hostname $(hostname), eth0 $addr, gateway $gw"
+ping -c1 -W2 "$gw" >/dev/null && echo "inside: the gateway answers ping"
+SH
+)
+setpriv --reuid=65534 --regid=65534 --clear-groups "$prefix/bin/launcher" --rootfs "$rootfs" -- /bin/sh -c "$demo"
+echo "done: try  $prefix/bin/launcher --rootfs $rootfs"

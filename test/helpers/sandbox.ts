@@ -50,14 +50,23 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Leave stdin open for the test to write to. */
   keepStdin?: boolean;
+  /** The launcher to run (default: dist/launcher). */
+  launcher?: string;
+  /** Run without adding --net none (see start()). */
+  defaultNet?: boolean;
+  /** Extra stdio entries from fd 3 on (e.g. 'pipe' for --info-fd 3). */
+  extraFds?: 'pipe'[];
 }
 
+/** Starts the launcher as the test user. dist/launcher gets --net none unless args
+ *  name a network: dist/netsetup next to it is not setuid root. */
 export function start(args: string[], o: RunOptions = {}): ChildProcess {
-  return spawn(LAUNCHER, args, {
+  const net = o.defaultNet || o.launcher || args.some((a) => a.startsWith('--net')) ? [] : ['--net', 'none'];
+  return spawn(o.launcher ?? LAUNCHER, [...net, ...args], {
     uid: o.uid ?? TEST_UID,
     gid: o.gid ?? TEST_GID,
     env: o.env ?? { PATH: '/usr/bin:/bin', TERM: 'dumb' },
-    stdio: ['pipe', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe', ...(o.extraFds ?? [])],
     cwd: '/',
   });
 }

@@ -255,7 +255,7 @@ test('missing mount points are made in a rootfs the caller owns, and refused cle
 
 test('an interactive shell on a terminal: Ctrl-C stops the foreground job, not the shell', async (t) => {
   // script(1) gives the launcher a pseudo-terminal, as a person's terminal would.
-  const child = spawn('script', ['-qfec', `${LAUNCHER} --rootfs ${rootfs}`, '/dev/null'], {
+  const child = spawn('script', ['-qfec', `${LAUNCHER} --net none --rootfs ${rootfs}`, '/dev/null'], {
     uid: TEST_UID, gid: TEST_GID, env: { TERM: 'dumb', PATH: '/usr/bin:/bin' }, cwd: '/',
   });
   const done = collect(child, { keepStdin: true });

@@ -9,7 +9,7 @@ const opts = (argv: string[]) => {
 
 test('defaults', (t) => {
   const o = opts(['--rootfs', '/r']);
-  t.deepEqual(o, { rootfs: '/r', command: ['/bin/sh'], hostname: 'sandbox', env: [], cwd: '/', mounts: [], readOnly: false, net: 'none' });
+  t.deepEqual(o, { rootfs: '/r', command: ['/bin/sh'], hostname: 'sandbox', env: [], cwd: '/', mounts: [], readOnly: false, net: undefined, netsetup: undefined, publish: [], infoFd: undefined });
 });
 
 test('options, = forms and the command after --', (t) => {

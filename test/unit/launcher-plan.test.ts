@@ -2,10 +2,13 @@ import test from 'ava';
 import { commandCandidates, planSandbox } from '../../packages/launcher/src/plan.ts';
 import { judgeStart } from '../../packages/launcher/src/outcome.ts';
 import { sandboxEnv, type Options } from '../../packages/launcher/src/options.ts';
-import type { Facts } from '../../packages/launcher/src/rootfs.ts';
+import type { Facts, PathFact } from '../../packages/launcher/src/rootfs.ts';
+import type { EtcFile } from '../../packages/launcher/src/etc.ts';
 
-const base: Options = { rootfs: '/r', command: ['sh'], hostname: 'h', env: [], cwd: '/', mounts: [], readOnly: false, net: 'none' };
-const facts = (extra: [string, boolean][] = []): Facts => ({
+const base: Options = { rootfs: '/r', command: ['sh'], hostname: 'h', env: [], cwd: '/', mounts: [], readOnly: false, net: 'none', netsetup: undefined, publish: [], infoFd: undefined };
+const etcFile = (name: EtcFile, exists = true): [EtcFile, PathFact] => [name, { hostPath: `/r/etc/${name}`, exists, isDir: false }];
+const facts = (extra: [string, boolean][] = [], etc = [etcFile('hostname'), etcFile('hosts'), etcFile('resolv.conf')]): Facts => ({
+  etc: { dir: { hostPath: '/r/etc', exists: true, isDir: true }, files: new Map(etc) },
   root: '/r',
   targets: new Map([['/proc', true], ['/dev', true], ['/sys', true], ...extra].map(([p, exists]) => [p as string, { hostPath: `/r${p}`, exists: exists as boolean, isDir: true }])),
   sources: new Map([['/src', { hostPath: '/real/src', isDir: true }]]),
@@ -75,4 +78,33 @@ test('judgeStart: success, setup failure, exec failures', (t) => {
 
 test('sandboxEnv: clean defaults, TERM from the caller, --env last wins', (t) => {
   t.deepEqual(sandboxEnv({ ...base, env: [['PATH', '/x'], ['A', 'b']] }, 'vt100'), ['PATH=/x', 'HOME=/root', 'HOSTNAME=h', 'TERM=vt100', 'A=b']);
+});
+
+test('/etc files: bound over the rootfs files from the /dev tmpfs, contents as slots', (t) => {
+  const p = plan({ net: 'bridge' });
+  const binds = p.steps.filter((s) => s.call === 'mount' && s.what.startsWith('bind /etc/'));
+  t.deepEqual(binds.map((s) => s.args[1]), [{ str: '/r/etc/hostname' }, { str: '/r/etc/hosts' }, { str: '/r/etc/resolv.conf' }]);
+  t.deepEqual(binds.map((s) => s.args[0]), [{ str: '/r/dev/.nsbox-hostname' }, { str: '/r/dev/.nsbox-hosts' }, { str: '/r/dev/.nsbox-resolv.conf' }]);
+  const writes = p.steps.filter((s) => s.call === 'write' && s.what.startsWith('write /etc/'));
+  t.deepEqual(writes.map((s) => s.args[2]), [{ slotLength: 'hostname' }, { slotLength: 'hosts' }, { slotLength: 'resolv.conf' }]);
+  t.false(p.steps.some((s) => s.call === 'mount' && s.args[3] && (s.args[3] as { str: string }).str === 'overlay'));
+  t.true(p.steps.some((s) => s.call === 'unlinkat' && (s.args[1] as { str: string }).str === '/r/dev/.nsbox-hosts'));
+});
+
+test('/etc files: resolv.conf only with a network; a user mount on /etc wins', (t) => {
+  t.false(whats(plan()).includes('bind /etc/resolv.conf'));
+  t.true(whats(plan()).includes('bind /etc/hosts'));
+  const p = plan({ net: 'bridge', mounts: [{ kind: 'tmpfs', target: '/etc' }] }, facts([['/etc', true]]));
+  t.false(whats(p).some((w) => w.includes('/etc/')));
+});
+
+test('/etc files: a missing one puts an overlay on /etc instead of writing into the rootfs', (t) => {
+  const p = plan({ net: 'bridge' }, facts([], [etcFile('hostname'), etcFile('hosts', false), etcFile('resolv.conf', false)]));
+  const overlay = p.steps.find((s) => s.call === 'mount' && (s.args[2] as { str: string }).str === 'overlay')!;
+  t.deepEqual(overlay.args[1], { str: '/r/etc' });
+  t.regex((overlay.args[4] as { str: string }).str, /^lowerdir=\/r\/etc,upperdir=\/r\/dev\/.nsbox-etc\/upper,workdir=/);
+  const creates = p.steps.filter((s) => s.call === 'openat' && s.what.startsWith('create /etc/')).map((s) => s.args[1]);
+  t.deepEqual(creates, [{ str: '/r/dev/.nsbox-hostname' }, { str: '/r/etc/hosts' }, { str: '/r/etc/resolv.conf' }]);
+  const at = (w: string) => whats(p).indexOf(w);
+  t.true(at('replace /etc/resolv.conf') < at('create /etc/resolv.conf'));
 });

@@ -13,7 +13,7 @@ const net = config.networks[0]!;
 let next = 0;
 const lease = (uid: number, extra: Partial<Lease> = {}): Lease => {
   const id = (next++).toString(16).padStart(8, '0');
-  return { id, network: 'n', uid, groups: [], address: `10.231.0.${next + 1}`, hostVeth: `nsb${id}`, hostIndex: 100 + next, pid: 1000 + next, state: 'ready', created: '', ...extra };
+  return { id, network: 'n', uid, groups: [], address: `10.231.0.${next + 1}`, hostVeth: `nsb${id}`, hostIndex: 100 + next, pid: 1000 + next, state: 'ready', created: '', published: [], ...extra };
 };
 
 test('pids are parsed strictly', (t) => {
@@ -67,9 +67,14 @@ test('rules: own chains rebuilt whole, MASQUERADE only leaving the subnet, tagge
     [
       '*nat',
       ':NSBOX-POST-nstest0 - [0:0]',
+      ':NSBOX-DNAT-nstest0 - [0:0]',
       '-A NSBOX-POST-nstest0 -s 10.231.0.0/24 ! -d 10.231.0.0/24 -m comment --comment nsbox:nstest0 -j MASQUERADE',
       '-D POSTROUTING -m comment --comment nsbox:nstest0 -j NSBOX-POST-nstest0',
       '-I POSTROUTING 1 -m comment --comment nsbox:nstest0 -j NSBOX-POST-nstest0',
+      '-D PREROUTING -m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0',
+      '-I PREROUTING 1 -m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0',
+      '-D OUTPUT ! -d 127.0.0.0/8 -m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0',
+      '-I OUTPUT 1 ! -d 127.0.0.0/8 -m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0',
       'COMMIT',
       '*filter',
       ':NSBOX-FWD-nstest0 - [0:0]',
@@ -93,6 +98,8 @@ test('rules fast path: checks the network rules and appends the lease, in one tr
     [
       '*nat',
       '-C POSTROUTING -m comment --comment nsbox:nstest0 -j NSBOX-POST-nstest0',
+      '-C PREROUTING -m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0',
+      '-C OUTPUT ! -d 127.0.0.0/8 -m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0',
       '-C NSBOX-POST-nstest0 -s 10.231.0.0/24 ! -d 10.231.0.0/24 -m comment --comment nsbox:nstest0 -j MASQUERADE',
       'COMMIT',
       '*filter',

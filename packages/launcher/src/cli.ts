@@ -1,6 +1,7 @@
 // Command line -> Options (pure: argv in, options or a UsageError out).
 // Hand-written rather than commander: loading and running commander cost ~6 ms
 // of the launcher's ~30 ms start, and scripts start many sandboxes.
+import { parsePublish, PublishSyntaxError } from '@nsbox/shared/publish';
 import { DEFAULT_COMMAND, DEFAULT_HOSTNAME, type Mount, type NetMode, type Options } from './options.ts';
 
 export class UsageError extends Error {}
@@ -9,7 +10,7 @@ export type Parsed = { kind: 'run'; options: Options } | { kind: 'info'; text: s
 
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$/;
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const NET_MODES: NetMode[] = ['none'];
+const NET_MODES: NetMode[] = ['bridge', 'none'];
 
 export const HELP = `Usage: launcher --rootfs DIR [options] [-- CMD [ARGS...]]
 
@@ -26,12 +27,22 @@ Options:
   --ro-bind SRC:DST     the same, read-only (repeatable)
   --tmpfs DST           mount an empty tmpfs at DST (repeatable)
   --read-only           mount the rootfs read-only (and a tmpfs on /tmp)
-  --net MODE            network: none (only lo, up) (default: none)
+  --net MODE            bridge: eth0 on a host bridge with NAT, set up by the
+                        setuid helper netsetup; none: only lo (default: bridge
+                        when netsetup is installed, else none)
+  --netsetup PATH       the netsetup to use (default: next to the launcher,
+                        else the first one in PATH)
+  -p, --publish [HOSTIP:]HOSTPORT:PORT[/tcp|/udp]
+                        make PORT of the sandbox reachable at HOSTPORT on the
+                        host's addresses (repeatable; needs --net bridge)
+  --info-fd FD          write JSON lines to FD: when the sandbox has started
+                        (pid, address, gateway, lease) and when it has exited
   -h, --help            show this help
   -V, --version         show the version
 
 Exit status: the command's; 128+N if it died of signal N; 125 if the launcher
-failed; 126 if the command cannot be executed; 127 if it was not found.
+failed (also when netsetup refused or failed: its message says why); 126 if the
+command cannot be executed; 127 if it was not found.
 `;
 
 type Handler = (value: string) => void;
@@ -43,7 +54,10 @@ export function parseArgs(argv: string[], version: string): Parsed {
   let hostname = DEFAULT_HOSTNAME;
   let cwd = '/';
   let readOnly = false;
-  let net: NetMode = 'none';
+  let net: NetMode | undefined;
+  let netsetup: string | undefined;
+  let infoFd: number | undefined;
+  const publish: string[] = [];
 
   const withValue: Record<string, Handler> = {
     '--rootfs': (v) => (rootfs = v),
@@ -61,6 +75,16 @@ export function parseArgs(argv: string[], version: string): Parsed {
     '--net': (v) => {
       if (!NET_MODES.includes(v as NetMode)) throw new UsageError(`--net ${v}: unknown network mode (choose from: ${NET_MODES.join(', ')})`);
       net = v as NetMode;
+    },
+    '--netsetup': (v) => {
+      if (v === '') throw new UsageError('--netsetup needs a path');
+      netsetup = v;
+    },
+    '--publish': (v) => publish.push(publishSpec(v)),
+    '-p': (v) => publish.push(publishSpec(v)),
+    '--info-fd': (v) => {
+      if (!/^\d{1,9}$/.test(v)) throw new UsageError(`--info-fd ${v}: expected a file descriptor number`);
+      infoFd = Number(v);
     },
   };
 
@@ -95,7 +119,19 @@ export function parseArgs(argv: string[], version: string): Parsed {
   const command = i < argv.length ? argv.slice(i) : DEFAULT_COMMAND;
   if (command[0] === '') throw new UsageError('the command is an empty string');
   if (readOnly && !mounts.some((m) => m.target === '/tmp')) mounts.unshift({ kind: 'tmpfs', target: '/tmp' });
-  return { kind: 'run', options: { rootfs, command, hostname, env, cwd, mounts, readOnly, net } };
+  if (net === 'none' && publish.length > 0) throw new UsageError('-p needs a network: it cannot be used with --net none');
+  return { kind: 'run', options: { rootfs, command, hostname, env, cwd, mounts, readOnly, net, netsetup, publish, infoFd } };
+}
+
+// The syntax only; netsetup decides what may be published.
+function publishSpec(v: string): string {
+  try {
+    parsePublish(v);
+  } catch (err) {
+    if (err instanceof PublishSyntaxError) throw new UsageError(err.message);
+    throw err;
+  }
+  return v;
 }
 
 function bindSpec(kind: 'bind' | 'ro-bind', v: string): Mount {

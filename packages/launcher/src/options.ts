@@ -7,7 +7,7 @@ export interface Mount {
   target: string;
 }
 
-export type NetMode = 'none';
+export type NetMode = 'none' | 'bridge';
 
 export interface Options {
   rootfs: string;
@@ -17,7 +17,14 @@ export interface Options {
   cwd: string;
   mounts: Mount[];
   readOnly: boolean;
-  net: NetMode;
+  /** Undefined: bridge when a netsetup is found, else none. */
+  net: NetMode | undefined;
+  /** The netsetup to use (--netsetup); else next to the launcher, then PATH. */
+  netsetup: string | undefined;
+  /** -p specs, passed to netsetup, which decides. */
+  publish: string[];
+  /** --info-fd: where to write JSON lines about the sandbox. */
+  infoFd: number | undefined;
 }
 
 export const DEFAULT_HOSTNAME = 'sandbox';

@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '@nsbox/shared/errors';
+import { ETC_FILES, type EtcFile } from './etc.ts';
 import type { Options } from './options.ts';
 
 export interface PathFact {
@@ -19,6 +20,8 @@ export interface Facts {
   targets: Map<string, PathFact>;
   /** Bind sources, by the path the user gave. */
   sources: Map<string, { hostPath: string; isDir: boolean }>;
+  /** /etc and the files the launcher provides in it. */
+  etc: { dir: PathFact; files: Map<EtcFile, PathFact> };
 }
 
 export const SYSTEM_MOUNTS = ['/proc', '/dev', '/sys'];
@@ -47,7 +50,8 @@ export function gatherFacts(opts: Options): Facts {
     }
     sources.set(m.source, { hostPath, isDir: fs.statSync(hostPath).isDirectory() });
   }
-  return { root, targets, sources };
+  const etc = { dir: resolveInRoot(root, '/etc'), files: new Map(ETC_FILES.map((f) => [f, resolveInRoot(root, `/etc/${f}`)])) };
+  return { root, targets, sources, etc };
 }
 
 /** Resolves an absolute sandbox path against `root` as the sandbox will see it. */

@@ -4,6 +4,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import * as nl from '@nsbox/shared/netlink';
+import type { PublishSpec } from '@nsbox/shared/publish';
 import type { Config, Network } from './config.ts';
 import { EXIT, NetsetupError, SysError } from './errors.ts';
 import { ensureBridge, randomMac } from './host.ts';
@@ -12,6 +13,8 @@ import { addLeaseRules, applyRules, removeRules, tools, type Tools } from './ipt
 import { admit, hostVethName, partition, type Caller, type Lease } from './leases.ts';
 import { Rtnl } from './rtnl.ts';
 import { State } from './state.ts';
+import { admitPublish } from './publishing.ts';
+import { boundSockets } from './sockets.ts';
 import { notYours, pin } from './target.ts';
 
 export interface Connection {
@@ -27,6 +30,8 @@ export interface Connection {
   dns: string[];
   bridge: string;
   hostVeth: string;
+  /** Host ports forwarded to `address`. */
+  published: PublishSpec[];
 }
 
 export const SANDBOX_IFNAME = 'eth0';
@@ -38,6 +43,8 @@ interface Session {
   tools: Tools;
   /** Live leases after GC. */
   leases: Lease[];
+  /** Leases this session's GC dropped. */
+  collected: Lease[];
 }
 
 /** Lock, open the host netlink socket, drop stale leases (their veths and rules). */
@@ -64,7 +71,7 @@ function begin(config: Config): Session {
       }
       state.write(live);
     }
-    return { state, rtnl, tools: t, leases: live };
+    return { state, rtnl, tools: t, leases: live, collected: stale };
   } catch (err) {
     rtnl?.close();
     state.unlock();
@@ -90,8 +97,9 @@ function newLeaseId(taken: Set<string>): string {
   }
 }
 
-/** Gives the network namespace of `pid` one veth on the network's bridge. */
-export function connect(config: Config, net: Network, caller: Caller, pid: number): Connection {
+/** Gives the network namespace of `pid` one veth on the network's bridge, and
+ *  publishes the host ports `publish` to it (all of them or, refused, nothing). */
+export function connect(config: Config, net: Network, caller: Caller, pid: number, publish: PublishSpec[] = []): Connection {
   const homeNetns = fs.statSync('/proc/self/ns/net');
   const target = pin(pid, caller.uid, homeNetns);
   let s: Session | undefined;
@@ -99,6 +107,10 @@ export function connect(config: Config, net: Network, caller: Caller, pid: numbe
   try {
     s = begin(config);
     const groups = admit(net, s.leases, caller);
+    if (publish.length > 0) {
+      const addresses = s.rtnl.addresses().flatMap((a) => (a.family === nl.AF_INET && a.address ? [a.address] : []));
+      admitPublish(net, caller, publish, s.leases, { addresses, sockets: boundSockets(publish.map((p) => p.protocol)) });
+    }
     const address = allocate(net, s.leases.filter((l) => l.network === net.name).map((l) => l.address));
     if (!address) {
       throw new NetsetupError(EXIT.QUOTA, `network "${net.name}"`, `all addresses of ${net.subnet} are leased`, 'Release a lease or ask the administrator for a larger subnet');
@@ -117,6 +129,7 @@ export function connect(config: Config, net: Network, caller: Caller, pid: numbe
       pid,
       state: 'pending',
       created: new Date().toISOString(),
+      published: publish,
     };
     lease.hostVeth = hostVethName(lease.id);
     // Recorded before the veth exists: if this call dies, the next one's GC
@@ -174,6 +187,7 @@ export function connect(config: Config, net: Network, caller: Caller, pid: numbe
       dns: net.dns,
       bridge: net.bridge,
       hostVeth: lease.hostVeth,
+      published: publish,
     };
   } finally {
     if (homeFd >= 0) fs.closeSync(homeFd);
@@ -212,7 +226,11 @@ export function release(config: Config, caller: Caller, by: { id: string } | { p
   const s = begin(config);
   try {
     const mine = (l: Lease): boolean => caller.uid === 0 || l.uid === caller.uid;
-    const chosen = s.leases.filter((l) => mine(l) && ('id' in by ? l.id === by.id : l.pid === by.pid));
+    const wanted = (l: Lease): boolean => mine(l) && ('id' in by ? l.id === by.id : l.pid === by.pid);
+    const chosen = s.leases.filter(wanted);
+    // A lease whose sandbox is gone was just collected by this very call: released.
+    const collected = s.collected.filter(wanted);
+    if (chosen.length === 0 && collected.length > 0) return collected;
     if (chosen.length === 0) {
       throw new NetsetupError(EXIT.DENIED, 'id' in by ? `lease ${by.id}` : `pid ${by.pid}`, 'no such lease of yours', 'See your leases with netsetup list');
     }

@@ -3,6 +3,7 @@
 // the root-owned configuration.
 import fs from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
+import { formatPublish, parsePublish, PublishSyntaxError, PUBLISH_SYNTAX, type PublishSpec } from '@nsbox/shared/publish';
 import * as actions from './actions.ts';
 import { DEFAULT_CONFIG_TEXT, findNetwork, type Config, type Network } from './config.ts';
 import { EXIT, NetsetupError } from './errors.ts';
@@ -12,9 +13,31 @@ import { checkInstall, type Privilege } from './secure.ts';
 import { parsePid } from './target.ts';
 
 const HELP_AFTER = `
-Exit codes: 0 ok, 2 usage, 3 not permitted (pid not yours, lease not yours),
-4 quota or subnet exhausted, 5 installation or configuration refused,
-6 kernel or iptables failure, 7 state lock busy, 1 internal error.`;
+Publishing: --publish ${PUBLISH_SYNTAX} (repeatable) forwards
+HOSTPORT (on every address of the host, or on HOSTIP) to PORT in the sandbox.
+
+Exit codes: 0 ok, 2 usage, 3 not permitted (pid not yours, lease not yours,
+port or address refused), 4 quota or subnet exhausted, 5 installation or
+configuration refused, 6 kernel or iptables failure, 7 state lock busy,
+8 host port already published or in use, 1 internal error.`;
+
+const HOLD_IGNORES: NodeJS.Signals[] = ['SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGTSTP', 'SIGTTIN', 'SIGTTOU'];
+
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
+/** Blocks until fd reaches EOF (or cannot be read any more). */
+function waitForEof(fd: number): void {
+  const buf = Buffer.alloc(256);
+  for (;;) {
+    try {
+      if (fs.readSync(fd, buf) === 0) return;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EAGAIN') Atomics.wait(PAUSE, 0, 0, 50);
+      else if (code !== 'EINTR') return;
+    }
+  }
+}
 
 export async function run(argv: string[], priv: Privilege): Promise<number> {
   const out = (s: string): void => void process.stdout.write(s);
@@ -39,7 +62,17 @@ export async function run(argv: string[], priv: Privilege): Promise<number> {
   const rootOnly = (what: string): void => {
     if (priv.uid !== 0) throw new NetsetupError(EXIT.DENIED, what, 'only root may do this', 'Ask the administrator');
   };
-  const leaseLine = (l: Lease): string => `${l.id} ${l.network} uid=${l.uid} pid=${l.pid} ${l.address} ${l.hostVeth} ${l.created}`;
+  const publishArg = (text: string): PublishSpec => {
+    try {
+      return parsePublish(text);
+    } catch (err) {
+      if (err instanceof PublishSyntaxError) throw new NetsetupError(EXIT.USAGE, `--publish ${text}`, err.reason, 'Run netsetup --help');
+      throw err;
+    }
+  };
+  const publishedText = (p: PublishSpec[]): string => p.map(formatPublish).join(',');
+  const leaseLine = (l: Lease): string =>
+    `${l.id} ${l.network} uid=${l.uid} pid=${l.pid} ${l.address} ${l.hostVeth} ${l.created}${l.published.length > 0 ? ` published=${publishedText(l.published)}` : ''}`;
 
   const program = new Command('netsetup')
     .description('Give a process in its own network namespace one veth on an admin-approved bridge.')
@@ -47,14 +80,29 @@ export async function run(argv: string[], priv: Privilege): Promise<number> {
     .option('--pid <pid>', 'the process whose network namespace to connect')
     .option('--network <name>', 'a network from the configuration (default: the first)')
     .option('--json', 'print the result as JSON')
+    .option('--hold', 'stay, and release the lease when stdin closes (how the launcher runs netsetup)')
+    .option('--publish <spec>', `publish a host port to the sandbox: ${PUBLISH_SYNTAX} (repeatable)`, (v: string, all: string[] | undefined) => [...(all ?? []), v])
     .addOption(new Option('--config <file>', 'root only: use this configuration file').hideHelp())
     .addHelpText('after', HELP_AFTER)
-    .action((o: { pid?: string; network?: string; json?: boolean; config?: string }) => {
+    .action((o: { pid?: string; network?: string; json?: boolean; hold?: boolean; publish?: string[]; config?: string }) => {
       if (o.pid === undefined) throw new NetsetupError(EXIT.USAGE, 'command line', 'missing --pid', 'Run netsetup --help');
+      // A holder shares the launcher's terminal: Ctrl-C, Ctrl-Z and hang-ups are the sandbox's business.
+      if (o.hold) for (const sig of HOLD_IGNORES) process.on(sig, () => {});
       const pid = pidArg(o.pid);
+      const publish = (o.publish ?? []).map(publishArg);
       const config = context(o.config);
-      const c = actions.connect(config, network(config, o.network), caller, pid);
-      out(o.json ? `${JSON.stringify(c)}\n` : `${c.interface} ${c.cidr} via ${c.gateway} mtu ${c.mtu} on ${c.bridge} (host ${c.hostVeth}, lease ${c.lease})\n`);
+      const c = actions.connect(config, network(config, o.network), caller, pid, publish);
+      const published = c.published.length > 0 ? `, published ${publishedText(c.published)}` : '';
+      out(o.json ? `${JSON.stringify(c)}\n` : `${c.interface} ${c.cidr} via ${c.gateway} mtu ${c.mtu} on ${c.bridge} (host ${c.hostVeth}, lease ${c.lease}${published})\n`);
+      if (o.hold) {
+        waitForEof(0);
+        try {
+          actions.release(config, caller, { id: c.lease });
+        } catch (err) {
+          // Already collected by another call once the sandbox was gone: released all the same.
+          if (!(err instanceof NetsetupError && err.code === EXIT.DENIED)) throw err;
+        }
+      }
     });
 
   program

@@ -15,6 +15,16 @@ export interface Quota {
   groups: Record<string, number>;
 }
 
+/** What non-root callers may publish on a network's host side (root: any port, any number). */
+export interface PublishPolicy {
+  /** Lowest host port a non-root caller may publish. */
+  minPort: number;
+  /** Most ports one lease of a non-root caller may publish; 0 turns publishing off for them. */
+  maxPerLease: number;
+}
+
+export const DEFAULT_PUBLISH: PublishPolicy = { minPort: 1024, maxPerLease: 16 };
+
 export interface Network {
   name: string;
   bridge: string;
@@ -26,6 +36,7 @@ export interface Network {
   nat: boolean;
   dns: string[];
   quota: Quota;
+  publish: PublishPolicy;
 }
 
 export interface Config {
@@ -48,6 +59,7 @@ export const DEFAULT_CONFIG_TEXT = `${JSON.stringify(
         nat: true,
         dns: ['1.1.1.1', '9.9.9.9'],
         quota: { users: { '*': 8 }, groups: {} },
+        publish: DEFAULT_PUBLISH,
       },
     ],
   },
@@ -103,7 +115,7 @@ export function parseConfig(text: string, source: string): Config {
 
 function parseNetwork(source: string, where: string, n: unknown): Network {
   if (!isObject(n)) throw new ConfigError(source, `${where} must be an object`);
-  onlyKeys(source, where, n, ['name', 'bridge', 'subnet', 'gateway', 'mtu', 'nat', 'dns', 'quota']);
+  onlyKeys(source, where, n, ['name', 'bridge', 'subnet', 'gateway', 'mtu', 'nat', 'dns', 'quota', 'publish']);
   const name = n.name ?? 'default';
   if (typeof name !== 'string' || !NAME.test(name)) throw new ConfigError(source, `${where}.name must match ${NAME}`);
   if (typeof n.bridge !== 'string' || !IFNAME.test(n.bridge)) {
@@ -147,7 +159,19 @@ function parseNetwork(source: string, where: string, n: unknown): Network {
     nat,
     dns: dns as string[],
     quota: parseQuota(source, `${where}.quota`, n.quota ?? { users: { '*': 8 } }),
+    publish: parsePublishPolicy(source, `${where}.publish`, n.publish ?? {}),
   };
+}
+
+function parsePublishPolicy(source: string, where: string, p: unknown): PublishPolicy {
+  if (!isObject(p)) throw new ConfigError(source, `${where} must be an object`);
+  onlyKeys(source, where, p, ['minPort', 'maxPerLease']);
+  const int = (key: keyof PublishPolicy, min: number, max: number): number => {
+    const v = p[key] ?? DEFAULT_PUBLISH[key];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new ConfigError(source, `${where}.${key} must be an integer from ${min} to ${max}`);
+    return v;
+  };
+  return { minPort: int('minPort', 1, 65535), maxPerLease: int('maxPerLease', 0, 65535) };
 }
 
 function parseQuota(source: string, where: string, q: unknown): Quota {

@@ -17,6 +17,8 @@ export const EXIT = {
   SYSTEM: 6,
   /** Another netsetup held the state lock for too long. */
   BUSY: 7,
+  /** A requested host port is already published by another lease or bound by a host socket. */
+  CONFLICT: 8,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];

@@ -1,13 +1,16 @@
 // The iptables rules of a network, as iptables-restore input. Pure. Every rule
-// lives in two chains of our own per bridge, rebuilt whole from the live leases
+// lives in three chains of our own per bridge, rebuilt whole from the live leases
 // on each change, so removal is exact and a call killed at any point leaves
 // nothing the next rebuild does not replace. Each rule carries a comment tag:
 // "nsbox:<bridge>" for the network's rules, "nsbox:lease:<id>" for a sandbox's.
+import { ANY_ADDRESS, type PublishSpec } from '@nsbox/shared/publish';
 import type { Network } from './config.ts';
 import type { Lease } from './leases.ts';
 
 export const natChain = (net: Pick<Network, 'bridge'>): string => `NSBOX-POST-${net.bridge}`;
 export const fwdChain = (net: Pick<Network, 'bridge'>): string => `NSBOX-FWD-${net.bridge}`;
+/** Published ports: DNAT of new connections to the host's addresses (nat PREROUTING and OUTPUT). */
+export const dnatChain = (net: Pick<Network, 'bridge'>): string => `NSBOX-DNAT-${net.bridge}`;
 export const netTag = (net: Pick<Network, 'bridge'>): string => `nsbox:${net.bridge}`;
 export const leaseTag = (id: string): string => `nsbox:lease:${id}`;
 
@@ -16,6 +19,10 @@ export function jumps(net: Pick<Network, 'bridge'>): { table: 'nat' | 'filter'; 
   return [
     { table: 'nat', chain: 'POSTROUTING', rule: ['-m', 'comment', '--comment', netTag(net), '-j', natChain(net)] },
     { table: 'filter', chain: 'FORWARD', rule: ['-m', 'comment', '--comment', netTag(net), '-j', fwdChain(net)] },
+    { table: 'nat', chain: 'PREROUTING', rule: ['-m', 'comment', '--comment', netTag(net), '-j', dnatChain(net)] },
+    // The host's own connections, except to loopback: a DNAT'd packet from
+    // 127.0.0.1 would be a martian on the bridge (route_localnet is left off).
+    { table: 'nat', chain: 'OUTPUT', rule: ['!', '-d', '127.0.0.0/8', '-m', 'comment', '--comment', netTag(net), '-j', dnatChain(net)] },
   ];
 }
 
@@ -30,17 +37,22 @@ export function restoreScript(net: Network, leases: Lease[], replaceJumps: boole
   const lines: string[] = [];
   const jumpLine = (op: string, j: ReturnType<typeof jumps>[number]): string =>
     [op, j.chain, ...(op === '-I' ? ['1'] : []), ...j.rule].map(quote).join(' ');
-  const [natJump, fwdJump] = jumps(net) as [ReturnType<typeof jumps>[number], ReturnType<typeof jumps>[number]];
+  const natJumps = jumps(net).filter((j) => j.table === 'nat');
+  const [, fwdJump] = jumps(net) as [ReturnType<typeof jumps>[number], ReturnType<typeof jumps>[number]];
+  const mine = leases.filter((l) => l.network === net.name).sort((a, b) => a.id.localeCompare(b.id));
 
-  lines.push('*nat', `:${natChain(net)} - [0:0]`);
+  lines.push('*nat', `:${natChain(net)} - [0:0]`, `:${dnatChain(net)} - [0:0]`);
   if (net.nat) {
     lines.push(`-A ${natChain(net)} -s ${net.subnet} ! -d ${net.subnet} -m comment --comment ${tag} -j MASQUERADE`);
   }
-  if (replaceJumps) lines.push(jumpLine('-D', natJump));
-  lines.push(jumpLine('-I', natJump), 'COMMIT');
+  for (const l of mine) lines.push(...leaseNatRules(net, l));
+  for (const j of natJumps) {
+    if (replaceJumps) lines.push(jumpLine('-D', j));
+    lines.push(jumpLine('-I', j));
+  }
+  lines.push('COMMIT');
 
   lines.push('*filter', `:${fwdChain(net)} - [0:0]`);
-  const mine = leases.filter((l) => l.network === net.name).sort((a, b) => a.id.localeCompare(b.id));
   for (const l of mine) lines.push(...leaseRules(net, l));
   if (replaceJumps) lines.push(jumpLine('-D', fwdJump));
   lines.push(jumpLine('-I', fwdJump), 'COMMIT', '');
@@ -57,19 +69,43 @@ const quote = (s: string): string => (/^[A-Za-z0-9_.:/!-]+$/.test(s) ? s : `"${s
  * so when a check fails nothing is added and the caller rebuilds everything.
  */
 export function addLeaseScript(net: Network, lease: Lease): string {
-  const [natJump, fwdJump] = jumps(net) as [ReturnType<typeof jumps>[number], ReturnType<typeof jumps>[number]];
-  const lines = ['*nat', ['-C', natJump.chain, ...natJump.rule].map(quote).join(' ')];
+  const check = (j: ReturnType<typeof jumps>[number]): string => ['-C', j.chain, ...j.rule].map(quote).join(' ');
+  type Jump = ReturnType<typeof jumps>[number];
+  const [natJump, fwdJump, ...dnatJumps] = jumps(net) as [Jump, Jump, ...Jump[]];
+  const lines = ['*nat', check(natJump), ...dnatJumps.map(check)];
   if (net.nat) lines.push(`-C ${natChain(net)} -s ${net.subnet} ! -d ${net.subnet} -m comment --comment ${netTag(net)} -j MASQUERADE`);
-  lines.push('COMMIT', '*filter', ['-C', fwdJump.chain, ...fwdJump.rule].map(quote).join(' '));
+  lines.push(...leaseNatRules(net, lease));
+  lines.push('COMMIT', '*filter', check(fwdJump));
   lines.push(...leaseRules(net, lease), 'COMMIT', '');
   return lines.join('\n');
 }
 
-/** A lease's rules: forward what it sends from its own address, and replies to it. */
+/** A lease's filter rules: forward what it sends from its own address, replies
+ *  to it, and new connections to its published ports (DNAT'd by the rules below). */
 function leaseRules(net: Network, l: Lease): string[] {
   const t = leaseTag(l.id);
   return [
     `-A ${fwdChain(net)} -i ${net.bridge} -s ${l.address}/32 -m comment --comment ${t} -j ACCEPT`,
     `-A ${fwdChain(net)} -o ${net.bridge} -d ${l.address}/32 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment ${t} -j ACCEPT`,
+    ...l.published.map(
+      (p) => `-A ${fwdChain(net)} -o ${net.bridge} -d ${l.address}/32 ${portMatch(p.protocol, p.port)} -m conntrack --ctstate DNAT -m comment --comment ${t} -j ACCEPT`,
+    ),
   ];
+}
+
+const portMatch = (protocol: PublishSpec['protocol'], port: number): string => `-p ${protocol} -m ${protocol} --dport ${port}`;
+
+/**
+ * A lease's nat rules, one pair per published port: DNAT of new connections to
+ * the host port (on every local address of the host, or on the one given) to the
+ * sandbox; and MASQUERADE of those that come from the bridge's own subnet, so a
+ * sandbox reaching a published port through the host gets the replies through
+ * the host too (else they would go to it directly, bypassing the DNAT).
+ */
+function leaseNatRules(net: Network, l: Lease): string[] {
+  const t = leaseTag(l.id);
+  return l.published.flatMap((p) => [
+    `-A ${dnatChain(net)} ${p.hostAddress === ANY_ADDRESS ? '-m addrtype --dst-type LOCAL' : `-d ${p.hostAddress}/32`} ${portMatch(p.protocol, p.hostPort)} -m comment --comment ${t} -j DNAT --to-destination ${l.address}:${p.port}`,
+    `-A ${natChain(net)} -s ${net.subnet} -d ${l.address}/32 ${portMatch(p.protocol, p.port)} -m conntrack --ctstate DNAT -m comment --comment ${t} -j MASQUERADE`,
+  ]);
 }

@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import type { Backend, Network } from './config.ts';
 import { EXIT, NetsetupError } from './errors.ts';
-import { addLeaseScript, fwdChain, jumps, natChain, restoreScript } from './firewall.ts';
+import { addLeaseScript, dnatChain, fwdChain, jumps, natChain, restoreScript } from './firewall.ts';
 import type { Lease } from './leases.ts';
 import { FIXED_ENV } from './secure.ts';
 import { untrusted } from './trust.ts';
@@ -76,7 +76,7 @@ export function removeRules(t: Tools, net: Network): void {
   for (const j of jumps(net)) {
     for (let i = 0; i < 100; i++) if (run(t.iptables, ['-w', '-t', j.table, '-D', j.chain, ...j.rule]).status !== 0) break;
   }
-  for (const [table, chain] of [['nat', natChain(net)], ['filter', fwdChain(net)]] as const) {
+  for (const [table, chain] of [['nat', natChain(net)], ['nat', dnatChain(net)], ['filter', fwdChain(net)]] as const) {
     if (run(t.iptables, ['-w', '-t', table, '-F', chain]).status === 0) run(t.iptables, ['-w', '-t', table, '-X', chain]);
   }
 }

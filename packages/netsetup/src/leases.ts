@@ -1,5 +1,6 @@
 // Leases: what netsetup has handed out, and the pure decisions about them (who may
 // take one more, which records are stale). Stored by state.ts.
+import type { PublishSpec } from '@nsbox/shared/publish';
 import type { Network } from './config.ts';
 import { EXIT, NetsetupError } from './errors.ts';
 
@@ -18,6 +19,8 @@ export interface Lease {
   /** "pending" from before the veth is created until the call finished. */
   state: 'pending' | 'ready';
   created: string;
+  /** Host ports forwarded to this lease's address (rules tagged with the lease). */
+  published: PublishSpec[];
 }
 
 export interface LeaseFile {
@@ -90,5 +93,7 @@ export function partition(leases: Lease[], links: HostLink[]): { live: Lease[]; 
 export function parseLeaseFile(text: string): LeaseFile {
   const raw = JSON.parse(text) as LeaseFile;
   if (raw?.version !== 1 || !Array.isArray(raw.leases)) throw new Error('unknown lease file format');
+  // Records written before publishing existed have no "published".
+  for (const l of raw.leases) l.published ??= [];
   return raw;
 }

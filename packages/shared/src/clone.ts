@@ -5,7 +5,7 @@
 // pipe, whose EOF means the child has exec'd or died.
 import fs from 'node:fs';
 import { libc, errno } from './libc.ts';
-import { assemble, decodeFailures, link, type Failure, type Step } from './program.ts';
+import { assemble, decodeFailures, fillSlot, link, type Failure, type Step } from './program.ts';
 import { STUB_CODE } from './stub/code.ts';
 import { currentArch, CLONE_VM, O_CLOEXEC, SIGNALS, SYSCALLS } from './syscalls.ts';
 
@@ -29,6 +29,8 @@ export interface PipeEnds {
 export interface StubChild {
   pid: number;
   steps: Step[];
+  /** Puts content into one of the program's slots; only before release(). */
+  fill(slot: string, content: Uint8Array): void;
   /** Lets the child run its program; returns the failed steps once it has exec'd or died. */
   release(): Failure[];
   /** Kills a child that has not been released, and reaps it. */
@@ -87,7 +89,8 @@ export function startStub(nsFlags: number, program: (ends: PipeEnds) => Step[]):
   const steps = program({ syncRead, syncWrite });
   const image = assemble(steps, errWrite, currentArch());
   const data = map((image.bytes.length + PAGE - 1) & ~(PAGE - 1));
-  link(image, new Uint8Array(c.k.view(data.ptr, data.size)), data.address);
+  const memory = new Uint8Array(c.k.view(data.ptr, data.size));
+  link(image, memory, data.address);
   const stack = map(STACK_SIZE, MAP_STACK);
 
   const pid: number = c.clone(code.address, stack.address + BigInt(STACK_SIZE), nsFlags | CLONE_VM | SIGNALS.SIGCHLD!, data.address);
@@ -122,6 +125,10 @@ export function startStub(nsFlags: number, program: (ends: PipeEnds) => Step[]):
   return {
     pid,
     steps,
+    fill(slot, content) {
+      if (done) throw new Error('stub already released');
+      fillSlot(image, memory, slot, content);
+    },
     release() {
       if (done) throw new Error('stub already released');
       fs.writeSync(syncWrite, Buffer.from([1]));

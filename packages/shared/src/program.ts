@@ -4,9 +4,18 @@
 import { SYSCALLS, type Arch, type SyscallName } from './syscalls.ts';
 
 /** A syscall argument: an integer, a NUL-terminated string, raw bytes, a
- *  NULL-terminated array of strings (argv, envp), or the result of the last
- *  step that saved one. */
-export type Arg = number | bigint | { str: string } | { bytes: Uint8Array } | { strings: string[] } | 'saved';
+ *  NULL-terminated array of strings (argv, envp), the result of the last step
+ *  that saved one, or a slot: a buffer (and its length) whose content is only
+ *  known after the child was created and is filled in before it is released. */
+export type Arg =
+  | number
+  | bigint
+  | { str: string }
+  | { bytes: Uint8Array }
+  | { strings: string[] }
+  | { slot: string; capacity: number }
+  | { slotLength: string }
+  | 'saved';
 
 export interface Step {
   /** What the step does, for error messages: "mount proc on /proc". */
@@ -21,10 +30,19 @@ export interface Step {
   expect?: number;
 }
 
+export interface Slot {
+  /** Where the buffer starts in the image. */
+  offset: number;
+  capacity: number;
+  /** Offsets of the 64-bit argument fields that receive the content's length. */
+  lengthFields: number[];
+}
+
 export interface Image {
   bytes: Uint8Array;
   /** Offsets of 64-bit fields that hold image offsets and need the base added. */
   relocations: number[];
+  slots: Map<string, Slot>;
 }
 
 const HEADER = 64;
@@ -51,6 +69,12 @@ export function assemble(steps: Step[], errorFd: number, arch: Arch): Image {
     return at;
   };
   const placeString = (s: string): number => place(Buffer.from(`${s}\0`, 'utf8'));
+  const slots = new Map<string, Slot>();
+  const slot = (name: string): Slot => {
+    let found = slots.get(name);
+    if (!found) slots.set(name, (found = { offset: -1, capacity: 0, lengthFields: [] }));
+    return found;
+  };
 
   const header = Buffer.alloc(HEADER + STEP * steps.length);
   header.writeBigUInt64LE(BigInt(HEADER), 0);
@@ -71,6 +95,16 @@ export function assemble(steps: Step[], errorFd: number, arch: Arch): Image {
         flags |= flag;
       } else if (typeof arg === 'number' || typeof arg === 'bigint') {
         header.writeBigInt64LE(BigInt.asIntN(64, BigInt(arg)), field);
+      } else if ('slotLength' in arg) {
+        slot(arg.slotLength).lengthFields.push(field);
+      } else if ('slot' in arg) {
+        const s = slot(arg.slot);
+        if (s.offset < 0) {
+          s.offset = place(new Uint8Array(arg.capacity));
+          s.capacity = arg.capacity;
+        }
+        header.writeBigUInt64LE(BigInt(s.offset), field);
+        relocations.push(field);
       } else {
         let offset: number;
         if ('str' in arg) offset = placeString(arg.str);
@@ -98,7 +132,18 @@ export function assemble(steps: Step[], errorFd: number, arch: Arch): Image {
       relocations.push(at + 8 * k);
     });
   }
-  return { bytes, relocations };
+  for (const [name, s] of slots) if (s.offset < 0) throw new Error(`slot ${name} has a length but no buffer`);
+  return { bytes, relocations, slots };
+}
+
+/** Puts `content` into a slot of a linked image and its length into the steps that use it. */
+export function fillSlot(image: Image, memory: Uint8Array, name: string, content: Uint8Array): void {
+  const s = image.slots.get(name);
+  if (!s) throw new Error(`no slot ${name} in this program`);
+  if (content.length > s.capacity) throw new Error(`slot ${name} holds ${s.capacity} bytes, not ${content.length}`);
+  memory.set(content, s.offset);
+  const view = new DataView(memory.buffer, memory.byteOffset, memory.byteLength);
+  for (const at of s.lengthFields) view.setBigUint64(at, BigInt(content.length), true);
 }
 
 /** Writes the image into `memory` (mapped at `base`), adding base to every pointer. */

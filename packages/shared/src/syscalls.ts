@@ -23,6 +23,8 @@ export const SYSCALLS = {
   mount_setattr: { x64: 442, arm64: 442 },
   pidfd_open: { x64: 434, arm64: 434 },
   setns: { x64: 308, arm64: 268 },
+  dup3: { x64: 292, arm64: 24 },
+  unlinkat: { x64: 263, arm64: 35 },
 } as const;
 
 export type SyscallName = keyof typeof SYSCALLS;
@@ -35,6 +37,8 @@ export const O_WRONLY = 0o1;
 export const O_CREAT = 0o100;
 export const O_CLOEXEC = 0o2000000;
 export const O_NOFOLLOW = 0o400000;
+export const O_EXCL = 0o200;
+export const O_TRUNC = 0o1000;
 
 export const MS_RDONLY = 0x1;
 export const MS_NOSUID = 0x2;

@@ -25,6 +25,9 @@ export interface NetworkOptions {
   iptables?: 'auto' | 'nft' | 'legacy';
   stateDir?: string;
   mtu?: number;
+  /** Prefix length of the test subnet (default 24). */
+  prefix?: number;
+  publish?: { minPort?: number; maxPerLease?: number };
 }
 
 export interface Install {
@@ -55,12 +58,13 @@ export function install(o: NetworkOptions): Install {
       {
         name: 'test',
         bridge,
-        subnet: `10.231.${o.octet}.0/24`,
+        subnet: `10.231.${o.octet}.0/${o.prefix ?? 24}`,
         gateway,
         mtu: o.mtu ?? 1500,
         nat: true,
         dns: [gateway],
         quota: { users: o.quota?.users ?? { '*': 8 }, groups: o.quota?.groups ?? {} },
+        ...(o.publish ? { publish: o.publish } : {}),
       },
     ],
   };
@@ -74,7 +78,7 @@ export function install(o: NetworkOptions): Install {
     configFile: path.join(prefix, 'etc/nsbox/netsetup.conf'),
     stateDir,
     bridge,
-    subnet: `10.231.${o.octet}.0/24`,
+    subnet: `10.231.${o.octet}.0/${o.prefix ?? 24}`,
     gateway,
     iptables,
     remove() {
@@ -94,10 +98,18 @@ export function scrub(bridge: string): void {
   for (const l of hostVeths(bridge)) spawnSync('ip', ['link', 'del', l], { stdio: 'ignore' });
   spawnSync('ip', ['link', 'del', bridge], { stdio: 'ignore' });
   for (const ipt of ['/usr/sbin/iptables-nft', '/usr/sbin/iptables-legacy']) {
-    for (const [table, chain, own] of [['nat', 'POSTROUTING', `NSBOX-POST-${bridge}`], ['filter', 'FORWARD', `NSBOX-FWD-${bridge}`]] as const) {
+    const jumps = [
+      ['nat', 'POSTROUTING', `NSBOX-POST-${bridge}`, []],
+      ['nat', 'PREROUTING', `NSBOX-DNAT-${bridge}`, []],
+      ['nat', 'OUTPUT', `NSBOX-DNAT-${bridge}`, ['!', '-d', '127.0.0.0/8']],
+      ['filter', 'FORWARD', `NSBOX-FWD-${bridge}`, []],
+    ] as const;
+    for (const [table, chain, own, match] of jumps) {
       for (let i = 0; i < 10; i++) {
-        if (spawnSync(ipt, ['-w', '-t', table, '-D', chain, '-m', 'comment', '--comment', `nsbox:${bridge}`, '-j', own], { stdio: 'ignore' }).status !== 0) break;
+        if (spawnSync(ipt, ['-w', '-t', table, '-D', chain, ...match, '-m', 'comment', '--comment', `nsbox:${bridge}`, '-j', own], { stdio: 'ignore' }).status !== 0) break;
       }
+    }
+    for (const [table, , own] of jumps) {
       spawnSync(ipt, ['-w', '-t', table, '-F', own], { stdio: 'ignore' });
       spawnSync(ipt, ['-w', '-t', table, '-X', own], { stdio: 'ignore' });
     }
