@@ -32,6 +32,8 @@ export async function netStartup(ctx: Context): Promise<SectionReport> {
     { id: 'bridge', label: 'launcher --rootfs R --net bridge -- /bin/true', argv: networkedArgv(launcher, net, rootfs, ['/bin/true']) },
     { id: 'none', label: 'launcher --rootfs R --net none -- /bin/true', argv: [launcher, '--rootfs', rootfs, '--net', 'none', '--', '/bin/true'] },
     { id: 'node', label: 'node -e 0', argv: [opts.node, '-e', '0'] },
+    // Not a contender: what one start of the setuid helper costs (lock and GC, no change).
+    { id: 'netsetup', label: '(reference) netsetup list: one setuid netsetup start', argv: [net.netsetup, 'list'] },
   ];
   if (podman) {
     commands.push({ id: 'podman', label: podman.runLabel(['/bin/true']), argv: podman.runArgv(['/bin/true']), env: podman.env });
