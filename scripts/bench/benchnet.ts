@@ -23,7 +23,7 @@ export interface BenchNetwork {
 
 /** Why the bench network cannot be made here, or undefined. */
 export function benchNetworkUnavailable(): string | undefined {
-  if (process.getuid!() !== 0) return 'needs root (it installs netsetup setuid root into a temporary prefix)';
+  if (process.getuid!() !== 0) return 'the networked sections need root (they install netsetup setuid root into a temporary prefix)';
   return undefined;
 }
 
@@ -34,7 +34,7 @@ export function benchNetwork(ctx: Context): BenchNetwork {
 
 function install(ctx: Context): BenchNetwork {
   const why = benchNetworkUnavailable();
-  if (why) throw new Error(`the bench network ${why}`);
+  if (why) throw new Error(why);
   if (run(undefined, ['ip', 'link', 'show', BENCH_BRIDGE]).status === 0) {
     throw new Error(`a link named ${BENCH_BRIDGE} exists already (left by an earlier run?); remove it with 'ip link del ${BENCH_BRIDGE}' and its rules with 'iptables-save | grep ${BENCH_BRIDGE}'`);
   }

@@ -67,7 +67,7 @@ export async function concurrency(ctx: Context): Promise<SectionReport> {
     'nothing left behind after each batch (veths, leases, podman containers)',
   ];
   const unavailable = benchNetworkUnavailable();
-  if (unavailable) return skipped(`the networked sandbox ${unavailable}`, TARGETS);
+  if (unavailable) return skipped(unavailable, TARGETS);
   const launcher = ctx.launcher();
   if (!launcherHasBridge(launcher)) return skipped(`${launcher} has no --net bridge (build it from a newer main)`, TARGETS);
   const rootfs = ctx.rootfs();
@@ -75,6 +75,7 @@ export async function concurrency(ctx: Context): Promise<SectionReport> {
   const pod = rootlessPodman(ctx);
   const podman = 'podman' in pod ? pod.podman : undefined;
   const notes: string[] = [];
+  const skips: string[] = [];
 
   const contenders: Contender[] = [{
     id: 'sandbox',
@@ -93,7 +94,7 @@ export async function concurrency(ctx: Context): Promise<SectionReport> {
       leftovers: () => podman.containers().map((c) => `podman container ${c}`),
     });
     notes.push(...podman.notes);
-  } else if ('skip' in pod) notes.push(`podman skipped: ${pod.skip}`);
+  } else if ('skip' in pod) skips.push(pod.skip);
 
   ctx.log(`concurrency: ${opts.concurrencyRuns} batches of ${n} at once for each of ${contenders.length} contenders, alternating`);
   const batches = new Map<string, Batch[]>(contenders.map((c) => [c.id, []]));
@@ -130,6 +131,7 @@ export async function concurrency(ctx: Context): Promise<SectionReport> {
     `left behind: ${left.length === 0 ? 'nothing' : left.join(', ')}`,
     ...failures.slice(0, 5).map((f) => `failure: ${f}`),
     ...(failures.length > 5 ? [`... and ${failures.length - 5} more failures`] : []),
+    ...skips.map((x) => `skipped: ${x}`),
     ...notes.map((note) => `note: ${note}`),
   ];
   const targets = [
@@ -151,6 +153,7 @@ export async function concurrency(ctx: Context): Promise<SectionReport> {
         batches: batches.get(c.id)!.map((b) => ({ wallSeconds: round(b.wallMs / 1000, 3), failures: b.failures, addressed: b.addresses.filter((x) => x !== undefined).length, distinctAddresses: new Set(b.addresses.filter((x) => x !== undefined)).size, leftBehind: b.leftBehind })),
       }])),
       leftBehind: left,
+      skipped: skips,
       notes,
     },
   };

@@ -48,6 +48,7 @@ export async function throughput(ctx: Context): Promise<SectionReport> {
   const iperf = iperfBinary();
   const veth = vethNamespace(ctx, net.mtu);
   const notes: string[] = [];
+  const skips: string[] = [];
   const slirps: SlirpNamespace[] = [];
   const servers: IperfServer[] = [];
   try {
@@ -69,7 +70,7 @@ export async function throughput(ctx: Context): Promise<SectionReport> {
       },
     ];
     const slirpMissing = slirpUnavailable(ctx);
-    if (slirpMissing) notes.push(`slirp4netns skipped: ${slirpMissing}`);
+    if (slirpMissing) skips.push(slirpMissing);
     else {
       const loopServer = await server('127.0.0.1');
       for (const mtu of [undefined, SLIRP_BIG_MTU]) {
@@ -83,8 +84,8 @@ export async function throughput(ctx: Context): Promise<SectionReport> {
         });
       }
       notes.push(`${slirpVersion()}; netns made with unshare --user --map-root-user --net as the bench user; server on 127.0.0.1, reached as ${SLIRP_HOST_LOOPBACK}`);
+      notes.push(...tunAccess(ctx).notes);
     }
-    if (!slirpMissing) notes.push(...tunAccess(ctx).notes);
 
     ctx.log(`throughput: ${opts.iperfRuns} x ${setups.length} setups x 2 directions of iperf3 -t ${opts.iperfTime}, interleaved`);
     const samples = new Map<string, number[]>();
@@ -128,6 +129,7 @@ export async function throughput(ctx: Context): Promise<SectionReport> {
       ),
       '',
       `left behind: ${left.length === 0 ? 'nothing' : left.join(', ')}`,
+      ...skips.map((x) => `skipped: ${x}`),
       ...notes.map((n) => `note: ${n}`),
     ];
     const targets = [
@@ -154,6 +156,7 @@ export async function throughput(ctx: Context): Promise<SectionReport> {
           })),
         }])),
         leftBehind: left,
+        skipped: skips,
         notes,
       },
     };
