@@ -11,10 +11,14 @@ cd "$root"
 if [ "$(id -u)" -eq 0 ]; then
   echo "== Debian packages"
   apt-get update -qq
+  # podman .. iperf3: only for the benchmark's comparisons (scripts/bench.ts); runc
+  # because crun refuses cgroup v1 "hybrid" hosts with controllers in the v2 tree.
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    binutils binutils-aarch64-linux-gnu util-linux iproute2 iptables bubblewrap hyperfine time >/dev/null
+    binutils binutils-aarch64-linux-gnu util-linux iproute2 iptables bubblewrap hyperfine time \
+    podman slirp4netns uidmap catatonit runc iperf3 >/dev/null
 else
-  echo "== not root: skipping Debian packages (needs binutils, binutils-aarch64-linux-gnu, util-linux, iproute2, bubblewrap)"
+  echo "== not root: skipping Debian packages (needs binutils, binutils-aarch64-linux-gnu, util-linux, iproute2, iptables, bubblewrap;"
+  echo "   for the benchmark also podman, slirp4netns, uidmap, catatonit, runc, iperf3)"
 fi
 
 echo "== Node 24, pnpm and dependencies"

@@ -1,0 +1,107 @@
+// The bench network: netsetup installed setuid root into a temporary prefix
+// (scripts/install.sh) with a configuration of its own, bridge nsbench1 on
+// 10.232.10.0/24; removed with scripts/uninstall.sh (netsetup teardown: veths,
+// bridge, rules, lease state) at the end of the run.
+import fs from 'node:fs';
+import path from 'node:path';
+import { asRoot, check, ROOT, run, sleep, type Context } from './context.ts';
+
+export const BENCH_BRIDGE = 'nsbench1';
+export const BENCH_SUBNET = '10.232.10.0/24';
+export const BENCH_GATEWAY = '10.232.10.1';
+
+export interface BenchNetwork {
+  prefix: string;
+  /** the installed setuid netsetup, for the launcher's --netsetup */
+  netsetup: string;
+  bridge: string;
+  subnet: string;
+  gateway: string;
+  mtu: number;
+  quota: number;
+}
+
+/** Why the bench network cannot be made here, or undefined. */
+export function benchNetworkUnavailable(): string | undefined {
+  if (process.getuid!() !== 0) return 'the networked sections need root (they install netsetup setuid root into a temporary prefix)';
+  return undefined;
+}
+
+/** The bench network, installed on first use. */
+export function benchNetwork(ctx: Context): BenchNetwork {
+  return ctx.shared('bench-network', () => install(ctx));
+}
+
+function install(ctx: Context): BenchNetwork {
+  const why = benchNetworkUnavailable();
+  if (why) throw new Error(why);
+  if (run(undefined, ['ip', 'link', 'show', BENCH_BRIDGE]).status === 0) {
+    throw new Error(`a link named ${BENCH_BRIDGE} exists already (left by an earlier run?); remove it with 'ip link del ${BENCH_BRIDGE}' and its rules with 'iptables-save | grep ${BENCH_BRIDGE}'`);
+  }
+  const { opts } = ctx;
+  ctx.built('netsetup');
+  const dist = path.dirname(ctx.built('launcher'));
+  const prefix = path.join(ctx.tempDir(), 'prefix');
+  const stateDir = `/run/nsbox-bench-${process.pid}`;
+  const quota = Math.max(100, opts.concurrency + 10);
+  const config = {
+    stateDir,
+    networks: [{
+      name: 'bench', bridge: BENCH_BRIDGE, subnet: BENCH_SUBNET, gateway: BENCH_GATEWAY, mtu: opts.mtu,
+      quota: { users: { [String(ctx.runAs?.uid ?? 0)]: quota } },
+    }],
+  };
+  const configFile = path.join(ctx.tempDir(), 'bench-netsetup.conf');
+  fs.writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
+  ctx.log(`installing netsetup setuid root into ${prefix} (bridge ${BENCH_BRIDGE}, ${BENCH_SUBNET}, mtu ${opts.mtu})`);
+  // Registered first: uninstall.sh also cleans up after a half-done install.
+  ctx.defer(`uninstall ${prefix}`, () => {
+    if (fs.existsSync(path.join(prefix, 'bin/netsetup'))) {
+      check('scripts/uninstall.sh', run(undefined, [path.join(ROOT, 'scripts/uninstall.sh'), prefix], { timeoutMs: 60_000 }));
+    }
+    fs.rmSync(stateDir, { recursive: true, force: true });
+    if (run(undefined, ['ip', 'link', 'show', BENCH_BRIDGE]).status === 0) ctx.log(`cleanup: ${BENCH_BRIDGE} is still there`);
+    const rules = run(undefined, ['iptables-save'], { capture: true }).stdout.split('\n').filter((l) => l.includes(BENCH_BRIDGE));
+    if (rules.length > 0) ctx.log(`cleanup: iptables rules of ${BENCH_BRIDGE} are still there:\n${rules.join('\n')}`);
+  });
+  check('scripts/install.sh', run(undefined, [path.join(ROOT, 'scripts/install.sh'), prefix, '--config', configFile, '--dist', dist], { timeoutMs: 120_000 }));
+  const netsetup = path.join(prefix, 'bin/netsetup');
+  // The bridge and its address now, so that a host-side server can bind to the gateway.
+  asRoot([netsetup, 'setup-host']);
+  return { prefix, netsetup, bridge: BENCH_BRIDGE, subnet: BENCH_SUBNET, gateway: BENCH_GATEWAY, mtu: opts.mtu, quota };
+}
+
+/** What sandboxes of the bench network left: host veths on its bridge and leases (after netsetup's GC). */
+export function networkLeftovers(net: BenchNetwork): string[] {
+  const veths = asRoot(['ip', '-o', 'link', 'show', 'master', net.bridge])
+    .split('\n')
+    .map((l) => /^\d+:\s+([^:@]+)/.exec(l)?.[1])
+    .filter((n): n is string => n !== undefined);
+  const leases = JSON.parse(asRoot([net.netsetup, 'list', '--json'])) as { id: string }[];
+  return [...veths.map((v) => `veth ${v}`), ...leases.map((l) => `lease ${l.id}`)];
+}
+
+/**
+ * Polls `find` until it reports nothing or timeoutMs passed, and returns what it
+ * last reported. A sandbox's veth goes when the kernel has destroyed its network
+ * namespace, which happens shortly after the last process in it has exited.
+ */
+export async function settled(find: () => string[], timeoutMs = 10_000): Promise<string[]> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const left = find();
+    if (left.length === 0 || Date.now() > end) return left;
+    await sleep(200);
+  }
+}
+
+/** Whether the launcher offers --net bridge (its --help lists it). */
+export function launcherHasBridge(launcher: string): boolean {
+  const r = run(undefined, [launcher, '--help'], { capture: true, timeoutMs: 30_000 });
+  return /\bbridge\b/.test(r.stdout);
+}
+
+/** argv of a sandbox on the bench network running argv. */
+export function networkedArgv(launcher: string, net: BenchNetwork, rootfs: string, argv: string[], infoFd?: number): string[] {
+  return [launcher, '--rootfs', rootfs, '--net', 'bridge', '--netsetup', net.netsetup, ...(infoFd === undefined ? [] : ['--info-fd', String(infoFd)]), '--', ...argv];
+}
