@@ -36,6 +36,7 @@ const ERRNOS: [number, string, string][] = [
   [97, 'EAFNOSUPPORT', 'Address family not supported by protocol'],
   [98, 'EADDRINUSE', 'Address already in use'],
   [99, 'EADDRNOTAVAIL', 'Cannot assign requested address'],
+  [100, 'ENETDOWN', 'Network is down'],
   [101, 'ENETUNREACH', 'Network is unreachable'],
   [105, 'ENOBUFS', 'No buffer space available'],
   [110, 'ETIMEDOUT', 'Connection timed out'],
