@@ -131,11 +131,12 @@ test.serial('20 concurrent calls from 5 users get 20 distinct addresses', async 
   // Each sandbox really has its own address.
   boxes.forEach((b, i) => t.true(inNetns(b.pid, ['ip', '-4', '-o', 'addr', 'show', 'eth0']).stdout.includes(`${conns[i]!.address}/24`)));
   await Promise.all(boxes.map((b) => b.kill()));
+  // The kernel deletes the veth pairs with the namespaces (asynchronously).
+  for (let i = 0; i < 50 && hostVeths(inst.bridge).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+  t.deepEqual(hostVeths(inst.bridge), []);
   const l = await run(inst, ['list', '--json']);
   t.is(l.code, 0, l.stderr);
   t.deepEqual(JSON.parse(l.stdout), []);
-  for (let i = 0; i < 50 && hostVeths(inst.bridge).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
-  t.deepEqual(hostVeths(inst.bridge), []);
   t.false(ownRules(inst, 'filter').includes('nsbox:lease:'));
 });
 
