@@ -1,18 +1,19 @@
 // Everything netsetup does as root, in one place. Each action takes the state
 // lock, garbage-collects, and then does its part; every error path undoes what
 // the call created.
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import * as nl from '@nsbox/shared/netlink';
 import type { Config, Network } from './config.ts';
 import { EXIT, NetsetupError, SysError } from './errors.ts';
 import { ensureBridge, randomMac } from './host.ts';
 import { allocate, broadcastOf } from './ipam.ts';
-import { addLeaseRules, applyRules, removeRules, tools, type Tools } from './iptables.ts';
+import { applyRules, dropLeaseRules, removeRules, startLeaseRules, tools, type RuleChange, type Tools } from './iptables.ts';
 import { admit, hostVethName, partition, type Caller, type Lease } from './leases.ts';
+import { randomBytes } from './random.ts';
 import { Rtnl } from './rtnl.ts';
 import { State } from './state.ts';
-import { notYours, pin } from './target.ts';
+import { notYours, pin, type Target } from './target.ts';
+import { mark } from './timing.ts';
 
 export interface Connection {
   lease: string;
@@ -36,12 +37,21 @@ interface Session {
   state: State;
   rtnl: Rtnl;
   tools: Tools;
+  /** The host's links when the session began. */
+  links: nl.Link[];
   /** Live leases after GC. */
   leases: Lease[];
+  /** Stale leases whose rules are still to be removed (see begin()); still on record. */
+  stale: Lease[];
 }
 
-/** Lock, open the host netlink socket, drop stale leases (their veths and rules). */
-function begin(config: Config): Session {
+/**
+ * Lock, open the host netlink socket, drop stale leases: their veths, their rules
+ * and their records. With `keepStaleOf`, the stale leases of that network keep
+ * their rules and records for the caller (connect) to remove in its own rule
+ * change, which saves one run of iptables-restore.
+ */
+function begin(config: Config, keepStaleOf?: string): Session {
   const state = State.lock(config.stateDir);
   let rtnl: Rtnl | undefined;
   try {
@@ -50,21 +60,20 @@ function begin(config: Config): Session {
     const all = state.read();
     const links = rtnl.links();
     const { live, stale } = partition(all, links);
-    if (stale.length > 0) {
-      for (const l of stale) {
-        // Only a veth with exactly the recorded name: our own, made for this lease.
-        const link = links.find((k) => k.name === l.hostVeth && k.kind === 'veth');
-        if (link) deleteLink(rtnl, link.index, l.hostVeth, true);
-      }
-      // Rules first, records last: killed in between, the stale leases are still
-      // on record and the next call does it all again.
-      for (const name of new Set(stale.map((l) => l.network))) {
-        const net = config.networks.find((n) => n.name === name);
-        if (net && links.some((k) => k.name === net.bridge)) applyRules(t, net, live);
-      }
-      state.write(live);
+    if (stale.length === 0) return { state, rtnl, tools: t, links, leases: live, stale };
+    // Only a veth with exactly the recorded name: our own, made for this lease.
+    const veths = stale.flatMap((l) => links.filter((k) => k.name === l.hostVeth && k.kind === 'veth'));
+    deleteLinks(rtnl, veths);
+    // Rules first, records last: killed in between, the stale leases are still
+    // on record and the next call does it all again.
+    const kept = stale.filter((l) => l.network === keepStaleOf);
+    for (const name of new Set(stale.map((l) => l.network))) {
+      const net = config.networks.find((n) => n.name === name);
+      if (name === keepStaleOf || !net || !links.some((k) => k.name === net.bridge)) continue;
+      dropLeaseRules(t, net, stale.filter((l) => l.network === name), live.filter((l) => l.network === name));
     }
-    return { state, rtnl, tools: t, leases: live };
+    state.write([...live, ...kept]);
+    return { state, rtnl, tools: t, links, leases: live, stale: kept };
   } catch (err) {
     rtnl?.close();
     state.unlock();
@@ -77,6 +86,18 @@ function end(s: Session): void {
   s.state.unlock();
 }
 
+/** Deletes links, all in one netlink round trip; errors are ignored (gone already). */
+function deleteLinks(rtnl: Rtnl, links: { index: number }[]): void {
+  if (links.length === 0) return;
+  rtnl.batch(
+    links.map((k) => {
+      const seq = rtnl.nextSeq();
+      return { seq, bytes: nl.delLink(seq, k.index) };
+    }),
+    'delete stale veths',
+  );
+}
+
 function deleteLink(rtnl: Rtnl, index: number, name: string, quiet: boolean): void {
   const seq = rtnl.nextSeq();
   const [r] = rtnl.batch([{ seq, bytes: nl.delLink(seq, index) }], `delete ${name}`);
@@ -85,29 +106,41 @@ function deleteLink(rtnl: Rtnl, index: number, name: string, quiet: boolean): vo
 
 function newLeaseId(taken: Set<string>): string {
   for (;;) {
-    const id = crypto.randomBytes(4).toString('hex');
+    const id = randomBytes(4).toString('hex');
     if (!taken.has(id)) return id;
   }
 }
 
-/** Gives the network namespace of `pid` one veth on the network's bridge. */
+/**
+ * Gives the network namespace of `pid` one veth on the network's bridge.
+ *
+ * Order, for speed without losing safety: the lease is recorded as pending,
+ * then iptables-restore starts in the background (the lease's rules, and the
+ * removal of stale leases' rules) while the veth is created and configured over
+ * netlink; the call waits for the rules before it records the lease as ready.
+ * Killed at any point, a pending lease is left on record, and the next call's
+ * GC removes its veth and rules.
+ */
 export function connect(config: Config, net: Network, caller: Caller, pid: number): Connection {
-  const homeNetns = fs.statSync('/proc/self/ns/net');
-  const target = pin(pid, caller.uid, homeNetns);
+  const homeFd = fs.openSync('/proc/self/ns/net', 'r');
+  let target: Target | undefined;
   let s: Session | undefined;
-  let homeFd = -1;
   try {
-    s = begin(config);
+    const pinned = (target = pin(pid, caller.uid, fs.fstatSync(homeFd)));
+    mark('target pinned');
+    s = begin(config, net.name);
+    mark('locked, GC done');
     const groups = admit(net, s.leases, caller);
     const address = allocate(net, s.leases.filter((l) => l.network === net.name).map((l) => l.address));
     if (!address) {
       throw new NetsetupError(EXIT.QUOTA, `network "${net.name}"`, `all addresses of ${net.subnet} are leased`, 'Release a lease or ask the administrator for a larger subnet');
     }
-    const bridge = ensureBridge(s.rtnl, net);
+    const bridge = ensureBridge(s.rtnl, net, s.links);
     const mtu = bridge.mtu ?? net.mtu;
-    homeFd = fs.openSync('/proc/self/ns/net', 'r');
+    mark('bridge checked');
+    const taken = new Set([...s.leases, ...s.stale].map((l) => l.id));
     const lease: Lease = {
-      id: newLeaseId(new Set(s.leases.map((l) => l.id))),
+      id: newLeaseId(taken),
       network: net.name,
       uid: caller.uid,
       groups,
@@ -119,43 +152,52 @@ export function connect(config: Config, net: Network, caller: Caller, pid: numbe
       created: new Date().toISOString(),
     };
     lease.hostVeth = hostVethName(lease.id);
-    // Recorded before the veth exists: if this call dies, the next one's GC
-    // finds a pending lease and deletes the veth by its exact name.
-    s.state.write([...s.leases, lease]);
-    let rulesAdded = false;
+    // Recorded before the veth and the rules exist: if this call dies, the next
+    // one's GC finds a pending lease and removes the veth by its exact name and
+    // the rules by the lease's tag.
+    s.state.write([...s.leases, ...s.stale, lease]);
+    let rules: RuleChange | undefined;
     try {
-      s.rtnl.do(`create veth ${lease.hostVeth} with ${SANDBOX_IFNAME} in pid ${pid}'s namespace`, (seq) =>
-        nl.newVeth(seq, {
-          hostName: lease.hostVeth,
-          hostMac: randomMac(0xfe),
-          mtu,
-          master: bridge.index,
-          peerName: SANDBOX_IFNAME,
-          peerNetnsFd: target.netnsFd,
+      mark('pending lease recorded');
+      rules = startLeaseRules(s.tools, net, lease, s.stale);
+      mark('iptables-restore started');
+      const [made, found] = s.rtnl.batch(
+        [
+          (seq: number) =>
+            nl.newVeth(seq, { hostName: lease.hostVeth, hostMac: randomMac(0xfe), mtu, master: bridge.index, peerName: SANDBOX_IFNAME, peerNetnsFd: pinned.netnsFd }),
+          (seq: number) => nl.getLinkByName(seq, lease.hostVeth),
+        ].map((build) => {
+          const seq = s!.rtnl.nextSeq();
+          return { seq, bytes: build(seq) };
         }),
-      );
-      const host = s.rtnl.link(lease.hostVeth);
-      if (!host) throw new NetsetupError(EXIT.SYSTEM, `create veth ${lease.hostVeth}`, 'it vanished right after creation', 'Try again');
+        `create veth ${lease.hostVeth}`,
+      ) as [Reply, Reply];
+      if (made.errno !== 0) throw new SysError(`create veth ${lease.hostVeth} with ${SANDBOX_IFNAME} in pid ${pid}'s namespace`, made.errno, made.message);
+      const host = found.replies[0] ? nl.parseLink(found.replies[0].payload) : undefined;
+      if (!host || host.link === undefined) throw new NetsetupError(EXIT.SYSTEM, `create veth ${lease.hostVeth}`, 'it vanished right after creation', 'Try again');
       lease.hostIndex = host.index;
-      configureInside(target.netnsFd, homeFd, net, address, pid);
-      if (!target.alive()) throw notYours(pid);
-      // Rules before "ready": a call killed in between leaves a pending lease,
-      // and the next GC removes its veth and rebuilds the chains without it.
+      mark('veth created');
+      configureInside(pinned.netnsFd, homeFd, host.link, net, address, pid);
+      if (!pinned.alive()) throw notYours(pid);
+      mark('eth0 configured');
+      // Rules before "ready": see above.
       const leases = [...s.leases, lease];
-      rulesAdded = true;
-      addLeaseRules(s.tools, net, lease, leases);
+      const change = rules;
+      rules = undefined;
+      change.finish(leases);
+      mark('rules in place');
       lease.state = 'ready';
       s.state.write(leases);
+      mark('lease recorded ready');
     } catch (err) {
       const host = s.rtnl.link(lease.hostVeth);
       if (host && host.kind === 'veth') deleteLink(s.rtnl, host.index, lease.hostVeth, true);
       let clean = true;
-      if (rulesAdded) {
-        try {
-          applyRules(s.tools, net, s.leases);
-        } catch {
-          clean = false;
-        }
+      try {
+        rules?.abandon();
+        applyRules(s.tools, net, s.leases);
+      } catch {
+        clean = false;
       }
       // Without the rules removed, the pending lease stays on record for the next GC.
       if (clean) s.state.write(s.leases);
@@ -176,23 +218,24 @@ export function connect(config: Config, net: Network, caller: Caller, pid: numbe
       hostVeth: lease.hostVeth,
     };
   } finally {
-    if (homeFd >= 0) fs.closeSync(homeFd);
+    fs.closeSync(homeFd);
     if (s) end(s);
-    target.close();
+    target?.close();
   }
 }
 
-/** Address, eth0 up, lo up and the default route, through a socket inside the target's namespace. */
-function configureInside(netnsFd: number, homeFd: number, net: Network, address: string, pid: number): void {
+type Reply = ReturnType<Rtnl['batch']>[number];
+
+/** Address, eth0 up, lo up and the default route, through a socket inside the
+ *  target's namespace, in one round trip. `index` is eth0's ifindex there. */
+function configureInside(netnsFd: number, homeFd: number, index: number, net: Network, address: string, pid: number): void {
   const inside = Rtnl.openIn(netnsFd, homeFd);
   try {
-    const eth = inside.link(SANDBOX_IFNAME);
-    if (!eth) throw new NetsetupError(EXIT.SYSTEM, `configure ${SANDBOX_IFNAME} in pid ${pid}`, 'it is not there after creation', 'Try again');
     const steps: { what: string; build: (seq: number) => Buffer }[] = [
-      { what: `add ${address}/${net.prefix} to ${SANDBOX_IFNAME}`, build: (seq) => nl.newAddress(seq, eth.index, address, net.prefix, broadcastOf(net)) },
-      { what: `bring ${SANDBOX_IFNAME} up`, build: (seq) => nl.setLinkUp(seq, eth.index) },
+      { what: `add ${address}/${net.prefix} to ${SANDBOX_IFNAME}`, build: (seq) => nl.newAddress(seq, index, address, net.prefix, broadcastOf(net)) },
+      { what: `bring ${SANDBOX_IFNAME} up`, build: (seq) => nl.setLinkUp(seq, index) },
       { what: 'bring lo up', build: (seq) => nl.setLinkUp(seq, LOOPBACK_INDEX) },
-      { what: `add the default route via ${net.gateway}`, build: (seq) => nl.newDefaultRoute(seq, eth.index, net.gateway) },
+      { what: `add the default route via ${net.gateway}`, build: (seq) => nl.newDefaultRoute(seq, index, net.gateway) },
     ];
     const requests = steps.map((st) => {
       const seq = inside.nextSeq();
@@ -220,7 +263,7 @@ export function release(config: Config, caller: Caller, by: { id: string } | { p
     const rest = s.leases.filter((l) => !chosen.includes(l));
     for (const name of new Set(chosen.map((l) => l.network))) {
       const net = config.networks.find((n) => n.name === name);
-      if (net) applyRules(s.tools, net, rest);
+      if (net) dropLeaseRules(s.tools, net, chosen.filter((l) => l.network === name), rest.filter((l) => l.network === name));
     }
     s.state.write(rest);
     return chosen;

@@ -1,12 +1,12 @@
 // Runs iptables: by absolute path, never through a shell, with a fixed argument
 // list, a fixed environment and -w. The rules themselves come from firewall.ts.
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import type { Backend, Network } from './config.ts';
 import { EXIT, NetsetupError } from './errors.ts';
-import { addLeaseScript, fwdChain, jumps, natChain, restoreScript } from './firewall.ts';
+import { addLeaseScript, dropLeasesScript, fwdChain, jumps, natChain, restoreScript } from './firewall.ts';
 import type { Lease } from './leases.ts';
 import { FIXED_ENV } from './secure.ts';
+import { start, type Outcome, type Running } from './spawn.ts';
 import { untrusted } from './trust.ts';
 
 const NAMES: Record<Backend, { iptables: string; restore: string }> = {
@@ -43,32 +43,55 @@ export function tools(backend: Backend): Tools {
   return { iptables: find(NAMES[backend].iptables), restore: find(NAMES[backend].restore) };
 }
 
-function run(file: string, args: string[], input?: string): { status: number; stderr: string } {
-  const r = spawnSync(file, args, {
-    env: FIXED_ENV,
-    input: input ?? '',
-    stdio: ['pipe', 'ignore', 'pipe'],
-    encoding: 'utf8',
-    timeout: 30_000,
-    cwd: '/',
-  });
-  if (r.error) throw new NetsetupError(EXIT.SYSTEM, `run ${file}`, r.error.message, 'Check the iptables installation');
-  return { status: r.status ?? 128, stderr: (r.stderr ?? '').trim().split('\n')[0] ?? '' };
+function launch(file: string, args: string[], input = ''): Running {
+  try {
+    return start(file, args, FIXED_ENV, input);
+  } catch (err) {
+    throw new NetsetupError(EXIT.SYSTEM, `run ${file}`, (err as Error).message, 'Check the iptables installation');
+  }
 }
+
+const run = (file: string, args: string[], input?: string): Outcome => launch(file, args, input).wait();
+const restore = (t: Tools, script: string): Running => launch(t.restore, ['-w', '--noflush'], script);
 
 /** Rebuilds the network's chains from `leases` and makes sure the jumps exist. */
 export function applyRules(t: Tools, net: Network, leases: Lease[]): void {
-  let r = run(t.restore, ['-w', '--noflush'], restoreScript(net, leases, true));
-  if (r.status !== 0) r = run(t.restore, ['-w', '--noflush'], restoreScript(net, leases, false));
+  let r = restore(t, restoreScript(net, leases, true)).wait();
+  if (r.status !== 0) r = restore(t, restoreScript(net, leases, false)).wait();
   if (r.status !== 0) {
     throw new NetsetupError(EXIT.SYSTEM, `install iptables rules for ${net.bridge}`, `${t.restore} failed: ${r.stderr}`, 'Check that the iptables backend in the configuration matches the host');
   }
 }
 
-/** Adds one lease's rules; when the network's rules are not all in place (first
- *  use, or someone removed them), rebuilds everything from `leases` instead. */
-export function addLeaseRules(t: Tools, net: Network, lease: Lease, leases: Lease[]): void {
-  if (run(t.restore, ['-w', '--noflush'], addLeaseScript(net, lease)).status !== 0) applyRules(t, net, leases);
+/** Rules being changed in the background: finish() waits for them and, when
+ *  the quick change did not apply (first use, rules removed by someone, a stale
+ *  lease's rules already gone), rebuilds the chains from `leases` instead. */
+export interface RuleChange {
+  finish(leases: Lease[]): void;
+  /** Waits for the change without checking it (the caller rebuilds anyway). */
+  abandon(): void;
+}
+
+function change(t: Tools, net: Network, script: string): RuleChange {
+  const running = restore(t, script);
+  return {
+    finish(leases) {
+      if (running.wait().status !== 0) applyRules(t, net, leases);
+    },
+    abandon() {
+      running.wait();
+    },
+  };
+}
+
+/** Starts adding one lease's rules (and deleting those of `dropped` stale leases). */
+export function startLeaseRules(t: Tools, net: Network, lease: Lease, dropped: Lease[]): RuleChange {
+  return change(t, net, addLeaseScript(net, lease, dropped));
+}
+
+/** Deletes the rules of `gone`; `rest` are the network's remaining leases. */
+export function dropLeaseRules(t: Tools, net: Network, gone: Lease[], rest: Lease[]): void {
+  change(t, net, dropLeasesScript(net, gone)).finish(rest);
 }
 
 /** Removes every jump to the network's chains and the chains themselves. */

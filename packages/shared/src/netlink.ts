@@ -29,6 +29,7 @@ export const RTM_GETROUTE = 26;
 
 export const IFLA_ADDRESS = 1;
 export const IFLA_IFNAME = 3;
+export const IFLA_LINK = 5;
 export const IFLA_MTU = 4;
 export const IFLA_MASTER = 10;
 export const IFLA_LINKINFO = 18;
@@ -335,6 +336,8 @@ export interface Link {
   master?: number;
   kind?: string;
   mac?: string;
+  /** IFLA_LINK: for a veth, its peer's ifindex (in the peer's namespace). */
+  link?: number;
 }
 
 export function parseLink(payload: Buffer): Link {
@@ -345,6 +348,7 @@ export function parseLink(payload: Buffer): Link {
   const linkinfo = findAttr(attrs, IFLA_LINKINFO);
   const kind = linkinfo ? findAttr(parseAttrs(linkinfo), IFLA_INFO_KIND) : undefined;
   const mac = findAttr(attrs, IFLA_ADDRESS);
+  const link = findAttr(attrs, IFLA_LINK);
   return {
     index: payload.readInt32LE(4),
     flags: payload.readUInt32LE(8),
@@ -353,6 +357,7 @@ export function parseLink(payload: Buffer): Link {
     ...(master ? { master: master.readUInt32LE(0) } : {}),
     ...(kind ? { kind: cString(kind) } : {}),
     ...(mac && mac.length === 6 ? { mac: Array.from(mac, (x) => x.toString(16).padStart(2, '0')).join(':') } : {}),
+    ...(link ? { link: link.readInt32LE(0) } : {}),
   };
 }
 
