@@ -8,7 +8,7 @@ import { EXIT, NetsetupError, SysError } from './errors.ts';
 import { ensureBridge, randomMac } from './host.ts';
 import { allocate, broadcastOf } from './ipam.ts';
 import { applyRules, dropLeaseRules, removeRules, startLeaseRules, tools, type RuleChange, type Tools } from './iptables.ts';
-import { admit, hostVethName, partition, type Caller, type Lease } from './leases.ts';
+import { admit, hostVethName, isoTime, partition, type Caller, type Lease } from './leases.ts';
 import { randomBytes } from './random.ts';
 import { Rtnl } from './rtnl.ts';
 import { State } from './state.ts';
@@ -149,7 +149,7 @@ export function connect(config: Config, net: Network, caller: Caller, pid: numbe
       hostIndex: 0,
       pid,
       state: 'pending',
-      created: new Date().toISOString(),
+      created: isoTime(Date.now()),
     };
     lease.hostVeth = hostVethName(lease.id);
     // Recorded before the veth and the rules exist: if this call dies, the next

@@ -150,7 +150,7 @@ export function run(inv: Invocation, priv: Privilege): string {
   const configFor = (configOpt: string | undefined): { config: Config; source: string } => {
     if (configOpt !== undefined && priv.uid !== 0) throw new NetsetupError(EXIT.DENIED, '--config', 'only root may name a configuration file', 'Leave it out');
     checkInstall();
-    return loadConfig(fs.realpathSync('/proc/self/exe'), configOpt);
+    return loadConfig(fs.realpathSync.native('/proc/self/exe'), configOpt);
   };
   const network = (config: Config, name: string | undefined): Network => {
     const net = findNetwork(config, name);

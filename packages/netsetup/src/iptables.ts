@@ -21,14 +21,15 @@ export interface Tools {
   restore: string;
 }
 
-/** Absolute paths of the backend's programs, each resolving to a root-owned file. */
+/** Absolute paths of the backend's programs, each resolving to a root-owned
+ *  file. iptables-restore is checked now; iptables (teardown only) when used. */
 export function tools(backend: Backend): Tools {
   const find = (name: string): string => {
     for (const dir of DIRS) {
       const p = `${dir}/${name}`;
       let real: string;
       try {
-        real = fs.realpathSync(p);
+        real = fs.realpathSync.native(p);
       } catch {
         continue;
       }
@@ -40,7 +41,15 @@ export function tools(backend: Backend): Tools {
     }
     throw new NetsetupError(EXIT.CONFIG, name, `not found in ${DIRS.join(', ')}`, `Install iptables (backend "${backend}")`);
   };
-  return { iptables: find(NAMES[backend].iptables), restore: find(NAMES[backend].restore) };
+  const restore = find(NAMES[backend].restore);
+  let iptables: string | undefined;
+  return {
+    restore,
+    get iptables() {
+      iptables ??= find(NAMES[backend].iptables);
+      return iptables;
+    },
+  };
 }
 
 function launch(file: string, args: string[], input = ''): Running {

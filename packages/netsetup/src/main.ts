@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import { EXIT, NetsetupError } from './errors.ts';
 import { harden } from './secure.ts';
 import { parseArgs, run } from './cli.ts';
+import { libc } from '@nsbox/shared/libc';
 import { mark, report } from './timing.ts';
 
 /** Writes all of `text` to fd, waiting out EAGAIN (a non-blocking pipe). */
@@ -40,5 +41,11 @@ function main(): number {
   }
 }
 
-process.exitCode = main();
+const code = main();
 report();
+// Everything is written (synchronously); Node's own teardown would add ~1 ms.
+try {
+  libc()._exit(code);
+} catch {
+  process.exit(code); // the FFI module could not be loaded
+}

@@ -5,12 +5,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { libc, errno } from '@nsbox/shared/libc';
-import { LOCK_EX, LOCK_NB } from '@nsbox/shared/syscalls';
+import { describeErrno, ENOENT } from '@nsbox/shared/errno';
+import { AT_FDCWD, LOCK_EX, LOCK_NB } from '@nsbox/shared/syscalls';
 import { EXIT, NetsetupError, SysError } from './errors.ts';
 import { parseLeaseFile, type Lease } from './leases.ts';
 import { untrusted } from './trust.ts';
 
 const LOCK_WAIT_MS = 20_000;
+const RENAME_EXCHANGE = 2;
 const { O_RDWR, O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW } = fs.constants;
 
 export class State {
@@ -78,18 +80,30 @@ export class State {
     }
   }
 
+  /**
+   * Replaces the lease file atomically: the new content goes to leases.json.new,
+   * which is then swapped with leases.json (renameat2 RENAME_EXCHANGE). Swapping
+   * rather than renaming over it keeps the old inode as the next write's scratch
+   * file: freeing an inode costs ~0.1-0.2 ms on tmpfs, and a connect writes twice.
+   */
   write(leases: Lease[]): void {
     const file = path.join(this.dir, 'leases.json');
     const tmp = path.join(this.dir, 'leases.json.new');
     try {
-      fs.rmSync(tmp, { force: true });
-      const fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | fs.constants.O_EXCL, 0o600);
+      // The directory is root's alone (ensureDir), so truncating the scratch file is safe.
+      const text = Buffer.from(`${JSON.stringify({ version: 1, leases }, null, 1)}\n`);
+      // Overwritten in place, then cut to length: O_TRUNC would free all its pages first.
+      const fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_NOFOLLOW, 0o600);
       try {
-        fs.writeSync(fd, `${JSON.stringify({ version: 1, leases }, null, 1)}\n`);
+        fs.writeSync(fd, text, 0, text.length, 0);
+        fs.ftruncateSync(fd, text.length);
       } finally {
         fs.closeSync(fd);
       }
-      fs.renameSync(tmp, file);
+      if (libc().renameat2(AT_FDCWD, tmp, AT_FDCWD, file, RENAME_EXCHANGE) !== 0) {
+        if (errno() !== ENOENT) throw new Error(`swap ${tmp} and ${file}: ${describeErrno(errno())}`);
+        fs.renameSync(tmp, file);
+      }
     } catch (err) {
       throw new NetsetupError(EXIT.SYSTEM, `write state file ${file}`, (err as Error).message, 'Check free space on the state filesystem');
     }
@@ -112,11 +126,13 @@ export class State {
 }
 
 function ensureDir(dir: string): void {
-  try {
-    fs.mkdirSync(dir, { mode: 0o700 });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-      throw new NetsetupError(EXIT.CONFIG, `state directory ${dir}`, `cannot create it (${(err as NodeJS.ErrnoException).code})`, 'Check the stateDir setting and that its parent exists');
+  if (fs.lstatSync(dir, { throwIfNoEntry: false }) === undefined) {
+    try {
+      fs.mkdirSync(dir, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw new NetsetupError(EXIT.CONFIG, `state directory ${dir}`, `cannot create it (${(err as NodeJS.ErrnoException).code})`, 'Check the stateDir setting and that its parent exists');
+      }
     }
   }
   const problem = untrusted(dir, 'directory');

@@ -30,6 +30,7 @@ const DECLARATIONS = {
   fcntl: 'int fcntl(int fd, int cmd, ...)',
   getrandom: 'long getrandom(_Out_ void *buf, size_t len, unsigned int flags)',
   memfd_create: 'int memfd_create(const char *name, unsigned int flags)',
+  renameat2: 'int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags)',
   // posix_spawn and its opaque attribute/action objects (passed as Buffers).
   posix_spawn: 'int posix_spawn(_Out_ int *pid, const char *path, void *actions, void *attr, const char **argv, const char **envp)',
   posix_spawn_file_actions_init: 'int posix_spawn_file_actions_init(void *actions)',
