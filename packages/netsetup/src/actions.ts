@@ -7,7 +7,7 @@ import type { Config, Network } from './config.ts';
 import { EXIT, NetsetupError, SysError } from './errors.ts';
 import { ensureBridge, randomMac } from './host.ts';
 import { allocate, broadcastOf } from './ipam.ts';
-import { applyRules, dropLeaseRules, removeRules, startLeaseRules, tools, type RuleChange, type Tools } from './iptables.ts';
+import { applyRules, dropLeaseRules, removeRules, startLeaseRules, startRestore, tools, type RuleChange, type Tools } from './iptables.ts';
 import { admit, hostVethName, isoTime, partition, type Caller, type Lease } from './leases.ts';
 import { randomBytes } from './random.ts';
 import { Rtnl } from './rtnl.ts';
@@ -51,16 +51,16 @@ interface Session {
  * their rules and records for the caller (connect) to remove in its own rule
  * change, which saves one run of iptables-restore.
  */
-function begin(config: Config, keepStaleOf?: string): Session {
+function begin(config: Config, keepStaleOf?: string, t?: Tools): Session {
   const state = State.lock(config.stateDir);
   let rtnl: Rtnl | undefined;
   try {
     rtnl = Rtnl.open();
-    const t = tools(config.iptables);
+    t ??= tools(config.iptables);
     const all = state.read();
     const links = rtnl.links();
     const { live, stale } = partition(all, links);
-    if (stale.length === 0) return { state, rtnl, tools: t, links, leases: live, stale };
+    if (stale.length === 0) return { state, rtnl, tools: t, links, leases: live, stale: [] };
     // Only a veth with exactly the recorded name: our own, made for this lease.
     const veths = stale.flatMap((l) => links.filter((k) => k.name === l.hostVeth && k.kind === 'veth'));
     deleteLinks(rtnl, veths);
@@ -114,21 +114,25 @@ function newLeaseId(taken: Set<string>): string {
 /**
  * Gives the network namespace of `pid` one veth on the network's bridge.
  *
- * Order, for speed without losing safety: the lease is recorded as pending,
- * then iptables-restore starts in the background (the lease's rules, and the
- * removal of stale leases' rules) while the veth is created and configured over
- * netlink; the call waits for the rules before it records the lease as ready.
- * Killed at any point, a pending lease is left on record, and the next call's
- * GC removes its veth and rules.
+ * Order, for speed without losing safety: iptables-restore is started first and
+ * waits for its input; the lease is recorded as pending, then iptables-restore
+ * gets the lease's rules (and the removal of stale leases' rules) and works in
+ * the background while the veth is created and configured over netlink; the
+ * call waits for the rules before it records the lease as ready. Killed at any
+ * point, a pending lease is left on record, and the next call's GC removes its
+ * veth and rules (an iptables-restore without input reads EOF and does nothing).
  */
 export function connect(config: Config, net: Network, caller: Caller, pid: number): Connection {
-  const homeFd = fs.openSync('/proc/self/ns/net', 'r');
+  const t = tools(config.iptables);
+  const early = startRestore(t);
+  let homeFd = -1;
   let target: Target | undefined;
   let s: Session | undefined;
   try {
+    homeFd = fs.openSync('/proc/self/ns/net', 'r');
     const pinned = (target = pin(pid, caller.uid, fs.fstatSync(homeFd)));
     mark('target pinned');
-    s = begin(config, net.name);
+    s = begin(config, net.name, t);
     mark('locked, GC done');
     const groups = admit(net, s.leases, caller);
     const address = allocate(net, s.leases.filter((l) => l.network === net.name).map((l) => l.address));
@@ -159,7 +163,7 @@ export function connect(config: Config, net: Network, caller: Caller, pid: numbe
     let rules: RuleChange | undefined;
     try {
       mark('pending lease recorded');
-      rules = startLeaseRules(s.tools, net, lease, s.stale);
+      rules = startLeaseRules(s.tools, net, lease, s.stale, early);
       mark('iptables-restore started');
       const [made, found] = s.rtnl.batch(
         [
@@ -218,7 +222,8 @@ export function connect(config: Config, net: Network, caller: Caller, pid: numbe
       hostVeth: lease.hostVeth,
     };
   } finally {
-    fs.closeSync(homeFd);
+    early.wait();
+    if (homeFd >= 0) fs.closeSync(homeFd);
     if (s) end(s);
     target?.close();
   }

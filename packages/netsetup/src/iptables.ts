@@ -6,7 +6,7 @@ import { EXIT, NetsetupError } from './errors.ts';
 import { addLeaseScript, dropLeasesScript, fwdChain, jumps, natChain, restoreScript } from './firewall.ts';
 import type { Lease } from './leases.ts';
 import { FIXED_ENV } from './secure.ts';
-import { start, type Outcome, type Running } from './spawn.ts';
+import { start, type Child, type Outcome } from './spawn.ts';
 import { untrusted } from './trust.ts';
 
 const NAMES: Record<Backend, { iptables: string; restore: string }> = {
@@ -52,21 +52,34 @@ export function tools(backend: Backend): Tools {
   };
 }
 
-function launch(file: string, args: string[], input = ''): Running {
+function launch(file: string, args: string[]): Child {
   try {
-    return start(file, args, FIXED_ENV, input);
+    return start(file, args, FIXED_ENV);
   } catch (err) {
     throw new NetsetupError(EXIT.SYSTEM, `run ${file}`, (err as Error).message, 'Check the iptables installation');
   }
 }
 
-const run = (file: string, args: string[], input?: string): Outcome => launch(file, args, input).wait();
-const restore = (t: Tools, script: string): Running => launch(t.restore, ['-w', '--noflush'], script);
+function run(file: string, args: string[], input = ''): Outcome {
+  const child = launch(file, args);
+  child.send(input);
+  return child.wait();
+}
+
+/**
+ * An iptables-restore --noflush started ahead of time, waiting for its input:
+ * its start (exec, libraries) overlaps netsetup's own work. Until it is given
+ * input it holds nothing (not even the legacy backend's xtables lock, taken per
+ * table), so other iptables runs may go ahead; wait() without input ends it.
+ */
+export const startRestore = (t: Tools): Child => launch(t.restore, ['-w', '--noflush']);
+
+const restore = (t: Tools, script: string): Outcome => run(t.restore, ['-w', '--noflush'], script);
 
 /** Rebuilds the network's chains from `leases` and makes sure the jumps exist. */
 export function applyRules(t: Tools, net: Network, leases: Lease[]): void {
-  let r = restore(t, restoreScript(net, leases, true)).wait();
-  if (r.status !== 0) r = restore(t, restoreScript(net, leases, false)).wait();
+  let r = restore(t, restoreScript(net, leases, true));
+  if (r.status !== 0) r = restore(t, restoreScript(net, leases, false));
   if (r.status !== 0) {
     throw new NetsetupError(EXIT.SYSTEM, `install iptables rules for ${net.bridge}`, `${t.restore} failed: ${r.stderr}`, 'Check that the iptables backend in the configuration matches the host');
   }
@@ -81,21 +94,22 @@ export interface RuleChange {
   abandon(): void;
 }
 
-function change(t: Tools, net: Network, script: string): RuleChange {
-  const running = restore(t, script);
+function change(t: Tools, net: Network, script: string, child = startRestore(t)): RuleChange {
+  child.send(script);
   return {
     finish(leases) {
-      if (running.wait().status !== 0) applyRules(t, net, leases);
+      if (child.wait().status !== 0) applyRules(t, net, leases);
     },
     abandon() {
-      running.wait();
+      child.wait();
     },
   };
 }
 
-/** Starts adding one lease's rules (and deleting those of `dropped` stale leases). */
-export function startLeaseRules(t: Tools, net: Network, lease: Lease, dropped: Lease[]): RuleChange {
-  return change(t, net, addLeaseScript(net, lease, dropped));
+/** Starts adding one lease's rules (and deleting those of `dropped` stale
+ *  leases), with `child` from startRestore() if there is one. */
+export function startLeaseRules(t: Tools, net: Network, lease: Lease, dropped: Lease[], child?: Child): RuleChange {
+  return change(t, net, addLeaseScript(net, lease, dropped), child);
 }
 
 /** Deletes the rules of `gone`; `rest` are the network's remaining leases. */

@@ -1,21 +1,25 @@
 // Runs a program (iptables-restore) with glibc's posix_spawn through koffi:
 // loading node:child_process alone costs ~1-4 ms of netsetup's start, and
 // posix_spawn (clone with CLONE_VM|CLONE_VFORK) does not copy Node's page
-// tables. The child starts with stdin from a memory file holding `input`,
-// stdout on /dev/null, stderr into a memory file, cwd /, the given environment,
-// all signals at their defaults and unblocked. start() returns at once, so
-// netsetup can do its netlink work while the child runs; wait() reaps it.
+// tables. The child gets stdin from a pipe, stdout on /dev/null, stderr into a
+// memory file, cwd /, the given environment, all signals at their defaults and
+// unblocked. It can be started before its input is known (it waits on stdin
+// while netsetup works): send() gives it its input, wait() reaps it.
 import fs from 'node:fs';
-import { libc, errno } from '@nsbox/shared/libc';
 import { describeErrno } from '@nsbox/shared/errno';
+import { libc, errno } from '@nsbox/shared/libc';
+import { O_CLOEXEC } from '@nsbox/shared/syscalls';
 
 const POSIX_SPAWN_SETSIGDEF = 0x04;
 const POSIX_SPAWN_SETSIGMASK = 0x08;
 const MFD_CLOEXEC = 0x1;
 const EINTR = 4;
 /** Generous sizes for glibc's opaque posix_spawn_file_actions_t (80 bytes on
- *  x86_64 and arm64), posix_spawnattr_t (336) and sigset_t (128). */
+ *  x86_64 and arm64) and posix_spawnattr_t (336). */
 const OPAQUE = 512;
+/** sigset_t (128 bytes) with every signal, and with none. */
+const ALL_SIGNALS = Buffer.alloc(128, 0xff);
+const NO_SIGNALS = Buffer.alloc(128);
 
 export interface Outcome {
   /** Exit code, or 128 + signal number. */
@@ -24,43 +28,35 @@ export interface Outcome {
   stderr: string;
 }
 
-export interface Running {
+export interface Child {
   pid: number;
-  /** Blocks until the child has exited; idempotent. */
+  /** Writes the child's whole input and closes its stdin (once). */
+  send(input: string): void;
+  /** Closes stdin if send() was not called (the child reads EOF), blocks until
+   *  the child has exited; idempotent. */
   wait(): Outcome;
 }
 
 export class SpawnError extends Error {}
 
-function memfd(name: string): number {
-  const fd = libc().memfd_create(name, MFD_CLOEXEC) as number;
-  if (fd < 0) throw new SpawnError(`memfd_create: ${describeErrno(errno())}`);
-  return fd;
-}
-
-export function start(file: string, args: string[], env: Record<string, string>, input: string): Running {
+export function start(file: string, args: string[], env: Record<string, string>): Child {
   const c = libc();
-  const stdin = memfd('stdin');
-  let stderr = -1;
+  const fds = [-1, -1];
+  if (c.pipe2(fds, O_CLOEXEC) !== 0) throw new SpawnError(`pipe2: ${describeErrno(errno())}`);
+  const [stdinRead, stdinWrite] = fds as [number, number];
+  const stderr = c.memfd_create('stderr', MFD_CLOEXEC) as number;
   const actions = Buffer.alloc(OPAQUE);
   const attr = Buffer.alloc(OPAQUE);
   let pid: number;
   try {
-    // pwrite at offset 0 leaves the file offset at 0 for the child to read from.
-    const bytes = Buffer.from(input);
-    fs.writeSync(stdin, bytes, 0, bytes.length, 0);
-    stderr = memfd('stderr');
+    if (stderr < 0) throw new SpawnError(`memfd_create: ${describeErrno(errno())}`);
     c.posix_spawn_file_actions_init(actions);
     c.posix_spawnattr_init(attr);
     try {
-      const all = Buffer.alloc(OPAQUE);
-      const none = Buffer.alloc(OPAQUE);
-      c.sigfillset(all);
-      c.sigemptyset(none);
-      c.posix_spawnattr_setsigdefault(attr, all);
-      c.posix_spawnattr_setsigmask(attr, none);
+      c.posix_spawnattr_setsigdefault(attr, ALL_SIGNALS);
+      c.posix_spawnattr_setsigmask(attr, NO_SIGNALS);
       c.posix_spawnattr_setflags(attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-      c.posix_spawn_file_actions_adddup2(actions, stdin, 0);
+      c.posix_spawn_file_actions_adddup2(actions, stdinRead, 0);
       c.posix_spawn_file_actions_addopen(actions, 1, '/dev/null', fs.constants.O_WRONLY, 0);
       c.posix_spawn_file_actions_adddup2(actions, stderr, 2);
       c.posix_spawn_file_actions_addchdir_np(actions, '/');
@@ -74,16 +70,35 @@ export function start(file: string, args: string[], env: Record<string, string>,
       c.posix_spawnattr_destroy(attr);
     }
   } catch (err) {
-    c.close(stdin);
+    c.close(stdinWrite);
     if (stderr >= 0) c.close(stderr);
     throw err;
+  } finally {
+    c.close(stdinRead);
   }
-  c.close(stdin);
+  let input = stdinWrite;
+  const closeInput = (): void => {
+    if (input >= 0) c.close(input);
+    input = -1;
+  };
   let outcome: Outcome | undefined;
   return {
     pid,
-    wait(): Outcome {
+    send(text) {
+      if (input < 0) throw new Error('input already sent');
+      try {
+        // A child that dies early makes this fail (EPIPE): its status tells why.
+        const bytes = Buffer.from(text);
+        for (let at = 0; at < bytes.length; ) at += fs.writeSync(input, bytes, at);
+      } catch {
+        // wait() reports the failure.
+      } finally {
+        closeInput();
+      }
+    },
+    wait() {
       if (outcome) return outcome;
+      closeInput();
       const status = [0];
       let r: number;
       do r = c.waitpid(pid, status, 0) as number;
