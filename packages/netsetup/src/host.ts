@@ -43,17 +43,24 @@ export function ensureBridge(rtnl: Rtnl, net: Network, links?: nl.Link[]): nl.Li
   }
   const index = bridge.index;
   // Adding the gateway address exclusively is the check: EEXIST means it is there
-  // (same address and prefix); one round trip, where a dump of all addresses is two.
-  const steps = [{ what: `add ${net.gateway}/${net.prefix} to ${net.bridge}`, build: (seq: number) => nl.newAddress(seq, index, net.gateway, net.prefix, broadcastOf(net)), ok: [0, EEXIST] }];
+  // (same address and prefix); one round trip, where a dump of all addresses is
+  // two. IPv4 forwarding is read in the same round trip (reading ip_forward from
+  // /proc costs more than the whole netlink exchange).
+  const steps = [
+    { what: `add ${net.gateway}/${net.prefix} to ${net.bridge}`, build: (seq: number) => nl.newAddress(seq, index, net.gateway, net.prefix, broadcastOf(net)), ok: [0, EEXIST] },
+    { what: 'read net.ipv4.ip_forward', build: (seq: number) => nl.getNetconf(seq, nl.AF_INET), ok: [0] },
+  ];
   if (!(bridge.flags & nl.IFF_UP)) steps.push({ what: `bring ${net.bridge} up`, build: (seq) => nl.setLinkUp(seq, index), ok: [0] });
   const requests = steps.map((st) => {
     const seq = rtnl.nextSeq();
     return { seq, bytes: st.build(seq) };
   });
-  rtnl.batch(requests, `set up ${net.bridge}`).forEach((r, i) => {
+  const results = rtnl.batch(requests, `set up ${net.bridge}`);
+  results.forEach((r, i) => {
     if (!steps[i]!.ok.includes(r.errno)) throw new SysError(steps[i]!.what, r.errno, r.message);
   });
-  enableForwarding();
+  const netconf = results[1]!.replies.find((m) => m.type === nl.RTM_NEWNETCONF);
+  if (!netconf || nl.parseNetconfForwarding(netconf.payload) !== 1) enableForwarding();
   return bridge;
 }
 

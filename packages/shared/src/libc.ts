@@ -31,20 +31,12 @@ const DECLARATIONS = {
   getrandom: 'long getrandom(_Out_ void *buf, size_t len, unsigned int flags)',
   memfd_create: 'int memfd_create(const char *name, unsigned int flags)',
   renameat2: 'int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags)',
-  // posix_spawn and its opaque attribute/action objects (passed as Buffers).
+  // posix_spawn and its file actions (an opaque object, passed as a Buffer).
   posix_spawn: 'int posix_spawn(_Out_ int *pid, const char *path, void *actions, void *attr, const char **argv, const char **envp)',
-  posix_spawn_file_actions_init: 'int posix_spawn_file_actions_init(void *actions)',
   posix_spawn_file_actions_destroy: 'int posix_spawn_file_actions_destroy(void *actions)',
   posix_spawn_file_actions_adddup2: 'int posix_spawn_file_actions_adddup2(void *actions, int fd, int newfd)',
   posix_spawn_file_actions_addopen: 'int posix_spawn_file_actions_addopen(void *actions, int fd, const char *path, int flags, unsigned int mode)',
   posix_spawn_file_actions_addchdir_np: 'int posix_spawn_file_actions_addchdir_np(void *actions, const char *path)',
-  posix_spawnattr_init: 'int posix_spawnattr_init(void *attr)',
-  posix_spawnattr_destroy: 'int posix_spawnattr_destroy(void *attr)',
-  posix_spawnattr_setflags: 'int posix_spawnattr_setflags(void *attr, short flags)',
-  posix_spawnattr_setsigmask: 'int posix_spawnattr_setsigmask(void *attr, const void *set)',
-  posix_spawnattr_setsigdefault: 'int posix_spawnattr_setsigdefault(void *attr, const void *set)',
-  sigemptyset: 'int sigemptyset(void *set)',
-  sigfillset: 'int sigfillset(void *set)',
 } as const;
 
 export type Libc = { readonly [K in keyof typeof DECLARATIONS]: Fn } & { readonly k: KoffiApi };

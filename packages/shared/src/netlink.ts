@@ -26,6 +26,8 @@ export const RTM_NEWADDR = 20;
 export const RTM_GETADDR = 22;
 export const RTM_NEWROUTE = 24;
 export const RTM_GETROUTE = 26;
+export const RTM_NEWNETCONF = 80;
+export const RTM_GETNETCONF = 82;
 
 export const IFLA_ADDRESS = 1;
 export const IFLA_IFNAME = 3;
@@ -34,6 +36,9 @@ export const IFLA_MTU = 4;
 export const IFLA_MASTER = 10;
 export const IFLA_LINKINFO = 18;
 export const IFLA_NET_NS_FD = 28;
+export const IFLA_EXT_MASK = 29;
+/** IFLA_EXT_MASK bit: leave the counters (IFLA_STATS, IFLA_STATS64) out of replies. */
+export const RTEXT_FILTER_SKIP_STATS = 1 << 3;
 export const IFLA_INFO_KIND = 1;
 export const IFLA_INFO_DATA = 2;
 export const VETH_INFO_PEER = 1;
@@ -46,6 +51,11 @@ export const RTA_DST = 1;
 export const RTA_OIF = 4;
 export const RTA_GATEWAY = 5;
 export const RTA_TABLE = 15;
+
+/** netconf (<linux/netconf.h>): per-family switches such as forwarding. */
+export const NETCONFA_IFINDEX = 1;
+export const NETCONFA_FORWARDING = 2;
+export const NETCONFA_IFINDEX_ALL = -1;
 
 export const RT_TABLE_MAIN = 254;
 export const RTPROT_BOOT = 3;
@@ -229,8 +239,9 @@ export function getLinkByName(seq: number, name: string): Buffer {
   return message(RTM_GETLINK, 0, seq, [ifinfomsg(), attrStr(IFLA_IFNAME, name)]);
 }
 
+/** All links, without their counters (a fifth of each reply, unused here). */
 export function dumpLinks(seq: number): Buffer {
-  return message(RTM_GETLINK, NLM_F_DUMP, seq, [ifinfomsg()]);
+  return message(RTM_GETLINK, NLM_F_DUMP, seq, [ifinfomsg(), attrU32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)]);
 }
 
 export function dumpAddresses(seq: number): Buffer {
@@ -239,6 +250,14 @@ export function dumpAddresses(seq: number): Buffer {
 
 export function dumpRoutes(seq: number): Buffer {
   return message(RTM_GETROUTE, NLM_F_DUMP, seq, [rtmsg({ table: 0, protocol: 0, type: 0 })]);
+}
+
+/** An address family's settings for all devices (answered with RTM_NEWNETCONF);
+ *  for AF_INET, NETCONFA_FORWARDING is net.ipv4.ip_forward. */
+export function getNetconf(seq: number, family: number): Buffer {
+  const ncm = Buffer.alloc(4);
+  ncm.writeUInt8(family, 0);
+  return message(RTM_GETNETCONF, 0, seq, [ncm, attrI32(NETCONFA_IFINDEX, NETCONFA_IFINDEX_ALL)]);
 }
 
 export function newAddress(seq: number, index: number, address: string, prefixlen: number, broadcast?: string): Buffer {
@@ -364,6 +383,11 @@ export function parseLink(payload: Buffer): Link {
     at += (len + 3) & ~3;
   }
   return link;
+}
+
+/** NETCONFA_FORWARDING of an RTM_NEWNETCONF payload (netconfmsg, padded to 4, then attributes). */
+export function parseNetconfForwarding(payload: Buffer): number | undefined {
+  return findAttr(parseAttrs(payload.subarray(4)), NETCONFA_FORWARDING)?.readInt32LE(0);
 }
 
 export interface Address {
