@@ -7,7 +7,7 @@ import type { Config, Network } from './config.ts';
 import { EXIT, NetsetupError, SysError } from './errors.ts';
 import { ensureBridge, randomMac } from './host.ts';
 import { allocate, broadcastOf } from './ipam.ts';
-import { applyRules, dropLeaseRules, removeRules, startLeaseRules, startRestore, tools, type RuleChange, type Tools } from './iptables.ts';
+import { applyRules, dropLeaseRules, removeRules, startDropLeaseRules, startLeaseRules, startRestore, tools, type RuleChange, type Tools } from './iptables.ts';
 import { admit, hostVethName, isoTime, partition, type Caller, type Lease } from './leases.ts';
 import { randomBytes } from './random.ts';
 import { Rtnl } from './rtnl.ts';
@@ -255,24 +255,38 @@ function configureInside(netnsFd: number, homeFd: number, index: number, net: Ne
   }
 }
 
-/** Frees leases of the caller (root: anyone's) by id or by pid. */
+/**
+ * Frees leases of the caller (root: anyone's) by id or by pid. The kernel takes
+ * ~15 ms to delete a veth and iptables-restore ~10 ms to delete rules (both wait
+ * for RCU grace periods), so the rules go in the background while the veths are
+ * deleted. The leases are first recorded as pending: killed at any point, the
+ * next call's GC deletes whatever is left of them.
+ */
 export function release(config: Config, caller: Caller, by: { id: string } | { pid: number }): Lease[] {
   const s = begin(config);
+  let change: RuleChange | undefined;
   try {
     const mine = (l: Lease): boolean => caller.uid === 0 || l.uid === caller.uid;
     const chosen = s.leases.filter((l) => mine(l) && ('id' in by ? l.id === by.id : l.pid === by.pid));
     if (chosen.length === 0) {
       throw new NetsetupError(EXIT.DENIED, 'id' in by ? `lease ${by.id}` : `pid ${by.pid}`, 'no such lease of yours', 'See your leases with netsetup list');
     }
-    for (const l of chosen) deleteLink(s.rtnl, l.hostIndex, l.hostVeth, false);
     const rest = s.leases.filter((l) => !chosen.includes(l));
-    for (const name of new Set(chosen.map((l) => l.network))) {
-      const net = config.networks.find((n) => n.name === name);
-      if (net) dropLeaseRules(s.tools, net, chosen.filter((l) => l.network === name), rest.filter((l) => l.network === name));
-    }
+    s.state.write([...rest, ...chosen.map((l): Lease => ({ ...l, state: 'pending' }))]);
+    const of = (leases: Lease[], net: Network): Lease[] => leases.filter((l) => l.network === net.name);
+    const nets = config.networks.filter((n) => chosen.some((l) => l.network === n.name));
+    // One iptables-restore at a time: the first network's in the background, any others after.
+    const [first, ...others] = nets;
+    if (first) change = startDropLeaseRules(s.tools, first, of(chosen, first));
+    for (const l of chosen) deleteLink(s.rtnl, l.hostIndex, l.hostVeth, false);
+    const started = change;
+    change = undefined;
+    started?.finish(of(rest, first!));
+    for (const net of others) dropLeaseRules(s.tools, net, of(chosen, net), of(rest, net));
     s.state.write(rest);
     return chosen;
   } finally {
+    change?.abandon();
     end(s);
   }
 }

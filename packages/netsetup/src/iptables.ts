@@ -112,9 +112,12 @@ export function startLeaseRules(t: Tools, net: Network, lease: Lease, dropped: L
   return change(t, net, addLeaseScript(net, lease, dropped), child);
 }
 
+/** Starts deleting the rules of `gone` (finish() with the network's remaining leases). */
+export const startDropLeaseRules = (t: Tools, net: Network, gone: Lease[]): RuleChange => change(t, net, dropLeasesScript(net, gone));
+
 /** Deletes the rules of `gone`; `rest` are the network's remaining leases. */
 export function dropLeaseRules(t: Tools, net: Network, gone: Lease[], rest: Lease[]): void {
-  change(t, net, dropLeasesScript(net, gone)).finish(rest);
+  startDropLeaseRules(t, net, gone).finish(rest);
 }
 
 /** Removes every jump to the network's chains and the chains themselves. */
