@@ -4,14 +4,14 @@
 // stripped copy of the same Node that runs this script.
 //   node scripts/build.ts [launcher|netsetup ...]
 //
-// netsetup's bundle is built for a fast start (FAST below): it runs from a code
-// cache that holds every function, not only the top level (a SEA's own code
-// cache, useCodeCache, is made before the script runs, so V8 would still compile
-// each function on its first call: ~3 ms of a netsetup call); and esbuild's
-// __toESM helper, which copies all ~100 exports of node:fs onto a new object at
-// each `import fs from 'node:fs'` (~0.2 ms each), is replaced by one that
-// delegates to the module through the prototype chain; and V8 gets one worker
-// thread (execArgv below).
+// Both programs are built for a fast start (FAST below): the bundle runs from a
+// code cache that holds every function, not only the top level (a SEA's own
+// code cache, useCodeCache, is made before the script runs, so V8 would still
+// compile each function on its first call: ~3 ms of a netsetup call, ~2 ms of a
+// launcher start); esbuild's __toESM helper, which copies all ~100 exports of
+// node:fs onto a new object at each `import fs from 'node:fs'` (~0.2 ms each),
+// is replaced by one that delegates to the module through the prototype chain;
+// and V8 gets one worker thread (execArgv below).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -24,7 +24,7 @@ const dist = path.join(root, 'dist');
 const FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 const PROGRAMS = ['launcher', 'netsetup'];
 /** Programs built for a fast start (see above). */
-const FAST = new Set(['netsetup']);
+const FAST = new Set(['netsetup', 'launcher']);
 
 const TO_ESM = 'var __toESM=(mod,isNodeMode,target)=>(target=mod!=null?__create(__getProtoOf(mod)):{},__copyProps(isNodeMode||!mod||!mod.__esModule?__defProp(target,"default",{value:mod,enumerable:!0}):target,mod));';
 const TO_ESM_FAST = 'var __toESM=(mod,isNodeMode)=>isNodeMode||!mod||!mod.__esModule?Object.create(mod,{default:{value:mod,enumerable:!0}}):mod;';
