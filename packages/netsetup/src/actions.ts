@@ -11,6 +11,7 @@ import { applyRules, dropLeaseRules, removeRules, startDropLeaseRules, startLeas
 import { admit, hostVethName, isoTime, partition, type Caller, type Lease } from './leases.ts';
 import { randomBytes } from './random.ts';
 import { Rtnl } from './rtnl.ts';
+import type { Child } from './spawn.ts';
 import { State } from './state.ts';
 import { notYours, pin, type Target } from './target.ts';
 import { mark } from './timing.ts';
@@ -66,10 +67,14 @@ function begin(config: Config, keepStaleOf?: string, t?: Tools): Session {
     deleteLinks(rtnl, veths);
     // Rules first, records last: killed in between, the stale leases are still
     // on record and the next call does it all again.
-    const kept = stale.filter((l) => l.network === keepStaleOf);
-    for (const name of new Set(stale.map((l) => l.network))) {
+    const hasRules = (name: string): Network | undefined => {
       const net = config.networks.find((n) => n.name === name);
-      if (name === keepStaleOf || !net || !links.some((k) => k.name === net.bridge)) continue;
+      return net && links.some((k) => k.name === net.bridge) ? net : undefined;
+    };
+    const kept = keepStaleOf !== undefined && hasRules(keepStaleOf) ? stale.filter((l) => l.network === keepStaleOf) : [];
+    for (const name of new Set(stale.map((l) => l.network))) {
+      const net = hasRules(name);
+      if (name === keepStaleOf || !net) continue;
       dropLeaseRules(t, net, stale.filter((l) => l.network === name), live.filter((l) => l.network === name));
     }
     state.write([...live, ...kept]);
@@ -127,42 +132,24 @@ export function connect(config: Config, net: Network, caller: Caller, pid: numbe
   const early = startRestore(t);
   let homeFd = -1;
   let target: Target | undefined;
-  let s: Session | undefined;
+  let session: Session | undefined;
   try {
     homeFd = fs.openSync('/proc/self/ns/net', 'r');
     const pinned = (target = pin(pid, caller.uid, fs.fstatSync(homeFd)));
     mark('target pinned');
-    s = begin(config, net.name, t);
+    const s = (session = begin(config, net.name, t));
     mark('locked, GC done');
-    const groups = admit(net, s.leases, caller);
-    const address = allocate(net, s.leases.filter((l) => l.network === net.name).map((l) => l.address));
-    if (!address) {
-      throw new NetsetupError(EXIT.QUOTA, `network "${net.name}"`, `all addresses of ${net.subnet} are leased`, 'Release a lease or ask the administrator for a larger subnet');
+    let prepared: Prepared;
+    try {
+      prepared = prepare(s, net, caller, pid);
+    } catch (err) {
+      dropKeptStale(s, net, early);
+      throw err;
     }
-    const bridge = ensureBridge(s.rtnl, net, s.links);
-    const mtu = bridge.mtu ?? net.mtu;
-    mark('bridge checked');
-    const taken = new Set([...s.leases, ...s.stale].map((l) => l.id));
-    const lease: Lease = {
-      id: newLeaseId(taken),
-      network: net.name,
-      uid: caller.uid,
-      groups,
-      address,
-      hostVeth: '',
-      hostIndex: 0,
-      pid,
-      state: 'pending',
-      created: isoTime(Date.now()),
-    };
-    lease.hostVeth = hostVethName(lease.id);
-    // Recorded before the veth and the rules exist: if this call dies, the next
-    // one's GC finds a pending lease and removes the veth by its exact name and
-    // the rules by the lease's tag.
-    s.state.write([...s.leases, ...s.stale, lease]);
+    const { lease, bridge, mtu } = prepared;
+    mark('pending lease recorded');
     let rules: RuleChange | undefined;
     try {
-      mark('pending lease recorded');
       rules = startLeaseRules(s.tools, net, lease, s.stale, early);
       mark('iptables-restore started');
       const [made, found] = s.rtnl.batch(
@@ -171,7 +158,7 @@ export function connect(config: Config, net: Network, caller: Caller, pid: numbe
             nl.newVeth(seq, { hostName: lease.hostVeth, hostMac: randomMac(0xfe), mtu, master: bridge.index, peerName: SANDBOX_IFNAME, peerNetnsFd: pinned.netnsFd }),
           (seq: number) => nl.getLinkByName(seq, lease.hostVeth),
         ].map((build) => {
-          const seq = s!.rtnl.nextSeq();
+          const seq = s.rtnl.nextSeq();
           return { seq, bytes: build(seq) };
         }),
         `create veth ${lease.hostVeth}`,
@@ -181,7 +168,7 @@ export function connect(config: Config, net: Network, caller: Caller, pid: numbe
       if (!host || host.link === undefined) throw new NetsetupError(EXIT.SYSTEM, `create veth ${lease.hostVeth}`, 'it vanished right after creation', 'Try again');
       lease.hostIndex = host.index;
       mark('veth created');
-      configureInside(pinned.netnsFd, homeFd, host.link, net, address, pid);
+      configureInside(pinned.netnsFd, homeFd, host.link, net, lease.address, pid);
       if (!pinned.alive()) throw notYours(pid);
       mark('eth0 configured');
       // Rules before "ready": see above.
@@ -212,9 +199,9 @@ export function connect(config: Config, net: Network, caller: Caller, pid: numbe
       network: net.name,
       pid,
       interface: SANDBOX_IFNAME,
-      address,
+      address: lease.address,
       prefix: net.prefix,
-      cidr: `${address}/${net.prefix}`,
+      cidr: `${lease.address}/${net.prefix}`,
       gateway: net.gateway,
       mtu,
       dns: net.dns,
@@ -224,9 +211,59 @@ export function connect(config: Config, net: Network, caller: Caller, pid: numbe
   } finally {
     early.wait();
     if (homeFd >= 0) fs.closeSync(homeFd);
-    if (s) end(s);
+    if (session) end(session);
     target?.close();
   }
+}
+
+/** When connect fails before its rule change, the GC of the stale leases begin()
+ *  kept for it is still owed: their rules, then their records (left on record
+ *  for the next call if that fails). */
+function dropKeptStale(s: Session, net: Network, child: Child): void {
+  if (s.stale.length === 0) return;
+  try {
+    startDropLeaseRules(s.tools, net, s.stale, child).finish(s.leases.filter((l) => l.network === net.name));
+    s.state.write(s.leases);
+  } catch {
+    // The next call tries again.
+  }
+}
+
+interface Prepared {
+  lease: Lease;
+  bridge: nl.Link;
+  mtu: number;
+}
+
+/** Quota, address, bridge and the pending lease record (with the kept stale leases). */
+function prepare(s: Session, net: Network, caller: Caller, pid: number): Prepared {
+  const groups = admit(net, s.leases, caller);
+  const address = allocate(net, s.leases.filter((l) => l.network === net.name).map((l) => l.address));
+  if (!address) {
+    throw new NetsetupError(EXIT.QUOTA, `network "${net.name}"`, `all addresses of ${net.subnet} are leased`, 'Release a lease or ask the administrator for a larger subnet');
+  }
+  const bridge = ensureBridge(s.rtnl, net, s.links);
+  const mtu = bridge.mtu ?? net.mtu;
+  mark('bridge checked');
+  const taken = new Set([...s.leases, ...s.stale].map((l) => l.id));
+  const lease: Lease = {
+    id: newLeaseId(taken),
+    network: net.name,
+    uid: caller.uid,
+    groups,
+    address,
+    hostVeth: '',
+    hostIndex: 0,
+    pid,
+    state: 'pending',
+    created: isoTime(Date.now()),
+  };
+  lease.hostVeth = hostVethName(lease.id);
+  // Recorded before the veth and the rules exist: if this call dies, the next
+  // one's GC finds a pending lease and removes the veth by its exact name and
+  // the rules by the lease's tag.
+  s.state.write([...s.leases, ...s.stale, lease]);
+  return { lease, bridge, mtu };
 }
 
 type Reply = ReturnType<Rtnl['batch']>[number];

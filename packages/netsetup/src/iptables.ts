@@ -112,8 +112,9 @@ export function startLeaseRules(t: Tools, net: Network, lease: Lease, dropped: L
   return change(t, net, addLeaseScript(net, lease, dropped), child);
 }
 
-/** Starts deleting the rules of `gone` (finish() with the network's remaining leases). */
-export const startDropLeaseRules = (t: Tools, net: Network, gone: Lease[]): RuleChange => change(t, net, dropLeasesScript(net, gone));
+/** Starts deleting the rules of `gone` (finish() with the network's remaining
+ *  leases), with `child` from startRestore() if there is one. */
+export const startDropLeaseRules = (t: Tools, net: Network, gone: Lease[], child?: Child): RuleChange => change(t, net, dropLeasesScript(net, gone), child);
 
 /** Deletes the rules of `gone`; `rest` are the network's remaining leases. */
 export function dropLeaseRules(t: Tools, net: Network, gone: Lease[], rest: Lease[]): void {
