@@ -77,7 +77,7 @@ function begin(config: Config, keepStaleOf?: string, t?: Tools): Session {
       if (name === keepStaleOf || !net) continue;
       dropLeaseRules(t, net, stale.filter((l) => l.network === name), live.filter((l) => l.network === name));
     }
-    state.write([...live, ...kept]);
+    if (kept.length < stale.length) state.write([...live, ...kept]);
     return { state, rtnl, tools: t, links, leases: live, stale: kept };
   } catch (err) {
     rtnl?.close();
