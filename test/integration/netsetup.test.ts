@@ -120,6 +120,22 @@ test.serial('when the sandbox dies, the next call removes its lease and rules', 
   t.false(fs.readFileSync(`${inst.stateDir}/leases.json`, 'utf8').includes(c.lease));
 });
 
+test.serial('a call refused for its quota still removes a dead sandbox\'s lease and rules', async (t) => {
+  const dead = await spawnBox(U + 6);
+  const c = JSON.parse((await run(inst, ['--pid', String(dead.pid), '--json'], { uid: U + 6 })).stdout) as Connection;
+  const full = await Promise.all(Array.from({ length: 8 }, () => spawnBox(U + 7)));
+  for (const b of full) t.is((await run(inst, ['--pid', String(b.pid)], { uid: U + 7 })).code, 0);
+  await dead.kill();
+  // The kernel deletes the veth pair with the namespace (asynchronously).
+  for (let i = 0; i < 50 && linkExists(c.hostVeth); i++) await new Promise((r) => setTimeout(r, 50));
+  t.true(rules(inst, 'filter').includes(`nsbox:lease:${c.lease}`));
+  const refused = await run(inst, ['--pid', String((await spawnBox(U + 7)).pid)], { uid: U + 7 });
+  t.is(refused.code, 4, refused.stderr);
+  t.false(rules(inst, 'filter').includes(`nsbox:lease:${c.lease}`));
+  t.false(fs.readFileSync(`${inst.stateDir}/leases.json`, 'utf8').includes(c.lease));
+  for (const b of full) t.is((await run(inst, ['release', '--pid', String(b.pid)], { uid: U + 7 })).code, 0);
+});
+
 test.serial('20 concurrent calls from 5 users get 20 distinct addresses', async (t) => {
   const boxes = await Promise.all(Array.from({ length: 20 }, (_, i) => spawnBox(1000 + (i % 5))));
   const results = await Promise.all(boxes.map((b) => run(inst, ['--pid', String(b.pid), '--json'], { uid: b.uid })));
@@ -131,11 +147,12 @@ test.serial('20 concurrent calls from 5 users get 20 distinct addresses', async 
   // Each sandbox really has its own address.
   boxes.forEach((b, i) => t.true(inNetns(b.pid, ['ip', '-4', '-o', 'addr', 'show', 'eth0']).stdout.includes(`${conns[i]!.address}/24`)));
   await Promise.all(boxes.map((b) => b.kill()));
+  // The kernel deletes the veth pairs with the namespaces (asynchronously).
+  for (let i = 0; i < 50 && hostVeths(inst.bridge).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+  t.deepEqual(hostVeths(inst.bridge), []);
   const l = await run(inst, ['list', '--json']);
   t.is(l.code, 0, l.stderr);
   t.deepEqual(JSON.parse(l.stdout), []);
-  for (let i = 0; i < 50 && hostVeths(inst.bridge).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
-  t.deepEqual(hostVeths(inst.bridge), []);
   t.false(ownRules(inst, 'filter').includes('nsbox:lease:'));
 });
 

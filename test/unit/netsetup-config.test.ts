@@ -1,6 +1,7 @@
 import test from 'ava';
 import { DEFAULT_CONFIG_TEXT, overlaps, parseConfig } from '../../packages/netsetup/src/config.ts';
 import { configCandidates } from '../../packages/netsetup/src/locate.ts';
+import { isIPv4, isIPv6 } from '../../packages/netsetup/src/ipam.ts';
 import { EXIT, NetsetupError } from '../../packages/netsetup/src/errors.ts';
 
 const base = { stateDir: '/run/x', networks: [{ bridge: 'nstest0', subnet: '10.231.0.0/24' }] };
@@ -69,4 +70,11 @@ test('overlap of CIDRs', (t) => {
 test('configuration is looked up next to the installed binary, then in /etc', (t) => {
   t.deepEqual(configCandidates('/opt/nsbox/bin/netsetup'), ['/opt/nsbox/etc/nsbox/netsetup.conf', '/etc/nsbox/netsetup.conf']);
   t.deepEqual(configCandidates('/opt/netsetup'), ['/etc/nsbox/netsetup.conf']);
+});
+
+test('addresses: IPv4 dotted quads and IPv6 text forms', (t) => {
+  for (const a of ['1.2.3.4', '0.0.0.0', '255.255.255.255']) t.true(isIPv4(a), a);
+  for (const a of ['1.2.3', '01.2.3.4', '256.1.1.1', '1.2.3.4.5', '', 'a.b.c.d', '1.2.3.-4']) t.false(isIPv4(a), a);
+  for (const a of ['::', '::1', '1::', 'fe80::1', '2001:db8::8a2e:370:7334', '1:2:3:4:5:6:7:8', '::ffff:1.2.3.4', '1:2:3:4:5:6:1.2.3.4']) t.true(isIPv6(a), a);
+  for (const a of ['', ':', ':::', '1:2:3:4:5:6:7:8:9', '1::2::3', '12345::', 'g::', '1.2.3.4::', '1:2:3:4:5:6:7:1.2.3.4', 'fe80::1%eth0', '1:2:3:4:5:6:7']) t.false(isIPv6(a), a);
 });

@@ -1,8 +1,8 @@
 import test from 'ava';
 import { parseConfig } from '../../packages/netsetup/src/config.ts';
 import { EXIT, NetsetupError } from '../../packages/netsetup/src/errors.ts';
-import { addLeaseScript, restoreScript } from '../../packages/netsetup/src/firewall.ts';
-import { admit, partition, type Lease } from '../../packages/netsetup/src/leases.ts';
+import { addLeaseScript, dropLeasesScript, restoreScript } from '../../packages/netsetup/src/firewall.ts';
+import { admit, isoTime, partition, type Lease } from '../../packages/netsetup/src/leases.ts';
 import { parsePid } from '../../packages/netsetup/src/target.ts';
 
 const config = parseConfig(
@@ -112,3 +112,32 @@ test('rules fast path: checks the network rules and appends the lease, in one tr
   );
 });
 const addLeaseScriptText = (l: Lease): string => addLeaseScript(net, l);
+
+test('rules fast path with stale leases: their rules are deleted in the same filter transaction', (t) => {
+  const fresh = lease(1000, { id: 'abcdef03', address: '10.231.0.11' });
+  const stale = lease(1000, { id: 'abcdef04', address: '10.231.0.12' });
+  const lines = addLeaseScript(net, fresh, [stale]).split('\n');
+  const filter = lines.slice(lines.indexOf('*filter'));
+  t.deepEqual(filter.slice(0, 6), [
+    '*filter',
+    '-C FORWARD -m comment --comment nsbox:nstest0 -j NSBOX-FWD-nstest0',
+    '-D NSBOX-FWD-nstest0 -i nstest0 -s 10.231.0.12/32 -m comment --comment nsbox:lease:abcdef04 -j ACCEPT',
+    '-D NSBOX-FWD-nstest0 -o nstest0 -d 10.231.0.12/32 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsbox:lease:abcdef04 -j ACCEPT',
+    '-A NSBOX-FWD-nstest0 -i nstest0 -s 10.231.0.11/32 -m comment --comment nsbox:lease:abcdef03 -j ACCEPT',
+    '-A NSBOX-FWD-nstest0 -o nstest0 -d 10.231.0.11/32 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsbox:lease:abcdef03 -j ACCEPT',
+  ]);
+  t.is(filter.filter((l) => l === 'COMMIT').length, 1, 'one transaction');
+});
+
+test('release: a lease\'s rules are deleted one by one, each exactly as it was added', (t) => {
+  const a = lease(1000, { id: 'abcdef05', address: '10.231.0.13' });
+  const added = addLeaseScript(net, a).split('\n').filter((l) => l.startsWith('-A '));
+  const deleted = dropLeasesScript(net, [a]).split('\n');
+  t.deepEqual(deleted, ['*filter', ...added.map((l) => l.replace(/^-A /, '-D ')), 'COMMIT', '']);
+});
+
+test('lease times are ISO 8601 UTC, as Date would print them', (t) => {
+  for (const ms of [0, 1, 86_399_999, 951_782_400_000, 951_868_799_999, 1_700_000_000_123, 4_107_542_400_000, 253_402_300_799_999, -1, -62_167_219_200_000]) {
+    t.is(isoTime(ms), new Date(ms).toISOString(), String(ms));
+  }
+});

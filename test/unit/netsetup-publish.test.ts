@@ -2,7 +2,7 @@ import test from 'ava';
 import { parsePublish } from '../../packages/shared/src/publish.ts';
 import { DEFAULT_CONFIG_TEXT, parseConfig } from '../../packages/netsetup/src/config.ts';
 import { EXIT, NetsetupError } from '../../packages/netsetup/src/errors.ts';
-import { addLeaseScript, restoreScript } from '../../packages/netsetup/src/firewall.ts';
+import { addLeaseScript, dropLeasesScript, restoreScript } from '../../packages/netsetup/src/firewall.ts';
 import type { Lease } from '../../packages/netsetup/src/leases.ts';
 import { admitPublish, type HostFacts } from '../../packages/netsetup/src/publishing.ts';
 import { parseProcNet } from '../../packages/netsetup/src/sockets.ts';
@@ -192,4 +192,16 @@ test('rules fast path: the publications are appended in the same transaction as 
   t.true(s.indexOf('-C PREROUTING -m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0') < dnat);
   t.true(s.some((x, i) => i > filterAt && x.includes('--ctstate DNAT') && x.includes('-j ACCEPT')));
   t.is(s.filter((x) => x === 'COMMIT').length, 2);
+});
+
+test('a released or stale lease loses its published-port rules too: -D of exactly what was added, nat and filter', (t) => {
+  const l = lease('0000000a', '10.231.0.7', ['8080:80', '5353:53/udp']);
+  const added = addLeaseScript(net, l).split('\n').filter((x) => x.startsWith('-A ') && x.includes('nsbox:lease:0000000a'));
+  const deleted = dropLeasesScript(net, [l]).split('\n');
+  t.deepEqual(deleted.filter((x) => x.startsWith('-D ')), added.map((x) => x.replace(/^-A /, '-D ')));
+  t.true(deleted.indexOf('*nat') < deleted.indexOf('*filter'));
+  t.true(added.some((x) => x.includes('-j DNAT')));
+  const fresh = lease('0000000b', '10.231.0.8', []);
+  const both = addLeaseScript(net, fresh, [l]).split('\n');
+  t.true(both.some((x) => x.startsWith('-D NSBOX-DNAT-nstest0') && x.includes('nsbox:lease:0000000a')), 'the stale lease\'s DNAT goes in the same call');
 });

@@ -1,7 +1,6 @@
 // Everything netsetup does as root, in one place. Each action takes the state
 // lock, garbage-collects, and then does its part; every error path undoes what
 // the call created.
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import * as nl from '@nsbox/shared/netlink';
 import type { PublishSpec } from '@nsbox/shared/publish';
@@ -9,13 +8,16 @@ import type { Config, Network } from './config.ts';
 import { EXIT, NetsetupError, SysError } from './errors.ts';
 import { ensureBridge, randomMac } from './host.ts';
 import { allocate, broadcastOf } from './ipam.ts';
-import { addLeaseRules, applyRules, removeRules, tools, type Tools } from './iptables.ts';
-import { admit, hostVethName, partition, type Caller, type Lease } from './leases.ts';
+import { applyRules, dropLeaseRules, removeRules, startDropLeaseRules, startLeaseRules, startRestore, tools, type RuleChange, type Tools } from './iptables.ts';
+import { admit, hostVethName, isoTime, partition, type Caller, type Lease } from './leases.ts';
+import { randomBytes } from './random.ts';
 import { Rtnl } from './rtnl.ts';
+import type { Child } from './spawn.ts';
 import { State } from './state.ts';
 import { admitPublish } from './publishing.ts';
 import { boundSockets } from './sockets.ts';
-import { notYours, pin } from './target.ts';
+import { notYours, pin, type Target } from './target.ts';
+import { mark } from './timing.ts';
 
 export interface Connection {
   lease: string;
@@ -41,37 +43,49 @@ interface Session {
   state: State;
   rtnl: Rtnl;
   tools: Tools;
+  /** The host's links when the session began. */
+  links: nl.Link[];
   /** Live leases after GC. */
   leases: Lease[];
-  /** Leases this session's GC dropped. */
+  /** Stale leases whose rules are still to be removed (see begin()); still on record. */
+  stale: Lease[];
+  /** Every stale lease this session's GC found (removed, or kept in `stale`). */
   collected: Lease[];
 }
 
-/** Lock, open the host netlink socket, drop stale leases (their veths and rules). */
-function begin(config: Config): Session {
+/**
+ * Lock, open the host netlink socket, drop stale leases: their veths, their rules
+ * and their records. With `keepStaleOf`, the stale leases of that network keep
+ * their rules and records for the caller (connect) to remove in its own rule
+ * change, which saves one run of iptables-restore.
+ */
+function begin(config: Config, keepStaleOf?: string, t?: Tools): Session {
   const state = State.lock(config.stateDir);
   let rtnl: Rtnl | undefined;
   try {
     rtnl = Rtnl.open();
-    const t = tools(config.iptables);
+    t ??= tools(config.iptables);
     const all = state.read();
     const links = rtnl.links();
     const { live, stale } = partition(all, links);
-    if (stale.length > 0) {
-      for (const l of stale) {
-        // Only a veth with exactly the recorded name: our own, made for this lease.
-        const link = links.find((k) => k.name === l.hostVeth && k.kind === 'veth');
-        if (link) deleteLink(rtnl, link.index, l.hostVeth, true);
-      }
-      // Rules first, records last: killed in between, the stale leases are still
-      // on record and the next call does it all again.
-      for (const name of new Set(stale.map((l) => l.network))) {
-        const net = config.networks.find((n) => n.name === name);
-        if (net && links.some((k) => k.name === net.bridge)) applyRules(t, net, live);
-      }
-      state.write(live);
+    if (stale.length === 0) return { state, rtnl, tools: t, links, leases: live, stale: [], collected: [] };
+    // Only a veth with exactly the recorded name: our own, made for this lease.
+    const veths = stale.flatMap((l) => links.filter((k) => k.name === l.hostVeth && k.kind === 'veth'));
+    deleteLinks(rtnl, veths);
+    // Rules first, records last: killed in between, the stale leases are still
+    // on record and the next call does it all again.
+    const hasRules = (name: string): Network | undefined => {
+      const net = config.networks.find((n) => n.name === name);
+      return net && links.some((k) => k.name === net.bridge) ? net : undefined;
+    };
+    const kept = keepStaleOf !== undefined && hasRules(keepStaleOf) ? stale.filter((l) => l.network === keepStaleOf) : [];
+    for (const name of new Set(stale.map((l) => l.network))) {
+      const net = hasRules(name);
+      if (name === keepStaleOf || !net) continue;
+      dropLeaseRules(t, net, stale.filter((l) => l.network === name), live.filter((l) => l.network === name));
     }
-    return { state, rtnl, tools: t, leases: live, collected: stale };
+    if (kept.length < stale.length) state.write([...live, ...kept]);
+    return { state, rtnl, tools: t, links, leases: live, stale: kept, collected: stale };
   } catch (err) {
     rtnl?.close();
     state.unlock();
@@ -84,6 +98,18 @@ function end(s: Session): void {
   s.state.unlock();
 }
 
+/** Deletes links, all in one netlink round trip; errors are ignored (gone already). */
+function deleteLinks(rtnl: Rtnl, links: { index: number }[]): void {
+  if (links.length === 0) return;
+  rtnl.batch(
+    links.map((k) => {
+      const seq = rtnl.nextSeq();
+      return { seq, bytes: nl.delLink(seq, k.index) };
+    }),
+    'delete stale veths',
+  );
+}
+
 function deleteLink(rtnl: Rtnl, index: number, name: string, quiet: boolean): void {
   const seq = rtnl.nextSeq();
   const [r] = rtnl.batch([{ seq, bytes: nl.delLink(seq, index) }], `delete ${name}`);
@@ -92,83 +118,85 @@ function deleteLink(rtnl: Rtnl, index: number, name: string, quiet: boolean): vo
 
 function newLeaseId(taken: Set<string>): string {
   for (;;) {
-    const id = crypto.randomBytes(4).toString('hex');
+    const id = randomBytes(4).toString('hex');
     if (!taken.has(id)) return id;
   }
 }
 
-/** Gives the network namespace of `pid` one veth on the network's bridge, and
- *  publishes the host ports `publish` to it (all of them or, refused, nothing). */
+/**
+ * Gives the network namespace of `pid` one veth on the network's bridge, and
+ * publishes the host ports `publish` to it (all of them or, refused, nothing).
+ *
+ * Order, for speed without losing safety: iptables-restore is started first and
+ * waits for its input; the lease is recorded as pending, then iptables-restore
+ * gets the lease's rules (and the removal of stale leases' rules) and works in
+ * the background while the veth is created and configured over netlink; the
+ * call waits for the rules before it records the lease as ready. Killed at any
+ * point, a pending lease is left on record, and the next call's GC removes its
+ * veth and rules (an iptables-restore without input reads EOF and does nothing).
+ */
 export function connect(config: Config, net: Network, caller: Caller, pid: number, publish: PublishSpec[] = []): Connection {
-  const homeNetns = fs.statSync('/proc/self/ns/net');
-  const target = pin(pid, caller.uid, homeNetns);
-  let s: Session | undefined;
+  const t = tools(config.iptables);
+  const early = startRestore(t);
   let homeFd = -1;
+  let target: Target | undefined;
+  let session: Session | undefined;
   try {
-    s = begin(config);
-    const groups = admit(net, s.leases, caller);
-    if (publish.length > 0) {
-      const addresses = s.rtnl.addresses().flatMap((a) => (a.family === nl.AF_INET && a.address ? [a.address] : []));
-      admitPublish(net, caller, publish, s.leases, { addresses, sockets: boundSockets(publish.map((p) => p.protocol)) });
-    }
-    const address = allocate(net, s.leases.filter((l) => l.network === net.name).map((l) => l.address));
-    if (!address) {
-      throw new NetsetupError(EXIT.QUOTA, `network "${net.name}"`, `all addresses of ${net.subnet} are leased`, 'Release a lease or ask the administrator for a larger subnet');
-    }
-    const bridge = ensureBridge(s.rtnl, net);
-    const mtu = bridge.mtu ?? net.mtu;
     homeFd = fs.openSync('/proc/self/ns/net', 'r');
-    const lease: Lease = {
-      id: newLeaseId(new Set(s.leases.map((l) => l.id))),
-      network: net.name,
-      uid: caller.uid,
-      groups,
-      address,
-      hostVeth: '',
-      hostIndex: 0,
-      pid,
-      state: 'pending',
-      created: new Date().toISOString(),
-      published: publish,
-    };
-    lease.hostVeth = hostVethName(lease.id);
-    // Recorded before the veth exists: if this call dies, the next one's GC
-    // finds a pending lease and deletes the veth by its exact name.
-    s.state.write([...s.leases, lease]);
-    let rulesAdded = false;
+    const pinned = (target = pin(pid, caller.uid, fs.fstatSync(homeFd)));
+    mark('target pinned');
+    const s = (session = begin(config, net.name, t));
+    mark('locked, GC done');
+    let prepared: Prepared;
     try {
-      s.rtnl.do(`create veth ${lease.hostVeth} with ${SANDBOX_IFNAME} in pid ${pid}'s namespace`, (seq) =>
-        nl.newVeth(seq, {
-          hostName: lease.hostVeth,
-          hostMac: randomMac(0xfe),
-          mtu,
-          master: bridge.index,
-          peerName: SANDBOX_IFNAME,
-          peerNetnsFd: target.netnsFd,
+      prepared = prepare(s, net, caller, pid, publish);
+    } catch (err) {
+      dropKeptStale(s, net, early);
+      throw err;
+    }
+    const { lease, bridge, mtu } = prepared;
+    mark('pending lease recorded');
+    let rules: RuleChange | undefined;
+    try {
+      rules = startLeaseRules(s.tools, net, lease, s.stale, early);
+      mark('iptables-restore started');
+      const [made, found] = s.rtnl.batch(
+        [
+          (seq: number) =>
+            nl.newVeth(seq, { hostName: lease.hostVeth, hostMac: randomMac(0xfe), mtu, master: bridge.index, peerName: SANDBOX_IFNAME, peerNetnsFd: pinned.netnsFd }),
+          (seq: number) => nl.getLinkByName(seq, lease.hostVeth),
+        ].map((build) => {
+          const seq = s.rtnl.nextSeq();
+          return { seq, bytes: build(seq) };
         }),
-      );
-      const host = s.rtnl.link(lease.hostVeth);
-      if (!host) throw new NetsetupError(EXIT.SYSTEM, `create veth ${lease.hostVeth}`, 'it vanished right after creation', 'Try again');
+        `create veth ${lease.hostVeth}`,
+      ) as [Reply, Reply];
+      if (made.errno !== 0) throw new SysError(`create veth ${lease.hostVeth} with ${SANDBOX_IFNAME} in pid ${pid}'s namespace`, made.errno, made.message);
+      const host = found.replies[0] ? nl.parseLink(found.replies[0].payload) : undefined;
+      if (!host || host.link === undefined) throw new NetsetupError(EXIT.SYSTEM, `create veth ${lease.hostVeth}`, 'it vanished right after creation', 'Try again');
       lease.hostIndex = host.index;
-      configureInside(target.netnsFd, homeFd, net, address, pid);
-      if (!target.alive()) throw notYours(pid);
-      // Rules before "ready": a call killed in between leaves a pending lease,
-      // and the next GC removes its veth and rebuilds the chains without it.
+      mark('veth created');
+      configureInside(pinned.netnsFd, homeFd, host.link, net, lease.address, pid);
+      if (!pinned.alive()) throw notYours(pid);
+      mark('eth0 configured');
+      // Rules before "ready": see above.
       const leases = [...s.leases, lease];
-      rulesAdded = true;
-      addLeaseRules(s.tools, net, lease, leases);
+      const change = rules;
+      rules = undefined;
+      change.finish(leases);
+      mark('rules in place');
       lease.state = 'ready';
       s.state.write(leases);
+      mark('lease recorded ready');
     } catch (err) {
       const host = s.rtnl.link(lease.hostVeth);
       if (host && host.kind === 'veth') deleteLink(s.rtnl, host.index, lease.hostVeth, true);
       let clean = true;
-      if (rulesAdded) {
-        try {
-          applyRules(s.tools, net, s.leases);
-        } catch {
-          clean = false;
-        }
+      try {
+        rules?.abandon();
+        applyRules(s.tools, net, s.leases);
+      } catch {
+        clean = false;
       }
       // Without the rules removed, the pending lease stays on record for the next GC.
       if (clean) s.state.write(s.leases);
@@ -179,9 +207,9 @@ export function connect(config: Config, net: Network, caller: Caller, pid: numbe
       network: net.name,
       pid,
       interface: SANDBOX_IFNAME,
-      address,
+      address: lease.address,
       prefix: net.prefix,
-      cidr: `${address}/${net.prefix}`,
+      cidr: `${lease.address}/${net.prefix}`,
       gateway: net.gateway,
       mtu,
       dns: net.dns,
@@ -190,23 +218,80 @@ export function connect(config: Config, net: Network, caller: Caller, pid: numbe
       published: publish,
     };
   } finally {
+    early.wait();
     if (homeFd >= 0) fs.closeSync(homeFd);
-    if (s) end(s);
-    target.close();
+    if (session) end(session);
+    target?.close();
   }
 }
 
-/** Address, eth0 up, lo up and the default route, through a socket inside the target's namespace. */
-function configureInside(netnsFd: number, homeFd: number, net: Network, address: string, pid: number): void {
+/** When connect fails before its rule change, the GC of the stale leases begin()
+ *  kept for it is still owed: their rules, then their records (left on record
+ *  for the next call if that fails). */
+function dropKeptStale(s: Session, net: Network, child: Child): void {
+  if (s.stale.length === 0) return;
+  try {
+    startDropLeaseRules(s.tools, net, s.stale, child).finish(s.leases.filter((l) => l.network === net.name));
+    s.state.write(s.leases);
+  } catch {
+    // The next call tries again.
+  }
+}
+
+interface Prepared {
+  lease: Lease;
+  bridge: nl.Link;
+  mtu: number;
+}
+
+/** Quota, published ports, address, bridge and the pending lease record (with the kept stale leases). */
+function prepare(s: Session, net: Network, caller: Caller, pid: number, publish: PublishSpec[]): Prepared {
+  const groups = admit(net, s.leases, caller);
+  if (publish.length > 0) {
+    const addresses = s.rtnl.addresses().flatMap((a) => (a.family === nl.AF_INET && a.address ? [a.address] : []));
+    admitPublish(net, caller, publish, s.leases, { addresses, sockets: boundSockets(publish.map((p) => p.protocol)) });
+  }
+  const address = allocate(net, s.leases.filter((l) => l.network === net.name).map((l) => l.address));
+  if (!address) {
+    throw new NetsetupError(EXIT.QUOTA, `network "${net.name}"`, `all addresses of ${net.subnet} are leased`, 'Release a lease or ask the administrator for a larger subnet');
+  }
+  const bridge = ensureBridge(s.rtnl, net, s.links);
+  const mtu = bridge.mtu ?? net.mtu;
+  mark('bridge checked');
+  const taken = new Set([...s.leases, ...s.stale].map((l) => l.id));
+  const lease: Lease = {
+    id: newLeaseId(taken),
+    network: net.name,
+    uid: caller.uid,
+    groups,
+    address,
+    hostVeth: '',
+    hostIndex: 0,
+    pid,
+    state: 'pending',
+    created: isoTime(Date.now()),
+    published: publish,
+  };
+  lease.hostVeth = hostVethName(lease.id);
+  // Recorded before the veth and the rules exist: if this call dies, the next
+  // one's GC finds a pending lease and removes the veth by its exact name and
+  // the rules by the lease's tag.
+  s.state.write([...s.leases, ...s.stale, lease]);
+  return { lease, bridge, mtu };
+}
+
+type Reply = ReturnType<Rtnl['batch']>[number];
+
+/** Address, eth0 up, lo up and the default route, through a socket inside the
+ *  target's namespace, in one round trip. `index` is eth0's ifindex there. */
+function configureInside(netnsFd: number, homeFd: number, index: number, net: Network, address: string, pid: number): void {
   const inside = Rtnl.openIn(netnsFd, homeFd);
   try {
-    const eth = inside.link(SANDBOX_IFNAME);
-    if (!eth) throw new NetsetupError(EXIT.SYSTEM, `configure ${SANDBOX_IFNAME} in pid ${pid}`, 'it is not there after creation', 'Try again');
     const steps: { what: string; build: (seq: number) => Buffer }[] = [
-      { what: `add ${address}/${net.prefix} to ${SANDBOX_IFNAME}`, build: (seq) => nl.newAddress(seq, eth.index, address, net.prefix, broadcastOf(net)) },
-      { what: `bring ${SANDBOX_IFNAME} up`, build: (seq) => nl.setLinkUp(seq, eth.index) },
+      { what: `add ${address}/${net.prefix} to ${SANDBOX_IFNAME}`, build: (seq) => nl.newAddress(seq, index, address, net.prefix, broadcastOf(net)) },
+      { what: `bring ${SANDBOX_IFNAME} up`, build: (seq) => nl.setLinkUp(seq, index) },
       { what: 'bring lo up', build: (seq) => nl.setLinkUp(seq, LOOPBACK_INDEX) },
-      { what: `add the default route via ${net.gateway}`, build: (seq) => nl.newDefaultRoute(seq, eth.index, net.gateway) },
+      { what: `add the default route via ${net.gateway}`, build: (seq) => nl.newDefaultRoute(seq, index, net.gateway) },
     ];
     const requests = steps.map((st) => {
       const seq = inside.nextSeq();
@@ -221,9 +306,16 @@ function configureInside(netnsFd: number, homeFd: number, net: Network, address:
   }
 }
 
-/** Frees leases of the caller (root: anyone's) by id or by pid. */
+/**
+ * Frees leases of the caller (root: anyone's) by id or by pid. The kernel takes
+ * ~15 ms to delete a veth and iptables-restore ~10 ms to delete rules (both wait
+ * for RCU grace periods), so the rules go in the background while the veths are
+ * deleted. The leases are first recorded as pending: killed at any point, the
+ * next call's GC deletes whatever is left of them.
+ */
 export function release(config: Config, caller: Caller, by: { id: string } | { pid: number }): Lease[] {
   const s = begin(config);
+  let change: RuleChange | undefined;
   try {
     const mine = (l: Lease): boolean => caller.uid === 0 || l.uid === caller.uid;
     const wanted = (l: Lease): boolean => mine(l) && ('id' in by ? l.id === by.id : l.pid === by.pid);
@@ -234,15 +326,22 @@ export function release(config: Config, caller: Caller, by: { id: string } | { p
     if (chosen.length === 0) {
       throw new NetsetupError(EXIT.DENIED, 'id' in by ? `lease ${by.id}` : `pid ${by.pid}`, 'no such lease of yours', 'See your leases with netsetup list');
     }
-    for (const l of chosen) deleteLink(s.rtnl, l.hostIndex, l.hostVeth, false);
     const rest = s.leases.filter((l) => !chosen.includes(l));
-    for (const name of new Set(chosen.map((l) => l.network))) {
-      const net = config.networks.find((n) => n.name === name);
-      if (net) applyRules(s.tools, net, rest);
-    }
+    s.state.write([...rest, ...chosen.map((l): Lease => ({ ...l, state: 'pending' }))]);
+    const of = (leases: Lease[], net: Network): Lease[] => leases.filter((l) => l.network === net.name);
+    const nets = config.networks.filter((n) => chosen.some((l) => l.network === n.name));
+    // One iptables-restore at a time: the first network's in the background, any others after.
+    const [first, ...others] = nets;
+    if (first) change = startDropLeaseRules(s.tools, first, of(chosen, first));
+    for (const l of chosen) deleteLink(s.rtnl, l.hostIndex, l.hostVeth, false);
+    const started = change;
+    change = undefined;
+    started?.finish(of(rest, first!));
+    for (const net of others) dropLeaseRules(s.tools, net, of(chosen, net), of(rest, net));
     s.state.write(rest);
     return chosen;
   } finally {
+    change?.abandon();
     end(s);
   }
 }

@@ -1,8 +1,8 @@
 // Command line → action → output. The command line names only a pid, a lease
 // and, at most, a network the configuration offers; everything else comes from
-// the root-owned configuration.
+// the root-owned configuration. Parsing is pure (parseArgs); run() does the rest.
+// Hand-written rather than commander: loading commander costs ~2 ms of each call.
 import fs from 'node:fs';
-import { Command, CommanderError, Option } from 'commander';
 import { formatPublish, parsePublish, PublishSyntaxError, PUBLISH_SYNTAX, type PublishSpec } from '@nsbox/shared/publish';
 import * as actions from './actions.ts';
 import { DEFAULT_CONFIG_TEXT, findNetwork, type Config, type Network } from './config.ts';
@@ -11,18 +11,162 @@ import { LEASE_ID, type Caller, type Lease } from './leases.ts';
 import { loadConfig } from './locate.ts';
 import { checkInstall, type Privilege } from './secure.ts';
 import { parsePid } from './target.ts';
+import { mark } from './timing.ts';
 
-const HELP_AFTER = `
-Publishing: --publish ${PUBLISH_SYNTAX} (repeatable) forwards
-HOSTPORT (on every address of the host, or on HOSTIP) to PORT in the sandbox.
+export const HELP = `Usage: netsetup --pid PID [--network NAME] [--json] [--hold] [--publish SPEC]...
+       netsetup COMMAND [options]
+
+Give a process in its own network namespace one veth on an admin-approved bridge.
+
+Options:
+  --pid PID             the process whose network namespace to connect
+  --network NAME        a network from the configuration (default: the first)
+  --json                print the result as JSON
+  --hold                stay, and release the lease when stdin closes (how the
+                        launcher runs netsetup)
+  --publish SPEC        forward a host port to the sandbox (repeatable): SPEC is
+                        ${PUBLISH_SYNTAX}; HOSTPORT on every
+                        address of the host, or on HOSTIP, goes to PORT inside
+  -h, --help            show this help
+
+Commands:
+  release LEASE-ID | --pid PID [--json]   free a lease: its veth, address and rules
+  list [--json]                           show the caller's leases (root: all)
+  check [--json]                          check the installation and configuration;
+                                          print which configuration is used
+  default-config                          print the built-in default configuration
+  setup-host [--network NAME]             root: create the bridges, forwarding and
+                                          NAT rules ahead of time
+  teardown [--network NAME]               root: delete all veths, bridges, rules
+                                          and state
 
 Exit codes: 0 ok, 2 usage, 3 not permitted (pid not yours, lease not yours,
 port or address refused), 4 quota or subnet exhausted, 5 installation or
 configuration refused, 6 kernel or iptables failure, 7 state lock busy,
-8 host port already published or in use, 1 internal error.`;
+8 host port already published or in use, 1 internal error.
+`;
 
-const HOLD_IGNORES: NodeJS.Signals[] = ['SIGINT', 'SIGQUIT', 'SIGHUP', 'SIGTSTP', 'SIGTTIN', 'SIGTTOU'];
+/** What the command line asks for. `config` is root's hidden --config FILE. */
+export type Invocation =
+  | { command: 'connect'; pid: number; network?: string; json: boolean; hold: boolean; publish: PublishSpec[]; config?: string }
+  | { command: 'release'; by: { id: string } | { pid: number }; json: boolean; config?: string }
+  | { command: 'list' | 'check'; json: boolean; config?: string }
+  | { command: 'setup-host' | 'teardown'; network?: string; config?: string }
+  | { command: 'default-config' }
+  | { command: 'help' };
 
+const usage = (why: string): NetsetupError => new NetsetupError(EXIT.USAGE, 'command line', why, 'Run netsetup --help');
+
+const COMMANDS = ['release', 'list', 'check', 'default-config', 'setup-host', 'teardown', 'help'];
+/** Options each command takes: true = takes a value, false = a flag. */
+const OPTIONS: Record<string, Record<string, boolean>> = {
+  connect: { '--pid': true, '--network': true, '--json': false, '--hold': false, '--publish': true, '--config': true },
+  release: { '--pid': true, '--json': false, '--config': true },
+  list: { '--json': false, '--config': true },
+  check: { '--json': false, '--config': true },
+  'default-config': {},
+  'setup-host': { '--network': true, '--config': true },
+  teardown: { '--network': true, '--config': true },
+  help: {},
+};
+
+function publishArg(text: string): PublishSpec {
+  try {
+    return parsePublish(text);
+  } catch (err) {
+    if (err instanceof PublishSyntaxError) throw new NetsetupError(EXIT.USAGE, `--publish ${text}`, err.reason, 'Run netsetup --help');
+    throw err;
+  }
+}
+
+function pidArg(text: string): number {
+  const pid = parsePid(text);
+  if (pid === undefined) throw new NetsetupError(EXIT.USAGE, `--pid ${JSON.stringify(text)}`, 'not a process id', 'Give a decimal pid such as 12345');
+  return pid;
+}
+
+/** Parses argv (without the program name). Throws a usage error (exit 2). */
+export function parseArgs(argv: string[]): Invocation {
+  const first = argv[0];
+  const command = first !== undefined && COMMANDS.includes(first) ? first : 'connect';
+  const allowed = OPTIONS[command]!;
+  const values: Record<string, string> = {};
+  const flags = new Set<string>();
+  const publish: string[] = [];
+  const positional: string[] = [];
+  for (let i = command === 'connect' ? 0 : 1; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '-h' || arg === '--help') return { command: 'help' };
+    if (arg === '--') {
+      positional.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!arg.startsWith('-') || arg === '-') {
+      positional.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const name = arg.startsWith('--') && eq > 0 ? arg.slice(0, eq) : arg;
+    const takesValue = allowed[name];
+    if (takesValue === undefined) throw usage(`unknown option '${name}'`);
+    if (!takesValue) {
+      if (name !== arg) throw usage(`option '${name}' does not take a value`);
+      flags.add(name);
+      continue;
+    }
+    let value: string;
+    if (name !== arg) value = arg.slice(eq + 1);
+    else if (i + 1 < argv.length) value = argv[++i]!;
+    else throw usage(`option '${name} <value>' argument missing`);
+    if (name === '--publish') publish.push(value);
+    else values[name] = value;
+  }
+  const json = flags.has('--json');
+  const config = values['--config'];
+  const withConfig = config !== undefined ? { config } : {};
+  const network = values['--network'] !== undefined ? { network: values['--network'] } : {};
+  const positionals = (max: number): void => {
+    if (positional.length > max) throw command === 'connect' && max === 0 ? usage(`unknown command '${positional[0]}'`) : usage('too many arguments');
+  };
+
+  switch (command) {
+    case 'connect': {
+      positionals(0);
+      const pid = values['--pid'];
+      if (pid === undefined) throw usage('missing --pid');
+      return { command, pid: pidArg(pid), ...network, json, hold: flags.has('--hold'), publish: publish.map(publishArg), ...withConfig };
+    }
+    case 'release': {
+      positionals(1);
+      const id = positional[0];
+      const pid = values['--pid'];
+      if ((id === undefined) === (pid === undefined)) throw new NetsetupError(EXIT.USAGE, 'release', 'give either a lease id or --pid', 'Run netsetup --help');
+      if (id !== undefined && !LEASE_ID.test(id)) throw new NetsetupError(EXIT.USAGE, `lease ${JSON.stringify(id)}`, 'not a lease id (8 hex digits)', 'See your leases with netsetup list');
+      return { command, by: id !== undefined ? { id } : { pid: pidArg(pid!) }, json, ...withConfig };
+    }
+    case 'list':
+    case 'check':
+      positionals(0);
+      return { command, json, ...withConfig };
+    case 'setup-host':
+    case 'teardown':
+      positionals(0);
+      return { command, ...network, ...withConfig };
+    case 'default-config':
+      positionals(0);
+      return { command };
+    default:
+      return { command: 'help' };
+  }
+}
+
+/** What run() leaves to do: the text for stdout, and for a holder what follows it. */
+export interface Outcome {
+  text: string;
+  afterwards?: () => void;
+}
+
+const HOLD_IGNORES: NodeJS.Signals[] = ['SIGINT', 'SIGQUIT', 'SIGHUP'];
 const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 
 /** Blocks until fd reaches EOF (or cannot be read any more). */
@@ -39,152 +183,83 @@ function waitForEof(fd: number): void {
   }
 }
 
-export async function run(argv: string[], priv: Privilege): Promise<number> {
-  const out = (s: string): void => void process.stdout.write(s);
+/** Does what the invocation asks; returns the text for stdout (and, holding, what comes after). */
+export function run(inv: Invocation, priv: Privilege): Outcome {
+  const text = (t: string): Outcome => ({ text: t });
   const caller: Caller = { uid: priv.uid, gids: priv.gids };
-  let code: number = EXIT.OK;
-
-  const context = (configOpt: string | undefined): Config => {
+  const configFor = (configOpt: string | undefined): { config: Config; source: string } => {
     if (configOpt !== undefined && priv.uid !== 0) throw new NetsetupError(EXIT.DENIED, '--config', 'only root may name a configuration file', 'Leave it out');
     checkInstall();
-    return loadConfig(fs.realpathSync('/proc/self/exe'), configOpt).config;
+    return loadConfig(fs.realpathSync.native('/proc/self/exe'), configOpt);
   };
   const network = (config: Config, name: string | undefined): Network => {
     const net = findNetwork(config, name);
     if (!net) throw new NetsetupError(EXIT.USAGE, `--network ${name}`, 'no such network in the configuration', `Choose one of: ${config.networks.map((n) => n.name).join(', ')}`);
     return net;
   };
-  const pidArg = (text: string): number => {
-    const pid = parsePid(text);
-    if (pid === undefined) throw new NetsetupError(EXIT.USAGE, `--pid ${JSON.stringify(text)}`, 'not a process id', 'Give a decimal pid such as 12345');
-    return pid;
-  };
   const rootOnly = (what: string): void => {
     if (priv.uid !== 0) throw new NetsetupError(EXIT.DENIED, what, 'only root may do this', 'Ask the administrator');
   };
-  const publishArg = (text: string): PublishSpec => {
-    try {
-      return parsePublish(text);
-    } catch (err) {
-      if (err instanceof PublishSyntaxError) throw new NetsetupError(EXIT.USAGE, `--publish ${text}`, err.reason, 'Run netsetup --help');
-      throw err;
-    }
-  };
   const publishedText = (p: PublishSpec[]): string => p.map(formatPublish).join(',');
   const leaseLine = (l: Lease): string =>
-    `${l.id} ${l.network} uid=${l.uid} pid=${l.pid} ${l.address} ${l.hostVeth} ${l.created}${l.published.length > 0 ? ` published=${publishedText(l.published)}` : ''}`;
+    `${l.id} ${l.network} uid=${l.uid} pid=${l.pid} ${l.address} ${l.hostVeth} ${l.created}${l.published.length > 0 ? ` published=${publishedText(l.published)}` : ''}\n`;
 
-  const program = new Command('netsetup')
-    .description('Give a process in its own network namespace one veth on an admin-approved bridge.')
-    .enablePositionalOptions()
-    .option('--pid <pid>', 'the process whose network namespace to connect')
-    .option('--network <name>', 'a network from the configuration (default: the first)')
-    .option('--json', 'print the result as JSON')
-    .option('--hold', 'stay, and release the lease when stdin closes (how the launcher runs netsetup)')
-    .option('--publish <spec>', `publish a host port to the sandbox: ${PUBLISH_SYNTAX} (repeatable)`, (v: string, all: string[] | undefined) => [...(all ?? []), v])
-    .addOption(new Option('--config <file>', 'root only: use this configuration file').hideHelp())
-    .addHelpText('after', HELP_AFTER)
-    .action((o: { pid?: string; network?: string; json?: boolean; hold?: boolean; publish?: string[]; config?: string }) => {
-      if (o.pid === undefined) throw new NetsetupError(EXIT.USAGE, 'command line', 'missing --pid', 'Run netsetup --help');
-      // A holder shares the launcher's terminal: Ctrl-C, Ctrl-Z and hang-ups are the sandbox's business.
-      if (o.hold) for (const sig of HOLD_IGNORES) process.on(sig, () => {});
-      const pid = pidArg(o.pid);
-      const publish = (o.publish ?? []).map(publishArg);
-      const config = context(o.config);
-      const c = actions.connect(config, network(config, o.network), caller, pid, publish);
+  switch (inv.command) {
+    case 'help':
+      return text(HELP);
+    case 'default-config':
+      return text(DEFAULT_CONFIG_TEXT);
+    case 'connect': {
+      // A holder shares the launcher's terminal: Ctrl-C and hang-ups are the sandbox's business.
+      if (inv.hold) for (const sig of HOLD_IGNORES) process.on(sig, () => {});
+      const { config } = configFor(inv.config);
+      mark('configuration read');
+      const c = actions.connect(config, network(config, inv.network), caller, inv.pid, inv.publish);
       const published = c.published.length > 0 ? `, published ${publishedText(c.published)}` : '';
-      out(o.json ? `${JSON.stringify(c)}\n` : `${c.interface} ${c.cidr} via ${c.gateway} mtu ${c.mtu} on ${c.bridge} (host ${c.hostVeth}, lease ${c.lease}${published})\n`);
-      if (o.hold) {
-        waitForEof(0);
-        try {
-          actions.release(config, caller, { id: c.lease });
-        } catch (err) {
-          // Already collected by another call once the sandbox was gone: released all the same.
-          if (!(err instanceof NetsetupError && err.code === EXIT.DENIED)) throw err;
-        }
-      }
-    });
-
-  program
-    .command('release')
-    .description('free a lease: its veth, address and rules')
-    .argument('[lease-id]')
-    .option('--pid <pid>', 'release the leases of this pid')
-    .option('--json', 'print the released leases as JSON')
-    .addOption(new Option('--config <file>').hideHelp())
-    .action((id: string | undefined, o: { pid?: string; json?: boolean; config?: string }) => {
-      if ((id === undefined) === (o.pid === undefined)) throw new NetsetupError(EXIT.USAGE, 'release', 'give either a lease id or --pid', 'Run netsetup release --help');
-      if (id !== undefined && !LEASE_ID.test(id)) throw new NetsetupError(EXIT.USAGE, `lease ${JSON.stringify(id)}`, 'not a lease id (8 hex digits)', 'See your leases with netsetup list');
-      const by = id !== undefined ? { id } : { pid: pidArg(o.pid!) };
-      const config = context(o.config);
-      const gone = actions.release(config, caller, by);
-      out(o.json ? `${JSON.stringify(gone)}\n` : gone.map((l) => `released ${l.id} (${l.address}, ${l.hostVeth})\n`).join(''));
-    });
-
-  program
-    .command('list')
-    .description("show the caller's leases (root: all)")
-    .option('--json', 'print JSON')
-    .addOption(new Option('--config <file>').hideHelp())
-    .action((o: { json?: boolean; config?: string }) => {
-      const leases = actions.list(context(o.config), caller);
-      out(o.json ? `${JSON.stringify(leases)}\n` : leases.map((l) => `${leaseLine(l)}\n`).join(''));
-    });
-
-  program
-    .command('setup-host')
-    .description('root: create the bridges, forwarding and NAT rules ahead of time')
-    .option('--network <name>', 'only this network')
-    .addOption(new Option('--config <file>').hideHelp())
-    .action((o: { network?: string; config?: string }) => {
-      rootOnly('setup-host');
-      const config = context(o.config);
-      const nets = o.network ? [network(config, o.network)] : config.networks;
-      actions.setupHost(config, nets);
-      out(`host side ready: ${nets.map((n) => `${n.bridge} ${n.gateway}/${n.prefix}`).join(', ')}\n`);
-    });
-
-  program
-    .command('teardown')
-    .description('root: delete all veths, bridges, rules and state')
-    .option('--network <name>', 'only this network')
-    .addOption(new Option('--config <file>').hideHelp())
-    .action((o: { network?: string; config?: string }) => {
-      rootOnly('teardown');
-      const config = context(o.config);
-      const nets = o.network ? [network(config, o.network)] : config.networks;
-      const n = actions.teardown(config, nets);
-      out(`removed ${nets.map((x) => x.bridge).join(', ')} and ${n} lease(s)\n`);
-    });
-
-  program
-    .command('check')
-    .description('check the installation and configuration; print which configuration is used')
-    .option('--json', 'print JSON')
-    .addOption(new Option('--config <file>').hideHelp())
-    .action((o: { json?: boolean; config?: string }) => {
-      if (o.config !== undefined && priv.uid !== 0) throw new NetsetupError(EXIT.DENIED, '--config', 'only root may name a configuration file', 'Leave it out');
-      checkInstall();
-      const { config, source } = loadConfig(fs.realpathSync('/proc/self/exe'), o.config);
-      out(o.json ? `${JSON.stringify({ source, config })}\n` : `ok: configuration ${source}, state in ${config.stateDir}, networks ${config.networks.map((n) => `${n.name} (${n.bridge} ${n.subnet})`).join(', ')}\n`);
-    });
-
-  program
-    .command('default-config')
-    .description('print the built-in default configuration (for installing it)')
-    .action(() => out(DEFAULT_CONFIG_TEXT));
-
-  program.exitOverride();
-  program.configureOutput({ writeErr: () => {}, writeOut: out });
-  try {
-    await program.parseAsync(argv, { from: 'user' });
-  } catch (err) {
-    if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT.OK;
-      process.stderr.write(`netsetup: command line: ${err.message.replace(/^error: /, '')}. Run netsetup --help\n`);
-      return EXIT.USAGE;
+      const line = inv.json ? `${JSON.stringify(c)}\n` : `${c.interface} ${c.cidr} via ${c.gateway} mtu ${c.mtu} on ${c.bridge} (host ${c.hostVeth}, lease ${c.lease}${published})\n`;
+      if (!inv.hold) return text(line);
+      return {
+        text: line,
+        afterwards: () => {
+          waitForEof(0);
+          try {
+            actions.release(config, caller, { id: c.lease });
+          } catch (err) {
+            // Already collected by another call once the sandbox was gone: released all the same.
+            if (!(err instanceof NetsetupError && err.code === EXIT.DENIED)) throw err;
+          }
+        },
+      };
     }
-    throw err;
+    case 'release': {
+      const gone = actions.release(configFor(inv.config).config, caller, inv.by);
+      return text(inv.json ? `${JSON.stringify(gone)}\n` : gone.map((l) => `released ${l.id} (${l.address}, ${l.hostVeth})\n`).join(''));
+    }
+    case 'list': {
+      const leases = actions.list(configFor(inv.config).config, caller);
+      return text(inv.json ? `${JSON.stringify(leases)}\n` : leases.map(leaseLine).join(''));
+    }
+    case 'check': {
+      const { config, source } = configFor(inv.config);
+      return text(
+        inv.json
+          ? `${JSON.stringify({ source, config })}\n`
+          : `ok: configuration ${source}, state in ${config.stateDir}, networks ${config.networks.map((n) => `${n.name} (${n.bridge} ${n.subnet})`).join(', ')}\n`,
+      );
+    }
+    case 'setup-host': {
+      rootOnly('setup-host');
+      const { config } = configFor(inv.config);
+      const nets = inv.network !== undefined ? [network(config, inv.network)] : config.networks;
+      actions.setupHost(config, nets);
+      return text(`host side ready: ${nets.map((n) => `${n.bridge} ${n.gateway}/${n.prefix}`).join(', ')}\n`);
+    }
+    case 'teardown': {
+      rootOnly('teardown');
+      const { config } = configFor(inv.config);
+      const nets = inv.network !== undefined ? [network(config, inv.network)] : config.networks;
+      const n = actions.teardown(config, nets);
+      return text(`removed ${nets.map((x) => x.bridge).join(', ')} and ${n} lease(s)\n`);
+    }
   }
-  return code;
 }

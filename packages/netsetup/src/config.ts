@@ -2,9 +2,8 @@
 // Pure: text in, validated Config out (where the file is and whether it can be
 // trusted is trust.ts's job). The format is JSON; unknown keys are errors so a
 // typo never silently weakens a limit.
-import IPCIDR from 'ip-cidr';
 import { EXIT, NetsetupError } from './errors.ts';
-import { ipv4ToInt, intToIpv4 } from './ipam.ts';
+import { ipv4ToInt, intToIpv4, isIPv4, isIPv6 } from './ipam.ts';
 
 export type Backend = 'auto' | 'nft' | 'legacy';
 
@@ -121,7 +120,7 @@ function parseNetwork(source: string, where: string, n: unknown): Network {
   if (typeof n.bridge !== 'string' || !IFNAME.test(n.bridge)) {
     throw new ConfigError(source, `${where}.bridge must be an interface name of 1-15 characters (letters, digits, _ -)`);
   }
-  if (typeof n.subnet !== 'string' || !IPCIDR.isValidCIDR(n.subnet) || !/^\d+\.\d+\.\d+\.\d+\/\d+$/.test(n.subnet)) {
+  if (typeof n.subnet !== 'string' || !/^[^/]+\/(0|[1-9][0-9]?)$/.test(n.subnet) || !isIPv4(n.subnet.split('/')[0]!) || Number(n.subnet.split('/')[1]) > 32) {
     throw new ConfigError(source, `${where}.subnet must be an IPv4 CIDR such as 10.200.200.0/24`);
   }
   const [base, lenText] = n.subnet.split('/') as [string, string];
@@ -132,7 +131,7 @@ function parseNetwork(source: string, where: string, n: unknown): Network {
   const broadcast = (network | (~mask >>> 0)) >>> 0;
   const subnet = `${intToIpv4(network)}/${prefix}`;
   const gatewayText = n.gateway ?? intToIpv4(network + 1);
-  if (typeof gatewayText !== 'string' || !IPCIDR.isValidAddress(gatewayText) || !/^\d+\.\d+\.\d+\.\d+$/.test(gatewayText)) {
+  if (typeof gatewayText !== 'string' || !isIPv4(gatewayText)) {
     throw new ConfigError(source, `${where}.gateway must be an IPv4 address`);
   }
   const gw = ipv4ToInt(gatewayText);
@@ -146,7 +145,7 @@ function parseNetwork(source: string, where: string, n: unknown): Network {
   const nat = n.nat ?? true;
   if (typeof nat !== 'boolean') throw new ConfigError(source, `${where}.nat must be true or false`);
   const dns = n.dns ?? [];
-  if (!Array.isArray(dns) || dns.some((d) => typeof d !== 'string' || !IPCIDR.isValidAddress(d))) {
+  if (!Array.isArray(dns) || dns.some((d) => typeof d !== 'string' || !(isIPv4(d) || isIPv6(d)))) {
     throw new ConfigError(source, `${where}.dns must be an array of IP addresses`);
   }
   return {

@@ -1,5 +1,6 @@
 // The one error type of netsetup. Every user-facing failure becomes one line,
 // `netsetup: <what failed>: <why>. <what to do>`, and a documented exit code.
+import { describeErrno } from '@nsbox/shared/errno';
 
 export const EXIT = {
   OK: 0,
@@ -35,22 +36,11 @@ export const fail = (code: ExitCode, what: string, why: string, todo = ''): neve
   throw new NetsetupError(code, what, why, todo);
 };
 
-const ERRNO_NAMES: Record<number, string> = {
-  1: 'EPERM (operation not permitted)', 2: 'ENOENT (no such file or directory)', 3: 'ESRCH (no such process)',
-  9: 'EBADF (bad file descriptor)', 12: 'ENOMEM (out of memory)', 13: 'EACCES (permission denied)',
-  16: 'EBUSY (device or resource busy)', 17: 'EEXIST (already exists)', 19: 'ENODEV (no such device)',
-  22: 'EINVAL (invalid argument)', 23: 'ENFILE', 24: 'EMFILE (too many open files)', 95: 'EOPNOTSUPP (not supported)',
-  98: 'EADDRINUSE', 99: 'EADDRNOTAVAIL', 101: 'ENETUNREACH (network unreachable)', 100: 'ENETDOWN (network down)',
-  105: 'ENOBUFS', 11: 'EAGAIN',
-};
-
-export const errnoText = (errno: number): string => ERRNO_NAMES[errno] ?? `errno ${errno}`;
-
 /** A kernel call failed: name the step and the errno. */
 export class SysError extends NetsetupError {
   errno: number;
   constructor(what: string, errno: number, detail?: string) {
-    super(EXIT.SYSTEM, what, `${errnoText(errno)}${detail ? `: ${detail}` : ''}`, '');
+    super(EXIT.SYSTEM, what, `${describeErrno(errno)}${detail ? `: ${detail}` : ''}`, '');
     this.errno = errno;
   }
 }

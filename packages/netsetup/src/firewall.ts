@@ -1,8 +1,10 @@
 // The iptables rules of a network, as iptables-restore input. Pure. Every rule
-// lives in three chains of our own per bridge, rebuilt whole from the live leases
-// on each change, so removal is exact and a call killed at any point leaves
-// nothing the next rebuild does not replace. Each rule carries a comment tag:
-// "nsbox:<bridge>" for the network's rules, "nsbox:lease:<id>" for a sandbox's.
+// lives in three chains of our own per bridge. A lease's rules are appended when
+// it is made and deleted one by one when it ends; whenever that does not apply
+// cleanly the chains are rebuilt whole from the live leases, so removal is exact
+// and a call killed at any point leaves nothing the next rebuild does not
+// replace. Each rule carries a comment tag: "nsbox:<bridge>" for the network's
+// rules, "nsbox:lease:<id>" for a sandbox's.
 import { ANY_ADDRESS, type PublishSpec } from '@nsbox/shared/publish';
 import type { Network } from './config.ts';
 import type { Lease } from './leases.ts';
@@ -63,22 +65,39 @@ const quote = (s: string): string => (/^[A-Za-z0-9_.:/!-]+$/.test(s) ? s : `"${s
 
 /**
  * The fast path for one new lease: iptables-restore --noflush input that checks
- * (-C) that the network's jumps and MASQUERADE rule are in place and appends the
- * lease's two rules. Appending is cheap, unlike flushing (the nft backend waits
- * for the kernel to retire the old rules); the whole input is one transaction,
- * so when a check fails nothing is added and the caller rebuilds everything.
+ * (-C) that the network's jumps and MASQUERADE rule are in place, deletes the
+ * rules of `dropped` leases (stale ones found by this call's GC) and appends the
+ * new lease's rules. Appending and deleting single rules is cheap, unlike
+ * flushing (the nft backend waits for the kernel to retire a flushed chain);
+ * each table is one transaction, so when a check or a deletion fails nothing
+ * there changes and the caller rebuilds everything.
  */
-export function addLeaseScript(net: Network, lease: Lease): string {
+export function addLeaseScript(net: Network, lease: Lease, dropped: Lease[] = []): string {
   const check = (j: ReturnType<typeof jumps>[number]): string => ['-C', j.chain, ...j.rule].map(quote).join(' ');
   type Jump = ReturnType<typeof jumps>[number];
   const [natJump, fwdJump, ...dnatJumps] = jumps(net) as [Jump, Jump, ...Jump[]];
   const lines = ['*nat', check(natJump), ...dnatJumps.map(check)];
   if (net.nat) lines.push(`-C ${natChain(net)} -s ${net.subnet} ! -d ${net.subnet} -m comment --comment ${netTag(net)} -j MASQUERADE`);
+  for (const l of dropped) lines.push(...leaseNatRules(net, l).map(asDelete));
   lines.push(...leaseNatRules(net, lease));
   lines.push('COMMIT', '*filter', check(fwdJump));
+  for (const l of dropped) lines.push(...leaseRules(net, l).map(asDelete));
   lines.push(...leaseRules(net, lease), 'COMMIT', '');
   return lines.join('\n');
 }
+
+/** Deletes the rules of `leases` (released, or stale), one transaction per table;
+ *  fails, changing nothing there, when one of them is missing (then the caller rebuilds). */
+export function dropLeasesScript(net: Network, leases: Lease[]): string {
+  const nat = leases.flatMap((l) => leaseNatRules(net, l).map(asDelete));
+  const lines = nat.length > 0 ? ['*nat', ...nat, 'COMMIT'] : [];
+  lines.push('*filter');
+  for (const l of leases) lines.push(...leaseRules(net, l).map(asDelete));
+  lines.push('COMMIT', '');
+  return lines.join('\n');
+}
+
+const asDelete = (rule: string): string => rule.replace(/^-A /, '-D ');
 
 /** A lease's filter rules: forward what it sends from its own address, replies
  *  to it, and new connections to its published ports (DNAT'd by the rules below). */

@@ -1,23 +1,26 @@
 // The host side of a network: the bridge with its gateway address, IPv4
 // forwarding. Created once and then only checked.
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import * as nl from '@nsbox/shared/netlink';
 import { overlaps, type Network } from './config.ts';
-import { EXIT, NetsetupError } from './errors.ts';
+import { EXIT, NetsetupError, SysError } from './errors.ts';
 import { broadcastOf } from './ipam.ts';
+import { randomBytes } from './random.ts';
 import type { Rtnl } from './rtnl.ts';
+
+const EEXIST = 17;
 
 /** A random locally administered unicast MAC with the given first byte. */
 export function randomMac(first: number): string {
-  const b = crypto.randomBytes(6);
+  const b = randomBytes(6);
   b[0] = first;
   return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(':');
 }
 
-/** Makes sure the bridge exists, is up and has the gateway address; returns it. */
-export function ensureBridge(rtnl: Rtnl, net: Network): nl.Link {
-  let bridge = rtnl.link(net.bridge);
+/** Makes sure the bridge exists, is up and has the gateway address; returns it.
+ *  `links` is a fresh dump of the host's links, when the caller has one. */
+export function ensureBridge(rtnl: Rtnl, net: Network, links?: nl.Link[]): nl.Link {
+  let bridge = links ? links.find((l) => l.name === net.bridge) : rtnl.link(net.bridge);
   if (bridge && bridge.kind !== 'bridge') {
     throw new NetsetupError(EXIT.CONFIG, `network "${net.name}"`, `device ${net.bridge} exists and is not a bridge`, 'Choose another bridge name in the configuration');
   }
@@ -39,10 +42,25 @@ export function ensureBridge(rtnl: Rtnl, net: Network): nl.Link {
     if (!bridge) throw new NetsetupError(EXIT.SYSTEM, `create bridge ${net.bridge}`, 'it vanished right after creation', 'Try again');
   }
   const index = bridge.index;
-  const has = rtnl.addresses().some((a) => a.index === index && a.address === net.gateway && a.prefixlen === net.prefix);
-  if (!has) rtnl.do(`add ${net.gateway}/${net.prefix} to ${net.bridge}`, (seq) => nl.newAddress(seq, index, net.gateway, net.prefix, broadcastOf(net)));
-  if (!(bridge.flags & nl.IFF_UP)) rtnl.do(`bring ${net.bridge} up`, (seq) => nl.setLinkUp(seq, index));
-  enableForwarding();
+  // Adding the gateway address exclusively is the check: EEXIST means it is there
+  // (same address and prefix); one round trip, where a dump of all addresses is
+  // two. IPv4 forwarding is read in the same round trip (reading ip_forward from
+  // /proc costs more than the whole netlink exchange).
+  const steps = [
+    { what: `add ${net.gateway}/${net.prefix} to ${net.bridge}`, build: (seq: number) => nl.newAddress(seq, index, net.gateway, net.prefix, broadcastOf(net)), ok: [0, EEXIST] },
+    { what: 'read net.ipv4.ip_forward', build: (seq: number) => nl.getNetconf(seq, nl.AF_INET), ok: [0] },
+  ];
+  if (!(bridge.flags & nl.IFF_UP)) steps.push({ what: `bring ${net.bridge} up`, build: (seq) => nl.setLinkUp(seq, index), ok: [0] });
+  const requests = steps.map((st) => {
+    const seq = rtnl.nextSeq();
+    return { seq, bytes: st.build(seq) };
+  });
+  const results = rtnl.batch(requests, `set up ${net.bridge}`);
+  results.forEach((r, i) => {
+    if (!steps[i]!.ok.includes(r.errno)) throw new SysError(steps[i]!.what, r.errno, r.message);
+  });
+  const netconf = results[1]!.replies.find((m) => m.type === nl.RTM_NEWNETCONF);
+  if (!netconf || nl.parseNetconfForwarding(netconf.payload) !== 1) enableForwarding();
   return bridge;
 }
 

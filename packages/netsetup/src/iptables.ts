@@ -1,12 +1,12 @@
 // Runs iptables: by absolute path, never through a shell, with a fixed argument
 // list, a fixed environment and -w. The rules themselves come from firewall.ts.
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import type { Backend, Network } from './config.ts';
 import { EXIT, NetsetupError } from './errors.ts';
-import { addLeaseScript, dnatChain, fwdChain, jumps, natChain, restoreScript } from './firewall.ts';
+import { addLeaseScript, dnatChain, dropLeasesScript, fwdChain, jumps, natChain, restoreScript } from './firewall.ts';
 import type { Lease } from './leases.ts';
 import { FIXED_ENV } from './secure.ts';
+import { start, type Child, type Outcome } from './spawn.ts';
 import { untrusted } from './trust.ts';
 
 const NAMES: Record<Backend, { iptables: string; restore: string }> = {
@@ -21,14 +21,15 @@ export interface Tools {
   restore: string;
 }
 
-/** Absolute paths of the backend's programs, each resolving to a root-owned file. */
+/** Absolute paths of the backend's programs, each resolving to a root-owned
+ *  file. iptables-restore is checked now; iptables (teardown only) when used. */
 export function tools(backend: Backend): Tools {
   const find = (name: string): string => {
     for (const dir of DIRS) {
       const p = `${dir}/${name}`;
       let real: string;
       try {
-        real = fs.realpathSync(p);
+        real = fs.realpathSync.native(p);
       } catch {
         continue;
       }
@@ -40,35 +41,84 @@ export function tools(backend: Backend): Tools {
     }
     throw new NetsetupError(EXIT.CONFIG, name, `not found in ${DIRS.join(', ')}`, `Install iptables (backend "${backend}")`);
   };
-  return { iptables: find(NAMES[backend].iptables), restore: find(NAMES[backend].restore) };
+  const restore = find(NAMES[backend].restore);
+  let iptables: string | undefined;
+  return {
+    restore,
+    get iptables() {
+      iptables ??= find(NAMES[backend].iptables);
+      return iptables;
+    },
+  };
 }
 
-function run(file: string, args: string[], input?: string): { status: number; stderr: string } {
-  const r = spawnSync(file, args, {
-    env: FIXED_ENV,
-    input: input ?? '',
-    stdio: ['pipe', 'ignore', 'pipe'],
-    encoding: 'utf8',
-    timeout: 30_000,
-    cwd: '/',
-  });
-  if (r.error) throw new NetsetupError(EXIT.SYSTEM, `run ${file}`, r.error.message, 'Check the iptables installation');
-  return { status: r.status ?? 128, stderr: (r.stderr ?? '').trim().split('\n')[0] ?? '' };
+function launch(file: string, args: string[]): Child {
+  try {
+    return start(file, args, FIXED_ENV);
+  } catch (err) {
+    throw new NetsetupError(EXIT.SYSTEM, `run ${file}`, (err as Error).message, 'Check the iptables installation');
+  }
 }
+
+function run(file: string, args: string[], input = ''): Outcome {
+  const child = launch(file, args);
+  child.send(input);
+  return child.wait();
+}
+
+/**
+ * An iptables-restore --noflush started ahead of time, waiting for its input:
+ * its start (exec, libraries) overlaps netsetup's own work. Until it is given
+ * input it holds nothing (not even the legacy backend's xtables lock, taken per
+ * table), so other iptables runs may go ahead; wait() without input ends it.
+ */
+export const startRestore = (t: Tools): Child => launch(t.restore, ['-w', '--noflush']);
+
+const restore = (t: Tools, script: string): Outcome => run(t.restore, ['-w', '--noflush'], script);
 
 /** Rebuilds the network's chains from `leases` and makes sure the jumps exist. */
 export function applyRules(t: Tools, net: Network, leases: Lease[]): void {
-  let r = run(t.restore, ['-w', '--noflush'], restoreScript(net, leases, true));
-  if (r.status !== 0) r = run(t.restore, ['-w', '--noflush'], restoreScript(net, leases, false));
+  let r = restore(t, restoreScript(net, leases, true));
+  if (r.status !== 0) r = restore(t, restoreScript(net, leases, false));
   if (r.status !== 0) {
     throw new NetsetupError(EXIT.SYSTEM, `install iptables rules for ${net.bridge}`, `${t.restore} failed: ${r.stderr}`, 'Check that the iptables backend in the configuration matches the host');
   }
 }
 
-/** Adds one lease's rules; when the network's rules are not all in place (first
- *  use, or someone removed them), rebuilds everything from `leases` instead. */
-export function addLeaseRules(t: Tools, net: Network, lease: Lease, leases: Lease[]): void {
-  if (run(t.restore, ['-w', '--noflush'], addLeaseScript(net, lease)).status !== 0) applyRules(t, net, leases);
+/** Rules being changed in the background: finish() waits for them and, when
+ *  the quick change did not apply (first use, rules removed by someone, a stale
+ *  lease's rules already gone), rebuilds the chains from `leases` instead. */
+export interface RuleChange {
+  finish(leases: Lease[]): void;
+  /** Waits for the change without checking it (the caller rebuilds anyway). */
+  abandon(): void;
+}
+
+function change(t: Tools, net: Network, script: string, child = startRestore(t)): RuleChange {
+  child.send(script);
+  return {
+    finish(leases) {
+      if (child.wait().status !== 0) applyRules(t, net, leases);
+    },
+    abandon() {
+      child.wait();
+    },
+  };
+}
+
+/** Starts adding one lease's rules (and deleting those of `dropped` stale
+ *  leases), with `child` from startRestore() if there is one. */
+export function startLeaseRules(t: Tools, net: Network, lease: Lease, dropped: Lease[], child?: Child): RuleChange {
+  return change(t, net, addLeaseScript(net, lease, dropped), child);
+}
+
+/** Starts deleting the rules of `gone` (finish() with the network's remaining
+ *  leases), with `child` from startRestore() if there is one. */
+export const startDropLeaseRules = (t: Tools, net: Network, gone: Lease[], child?: Child): RuleChange => change(t, net, dropLeasesScript(net, gone), child);
+
+/** Deletes the rules of `gone`; `rest` are the network's remaining leases. */
+export function dropLeaseRules(t: Tools, net: Network, gone: Lease[], rest: Lease[]): void {
+  startDropLeaseRules(t, net, gone).finish(rest);
 }
 
 /** Removes every jump to the network's chains and the chains themselves. */

@@ -90,6 +90,28 @@ export function partition(leases: Lease[], links: HostLink[]): { live: Lease[]; 
   return { live, stale };
 }
 
+/** `ms` since the epoch as ISO 8601 UTC, exactly like Date.prototype.toISOString
+ *  for years 0-9999, without a Date: the first Date costs ~0.15 ms (V8 sets up
+ *  its time zone cache). Days to a civil date after H. Hinnant's days_from_civil. */
+export function isoTime(ms: number): string {
+  const days = Math.floor(ms / 86_400_000);
+  const inDay = ms - days * 86_400_000;
+  const z = days + 719_468;
+  const era = Math.floor(z / 146_097);
+  const doe = z - era * 146_097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const month = mp < 10 ? mp + 3 : mp - 9;
+  const year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  const p = (n: number, w = 2): string => String(n).padStart(w, '0');
+  const h = Math.floor(inDay / 3_600_000);
+  const m = Math.floor(inDay / 60_000) % 60;
+  const sec = Math.floor(inDay / 1000) % 60;
+  return `${p(year, 4)}-${p(month)}-${p(day)}T${p(h)}:${p(m)}:${p(sec)}.${p(inDay % 1000, 3)}Z`;
+}
+
 export function parseLeaseFile(text: string): LeaseFile {
   const raw = JSON.parse(text) as LeaseFile;
   if (raw?.version !== 1 || !Array.isArray(raw.leases)) throw new Error('unknown lease file format');

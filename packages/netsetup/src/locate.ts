@@ -22,18 +22,11 @@ export function loadConfig(exe: string, override?: string): { config: Config; so
   const candidates = override ? [override] : configCandidates(exe);
   for (const file of candidates) {
     if (!override && !exists(file)) continue;
-    const real = fs.realpathSync(file);
+    const real = fs.realpathSync.native(file);
     requireTrusted(real, 'file', 'configuration');
     return { config: parseConfig(fs.readFileSync(real, 'utf8'), real), source: real };
   }
   return { config: parseConfig(DEFAULT_CONFIG_TEXT, '(built-in default)'), source: '(built-in default)' };
 }
 
-function exists(file: string): boolean {
-  try {
-    fs.lstatSync(file);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const exists = (file: string): boolean => fs.lstatSync(file, { throwIfNoEntry: false }) !== undefined;

@@ -1,29 +1,56 @@
 // Entry point of netsetup (bundled to CJS for the single executable: no
 // top-level await, no import.meta). Hardening comes before anything else.
+import fs from 'node:fs';
 import { EXIT, NetsetupError } from './errors.ts';
 import { harden } from './secure.ts';
-import { run } from './cli.ts';
+import { parseArgs, run } from './cli.ts';
+import { libc } from '@nsbox/shared/libc';
+import { mark, report } from './timing.ts';
 
-async function main(): Promise<number> {
-  const priv = harden();
-  // Stopped from the terminal while holding the state lock, netsetup would block
-  // every other caller; the user cannot send SIGSTOP to it (it runs as root).
-  for (const sig of ['SIGTSTP', 'SIGTTIN', 'SIGTTOU'] as const) process.on(sig, () => {});
-  return run(process.argv.slice(2), priv);
+/** Writes all of `text` to fd, waiting out EAGAIN (a non-blocking pipe). */
+function writeAll(fd: number, text: string): void {
+  const bytes = Buffer.from(text);
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  for (let at = 0; at < bytes.length; ) {
+    try {
+      at += fs.writeSync(fd, bytes, at);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+      Atomics.wait(nap, 0, 0, 1);
+    }
+  }
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    if (err instanceof NetsetupError) {
-      process.stderr.write(`netsetup: ${err.message}\n`);
-      process.exitCode = err.code;
-    } else {
-      const e = err as Error;
-      process.stderr.write(`netsetup: internal error: ${e?.message ?? String(err)}. Please report this\n`);
-      process.exitCode = EXIT.INTERNAL;
+function main(): number {
+  mark('bundle loaded');
+  try {
+    const priv = harden();
+    mark('hardened');
+    // Stopped from the terminal while holding the state lock, netsetup would block
+    // every other caller; the user cannot send SIGSTOP to it (it runs as root).
+    for (const sig of ['SIGTSTP', 'SIGTTIN', 'SIGTTOU'] as const) process.on(sig, () => {});
+    const outcome = run(parseArgs(process.argv.slice(2)), priv);
+    writeAll(1, outcome.text);
+    mark('output written');
+    outcome.afterwards?.();
+    return EXIT.OK;
+  } catch (err) {
+    const known = err instanceof NetsetupError;
+    const message = known ? err.message : `internal error: ${(err as Error)?.message ?? String(err)}. Please report this`;
+    try {
+      writeAll(2, `netsetup: ${message}\n`);
+    } catch {
+      // stderr is gone: the exit code still tells.
     }
-  },
-);
+    return known ? err.code : EXIT.INTERNAL;
+  }
+}
+
+const code = main();
+report();
+// Everything is written (synchronously); Node's own teardown would add ~1 ms.
+try {
+  libc()._exit(code);
+} catch {
+  process.exit(code); // the FFI module could not be loaded
+}

@@ -71,18 +71,27 @@ export class Rtnl {
 
   /**
    * Sends requests built with sequence numbers from nextSeq() (several at once in
-   * one datagram) and waits for each ack. Returns the errno per request (0 = done)
-   * in order, with the kernel's extended-ack message when it gave one.
+   * one datagram; the kernel handles them in order) and waits for each one's ack
+   * (every request is sent with NLM_F_ACK, so a get ends with one too). Returns per
+   * request, in order, the errno (0 = done) with the kernel's extended-ack message
+   * when it gave one, and the other messages it answered with (a get's reply).
    */
-  batch(requests: { seq: number; bytes: Buffer }[], what: string): { errno: number; message?: string }[] {
-    this.send(Buffer.concat(requests.map((r) => r.bytes)), what);
+  batch(requests: { seq: number; bytes: Buffer }[], what: string): { errno: number; message?: string; replies: nl.Message[] }[] {
+    const bytes = Buffer.concat(requests.map((r) => r.bytes));
+    for (let at = 0; at + nl.NLMSG_HDRLEN <= bytes.length; at += (bytes.readUInt32LE(at) + 3) & ~3) {
+      bytes.writeUInt16LE(bytes.readUInt16LE(at + 6) | nl.NLM_F_ACK, at + 6);
+    }
+    this.send(bytes, what);
+    const replies = new Map<number, nl.Message[]>(requests.map((r) => [r.seq, []]));
     const results = new Map<number, { errno: number; message?: string }>();
     while (results.size < requests.length) {
       for (const m of this.receive(what)) {
+        if (!replies.has(m.seq)) continue;
         if (m.type === nl.NLMSG_ERROR) results.set(m.seq, nl.parseError(m));
+        else replies.get(m.seq)!.push(m);
       }
     }
-    return requests.map((r) => results.get(r.seq)!);
+    return requests.map((r) => ({ ...results.get(r.seq)!, replies: replies.get(r.seq)! }));
   }
 
   /** One request that must succeed. */

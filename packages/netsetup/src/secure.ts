@@ -2,10 +2,10 @@
 // else", PLATFORM.md section 4). Runs before anything else in main.
 import fs from 'node:fs';
 import sea from 'node:sea';
-import v8 from 'node:v8';
 import { libc } from '@nsbox/shared/libc';
 import { AT_SECURE, F_SETFD, PR_SET_DUMPABLE } from '@nsbox/shared/syscalls';
 import { EXIT, NetsetupError } from './errors.ts';
+import { mark } from './timing.ts';
 
 export const FIXED_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
 /** The whole environment of netsetup after sanitising, and of every child. */
@@ -23,12 +23,15 @@ export interface Privilege {
 }
 
 export function harden(): Privilege {
+  mark('main');
   const c = libc();
+  mark('koffi loaded');
   const secure = Number(c.getauxval(AT_SECURE)) !== 0;
   process.umask(0o022);
   if (secure) {
     // Coverage output would be written by root to a path the caller chose.
-    if (process.env.NODE_V8_COVERAGE !== undefined) v8.stopCoverage();
+    // (node:v8 is loaded only then: loading it costs ~1.5 ms.)
+    if (process.env.NODE_V8_COVERAGE !== undefined) process.getBuiltinModule('node:v8').stopCoverage();
     c.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     if (Object.keys(process.env).some((k) => !INERT.has(k))) reexec();
   }

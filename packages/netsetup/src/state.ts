@@ -3,14 +3,15 @@
 // are opened without following symlinks and replaced by rename, so a planted
 // file or link is refused and a killed writer leaves the old file intact.
 import fs from 'node:fs';
-import path from 'node:path';
 import { libc, errno } from '@nsbox/shared/libc';
-import { LOCK_EX, LOCK_NB } from '@nsbox/shared/syscalls';
+import { describeErrno, ENOENT } from '@nsbox/shared/errno';
+import { AT_FDCWD, LOCK_EX, LOCK_NB } from '@nsbox/shared/syscalls';
 import { EXIT, NetsetupError, SysError } from './errors.ts';
 import { parseLeaseFile, type Lease } from './leases.ts';
 import { untrusted } from './trust.ts';
 
 const LOCK_WAIT_MS = 20_000;
+const RENAME_EXCHANGE = 2;
 const { O_RDWR, O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW } = fs.constants;
 
 export class State {
@@ -25,7 +26,7 @@ export class State {
   /** Makes sure the state directory is sound and takes the lock. */
   static lock(dir: string): State {
     ensureDir(dir);
-    const lockPath = path.join(dir, 'lock');
+    const lockPath = `${dir}/lock`;
     let fd: number;
     try {
       fd = fs.openSync(lockPath, O_RDWR | O_CREAT | O_NOFOLLOW, 0o600);
@@ -58,7 +59,7 @@ export class State {
   }
 
   read(): Lease[] {
-    const file = path.join(this.dir, 'leases.json');
+    const file = `${this.dir}/leases.json`;
     let fd: number;
     try {
       fd = fs.openSync(file, O_RDONLY | O_NOFOLLOW);
@@ -78,18 +79,30 @@ export class State {
     }
   }
 
+  /**
+   * Replaces the lease file atomically: the new content goes to leases.json.new,
+   * which is then swapped with leases.json (renameat2 RENAME_EXCHANGE). Swapping
+   * rather than renaming over it keeps the old inode as the next write's scratch
+   * file: freeing an inode costs ~0.1-0.2 ms on tmpfs, and a connect writes twice.
+   */
   write(leases: Lease[]): void {
-    const file = path.join(this.dir, 'leases.json');
-    const tmp = path.join(this.dir, 'leases.json.new');
+    const file = `${this.dir}/leases.json`;
+    const tmp = `${this.dir}/leases.json.new`;
     try {
-      fs.rmSync(tmp, { force: true });
-      const fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | fs.constants.O_EXCL, 0o600);
+      // The directory is root's alone (ensureDir), so truncating the scratch file is safe.
+      const text = Buffer.from(`${JSON.stringify({ version: 1, leases }, null, 1)}\n`);
+      // Overwritten in place, then cut to length: O_TRUNC would free all its pages first.
+      const fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_NOFOLLOW, 0o600);
       try {
-        fs.writeSync(fd, `${JSON.stringify({ version: 1, leases }, null, 1)}\n`);
+        fs.writeSync(fd, text, 0, text.length, 0);
+        fs.ftruncateSync(fd, text.length);
       } finally {
         fs.closeSync(fd);
       }
-      fs.renameSync(tmp, file);
+      if (libc().renameat2(AT_FDCWD, tmp, AT_FDCWD, file, RENAME_EXCHANGE) !== 0) {
+        if (errno() !== ENOENT) throw new Error(`swap ${tmp} and ${file}: ${describeErrno(errno())}`);
+        fs.renameSync(tmp, file);
+      }
     } catch (err) {
       throw new NetsetupError(EXIT.SYSTEM, `write state file ${file}`, (err as Error).message, 'Check free space on the state filesystem');
     }
@@ -97,7 +110,7 @@ export class State {
 
   /** After unlock (teardown): the lock file and the directory, if empty. */
   removeDir(): void {
-    fs.rmSync(path.join(this.dir, 'lock'), { force: true });
+    fs.rmSync(`${this.dir}/lock`, { force: true });
     try {
       fs.rmdirSync(this.dir);
     } catch {
@@ -107,16 +120,18 @@ export class State {
 
   /** Removes the files (teardown); keeps the lock file until unlock. */
   removeFiles(): void {
-    for (const f of ['leases.json', 'leases.json.new']) fs.rmSync(path.join(this.dir, f), { force: true });
+    for (const f of ['leases.json', 'leases.json.new']) fs.rmSync(`${this.dir}/${f}`, { force: true });
   }
 }
 
 function ensureDir(dir: string): void {
-  try {
-    fs.mkdirSync(dir, { mode: 0o700 });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-      throw new NetsetupError(EXIT.CONFIG, `state directory ${dir}`, `cannot create it (${(err as NodeJS.ErrnoException).code})`, 'Check the stateDir setting and that its parent exists');
+  if (fs.lstatSync(dir, { throwIfNoEntry: false }) === undefined) {
+    try {
+      fs.mkdirSync(dir, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw new NetsetupError(EXIT.CONFIG, `state directory ${dir}`, `cannot create it (${(err as NodeJS.ErrnoException).code})`, 'Check the stateDir setting and that its parent exists');
+      }
     }
   }
   const problem = untrusted(dir, 'directory');

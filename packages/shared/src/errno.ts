@@ -36,6 +36,7 @@ const ERRNOS: [number, string, string][] = [
   [97, 'EAFNOSUPPORT', 'Address family not supported by protocol'],
   [98, 'EADDRINUSE', 'Address already in use'],
   [99, 'EADDRNOTAVAIL', 'Cannot assign requested address'],
+  [100, 'ENETDOWN', 'Network is down'],
   [101, 'ENETUNREACH', 'Network is unreachable'],
   [105, 'ENOBUFS', 'No buffer space available'],
   [110, 'ETIMEDOUT', 'Connection timed out'],
@@ -43,17 +44,22 @@ const ERRNOS: [number, string, string][] = [
   [113, 'EHOSTUNREACH', 'No route to host'],
 ];
 
-const BY_NUMBER = new Map(ERRNOS.map(([n, name, text]) => [n, { name, text }]));
+// Indexed on first use: building the map at start-up costs ~0.1 ms of every run.
+let byNumber: Map<number, { name: string; text: string }> | undefined;
+const lookup = (errno: number): { name: string; text: string } | undefined => {
+  byNumber ??= new Map(ERRNOS.map(([n, name, text]) => [n, { name, text }]));
+  return byNumber.get(errno);
+};
 
 /** "Permission denied (EACCES)"; errno 0 stands for a result the program did not expect. */
 export function describeErrno(errno: number): string {
   if (errno === 0) return 'unexpected result';
-  const e = BY_NUMBER.get(errno);
+  const e = lookup(errno);
   return e ? `${e.text} (${e.name})` : `errno ${errno}`;
 }
 
 export function errnoName(errno: number): string {
-  return BY_NUMBER.get(errno)?.name ?? `errno ${errno}`;
+  return lookup(errno)?.name ?? `errno ${errno}`;
 }
 
 export const ENOENT = 2;

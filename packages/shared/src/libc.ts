@@ -1,43 +1,65 @@
-// The libc functions both programs call through koffi, bound lazily and once.
-// Every wrapper returns the raw result; errno() reads the thread's errno right
+// The libc functions both programs call through koffi. Each one is bound on its
+// first use (parsing a declaration costs ~10 µs, and each program uses a few);
+// every wrapper returns the raw result; errno() reads the thread's errno right
 // after a failing call (koffi preserves it).
-import { koffi } from './native.ts';
+import { koffi, type KoffiApi } from './native.ts';
 
 type Fn = (...args: any[]) => any;
 
-function bind() {
+const DECLARATIONS = {
+  mmap: 'void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)',
+  mprotect: 'int mprotect(void *addr, size_t len, int prot)',
+  munmap: 'int munmap(void *addr, size_t len)',
+  clone: 'int clone(uintptr_t fn, uintptr_t stack, int flags, uintptr_t arg)',
+  pipe2: 'int pipe2(_Out_ int *fds, int flags)',
+  close: 'int close(int fd)',
+  kill: 'int kill(int pid, int sig)',
+  waitpid: 'int waitpid(int pid, _Out_ int *status, int options)',
+  syscall: 'long syscall(long nr, ...)',
+  getauxval: 'unsigned long getauxval(unsigned long type)',
+  _exit: 'void _exit(int status)',
+  socket: 'int socket(int domain, int type, int protocol)',
+  setsockopt: 'int setsockopt(int fd, int level, int name, const int *value, uint32_t len)',
+  send: 'long send(int fd, const void *buf, size_t len, int flags)',
+  recv: 'long recv(int fd, _Out_ void *buf, size_t len, int flags)',
+  setns: 'int setns(int fd, int nstype)',
+  flock: 'int flock(int fd, int operation)',
+  ioctl: 'int ioctl(int fd, unsigned long request, ...)',
+  prctl: 'int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)',
+  execve: 'int execve(const char *path, const char **argv, const char **envp)',
+  fcntl: 'int fcntl(int fd, int cmd, ...)',
+  getrandom: 'long getrandom(_Out_ void *buf, size_t len, unsigned int flags)',
+  memfd_create: 'int memfd_create(const char *name, unsigned int flags)',
+  renameat2: 'int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags)',
+  // posix_spawn and its file actions (an opaque object, passed as a Buffer).
+  posix_spawn: 'int posix_spawn(_Out_ int *pid, const char *path, void *actions, void *attr, const char **argv, const char **envp)',
+  posix_spawn_file_actions_destroy: 'int posix_spawn_file_actions_destroy(void *actions)',
+  posix_spawn_file_actions_adddup2: 'int posix_spawn_file_actions_adddup2(void *actions, int fd, int newfd)',
+  posix_spawn_file_actions_addopen: 'int posix_spawn_file_actions_addopen(void *actions, int fd, const char *path, int flags, unsigned int mode)',
+  posix_spawn_file_actions_addchdir_np: 'int posix_spawn_file_actions_addchdir_np(void *actions, const char *path)',
+} as const;
+
+export type Libc = { readonly [K in keyof typeof DECLARATIONS]: Fn } & { readonly k: KoffiApi };
+
+let bound: Libc | undefined;
+
+export function libc(): Libc {
+  if (bound) return bound;
   const k = koffi();
   const lib = k.load(null);
-  const f = (decl: string): Fn => lib.func(decl) as Fn;
-  return {
-    k,
-    mmap: f('void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)'),
-    mprotect: f('int mprotect(void *addr, size_t len, int prot)'),
-    munmap: f('int munmap(void *addr, size_t len)'),
-    clone: f('int clone(uintptr_t fn, uintptr_t stack, int flags, uintptr_t arg)'),
-    pipe2: f('int pipe2(_Out_ int *fds, int flags)'),
-    close: f('int close(int fd)'),
-    kill: f('int kill(int pid, int sig)'),
-    waitpid: f('int waitpid(int pid, _Out_ int *status, int options)'),
-    syscall: f('long syscall(long nr, ...)'),
-    getauxval: f('unsigned long getauxval(unsigned long type)'),
-    _exit: f('void _exit(int status)'),
-    socket: f('int socket(int domain, int type, int protocol)'),
-    setsockopt: f('int setsockopt(int fd, int level, int name, const int *value, uint32_t len)'),
-    send: f('long send(int fd, const void *buf, size_t len, int flags)'),
-    recv: f('long recv(int fd, _Out_ void *buf, size_t len, int flags)'),
-    setns: f('int setns(int fd, int nstype)'),
-    flock: f('int flock(int fd, int operation)'),
-    ioctl: f('int ioctl(int fd, unsigned long request, ...)'),
-    prctl: f('int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)'),
-    execve: f('int execve(const char *path, const char **argv, const char **envp)'),
-    fcntl: f('int fcntl(int fd, int cmd, ...)'),
-  };
-}
-
-let bound: ReturnType<typeof bind> | undefined;
-export function libc(): ReturnType<typeof bind> {
-  bound ??= bind();
+  const table: Record<string, unknown> = { k };
+  for (const [name, decl] of Object.entries(DECLARATIONS)) {
+    Object.defineProperty(table, name, {
+      configurable: true,
+      enumerable: true,
+      get() {
+        const f = lib.func(decl) as Fn;
+        Object.defineProperty(table, name, { value: f, enumerable: true });
+        return f;
+      },
+    });
+  }
+  bound = table as Libc;
   return bound;
 }
 
