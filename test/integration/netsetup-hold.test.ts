@@ -44,9 +44,12 @@ test.serial('a holder ignores Ctrl-C, Ctrl-Z and hang-ups, and releases the leas
   }
   t.deepEqual(hostVeths(inst.bridge), [c.hostVeth], 'still connected');
 
+  let rest = '';
+  holder.stdout.on('data', (d: Buffer) => (rest += d.toString()));
   holder.stdin.end();
   t.is(await exited, 0, stderr);
   t.is(stderr, '');
+  t.is(rest, `${JSON.stringify({ releasing: c.lease })}\n`, 'it says when it holds the lock for the release');
   t.deepEqual(hostVeths(inst.bridge), [], 'the veth is gone');
   t.false(ownRules(inst, 'filter').includes(`nsbox:lease:${c.lease}`));
   t.is((await run(inst, ['list', '--json'], { uid: U })).stdout.trim(), '[]');

@@ -58,7 +58,7 @@ export function checkSetuidRoot(file: string): void {
 export interface Connection {
   lease: Lease;
   /** The netsetup that holds the lease and releases it when its stdin closes. */
-  holder: { pid: number; stdin: number };
+  holder: { pid: number; stdin: number; stdout: number };
 }
 
 /**
@@ -78,10 +78,9 @@ export function connect(file: string, pid: number, publish: string[]): Connectio
     throw err;
   }
   const output = readLine(child.stdout);
-  fs.closeSync(child.stdout);
-  const holder = { pid: child.pid, stdin: child.stdin };
+  const holder = { pid: child.pid, stdin: child.stdin, stdout: child.stdout };
   if (output === '') {
-    release(holder);
+    finish(holder);
     throw new UserError('', EXIT_LAUNCHER);
   }
   try {
@@ -91,13 +90,25 @@ export function connect(file: string, pid: number, publish: string[]): Connectio
     lease.published ??= [];
     return { lease, holder };
   } catch {
-    release(holder);
+    finish(holder);
     throw new UserError(`launcher: netsetup ${file} gave an answer the launcher does not understand (${JSON.stringify(output.slice(0, 80))}); are the launcher and netsetup from the same version?`, EXIT_LAUNCHER);
   }
 }
 
-/** Lets the holding netsetup release the lease, and waits until it has. */
-export function release(holder: Connection['holder']): number {
+/**
+ * Lets the holding netsetup release the lease. It answers once it holds the
+ * state lock, from when on every other netsetup call waits for the release to be
+ * done; the launcher need not wait for the kernel to delete the veth (~15 ms).
+ */
+export function release(holder: Connection['holder']): void {
   fs.closeSync(holder.stdin);
-  return waitStatus(holder.pid);
+  readLine(holder.stdout);
+  fs.closeSync(holder.stdout);
+}
+
+/** Ends a holder that failed or is not wanted: EOF, then reap it. */
+function finish(holder: Connection['holder']): void {
+  fs.closeSync(holder.stdin);
+  fs.closeSync(holder.stdout);
+  waitStatus(holder.pid);
 }

@@ -59,8 +59,9 @@ interface Session {
  * their rules and records for the caller (connect) to remove in its own rule
  * change, which saves one run of iptables-restore.
  */
-function begin(config: Config, keepStaleOf?: string, t?: Tools): Session {
+function begin(config: Config, keepStaleOf?: string, t?: Tools, onLocked?: () => void): Session {
   const state = State.lock(config.stateDir);
+  onLocked?.();
   let rtnl: Rtnl | undefined;
   try {
     rtnl = Rtnl.open();
@@ -311,10 +312,11 @@ function configureInside(netnsFd: number, homeFd: number, index: number, net: Ne
  * ~15 ms to delete a veth and iptables-restore ~10 ms to delete rules (both wait
  * for RCU grace periods), so the rules go in the background while the veths are
  * deleted. The leases are first recorded as pending: killed at any point, the
- * next call's GC deletes whatever is left of them.
+ * next call's GC deletes whatever is left of them. `onLocked` runs once the state
+ * lock is held: from then on every other call sees the release as done.
  */
-export function release(config: Config, caller: Caller, by: { id: string } | { pid: number }): Lease[] {
-  const s = begin(config);
+export function release(config: Config, caller: Caller, by: { id: string } | { pid: number }, onLocked?: () => void): Lease[] {
+  const s = begin(config, undefined, undefined, onLocked);
   let change: RuleChange | undefined;
   try {
     const mine = (l: Lease): boolean => caller.uid === 0 || l.uid === caller.uid;

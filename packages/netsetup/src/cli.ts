@@ -222,8 +222,17 @@ export function run(inv: Invocation, priv: Privilege): Outcome {
         text: line,
         afterwards: () => {
           waitForEof(0);
+          // Once the lock is held, any other call waits for this release: the
+          // launcher may go (its caller's next netsetup call sees the lease gone).
+          const releasing = (): void => {
+            try {
+              fs.writeSync(1, inv.json ? `${JSON.stringify({ releasing: c.lease })}\n` : `releasing ${c.lease}\n`);
+            } catch {
+              // Nobody waits for it.
+            }
+          };
           try {
-            actions.release(config, caller, { id: c.lease });
+            actions.release(config, caller, { id: c.lease }, releasing);
           } catch (err) {
             // Already collected by another call once the sandbox was gone: released all the same.
             if (!(err instanceof NetsetupError && err.code === EXIT.DENIED)) throw err;
