@@ -3,6 +3,8 @@
 // the root-owned configuration. Parsing is pure (parseArgs); run() does the rest.
 // Hand-written rather than commander: loading commander costs ~2 ms of each call.
 import fs from 'node:fs';
+import { libc } from '@nsbox/shared/libc';
+import { currentArch, SYSCALLS } from '@nsbox/shared/syscalls';
 import { formatPublish, parsePublish, PublishSyntaxError, PUBLISH_SYNTAX, type PublishSpec } from '@nsbox/shared/publish';
 import * as actions from './actions.ts';
 import { DEFAULT_CONFIG_TEXT, findNetwork, type Config, type Network } from './config.ts';
@@ -183,6 +185,14 @@ function waitForEof(fd: number): void {
   }
 }
 
+/** Lets go of the caller's stderr: whoever reads it to its end (a script capturing
+ *  the launcher's output) need not wait for a release nobody can be told about. */
+function detachStderr(): void {
+  const nul = fs.openSync('/dev/null', 'w');
+  libc().syscall(SYSCALLS.dup3[currentArch()], 'int', nul, 'int', 2, 'int', 0);
+  fs.closeSync(nul);
+}
+
 /** Does what the invocation asks; returns the text for stdout (and, holding, what comes after). */
 export function run(inv: Invocation, priv: Privilege): Outcome {
   const text = (t: string): Outcome => ({ text: t });
@@ -230,6 +240,7 @@ export function run(inv: Invocation, priv: Privilege): Outcome {
             } catch {
               // Nobody waits for it.
             }
+            detachStderr();
           };
           try {
             actions.release(config, caller, { id: c.lease }, releasing);
