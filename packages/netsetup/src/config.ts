@@ -56,7 +56,7 @@ export const DEFAULT_CONFIG_TEXT = `${JSON.stringify(
         gateway: '10.200.200.1',
         mtu: 1500,
         nat: true,
-        dns: ['1.1.1.1', '9.9.9.9'],
+        dns: [],
         quota: { users: { '*': 8 }, groups: {} },
         publish: DEFAULT_PUBLISH,
       },
