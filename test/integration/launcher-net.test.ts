@@ -71,11 +71,15 @@ function startNet(inst: Install, args: string[], script: string, hold = false): 
   return { child, started, done };
 }
 
-/** What a lease leaves on the host: veths on the bridge, lease records, per-lease rules. */
+/** What leases leave on the host: veths on the bridge, lease records, per-lease
+ *  rules. A lease is gone for netsetup as soon as the launcher has exited; its
+ *  holder deletes the veth and rules in the next few ms, so this waits up to 2 s
+ *  for them to go. */
 async function leftovers(inst: Install): Promise<{ veths: string[]; leases: string; rules: string[] }> {
   const list = await netsetup(inst, ['list', '--json']);
-  const rules = [...ownRules(inst, 'nat').split('\n'), ...ownRules(inst, 'filter').split('\n')].filter((l) => l.includes('nsbox:lease:'));
-  return { veths: hostVeths(inst.bridge), leases: JSON.stringify(JSON.parse(list.stdout || '[]')), rules };
+  const rules = (): string[] => [...ownRules(inst, 'nat').split('\n'), ...ownRules(inst, 'filter').split('\n')].filter((l) => l.includes('nsbox:lease:'));
+  for (let i = 0; i < 40 && (hostVeths(inst.bridge).length > 0 || rules().length > 0); i++) await sleep(50);
+  return { veths: hostVeths(inst.bridge), leases: JSON.stringify(JSON.parse(list.stdout || '[]')), rules: rules() };
 }
 const nothingLeft = { veths: [], leases: '[]', rules: [] };
 
@@ -261,6 +265,16 @@ test.serial('quota exhausted: netsetup says so, exit 125, nothing left', async (
 test.serial('subnet full: netsetup says so, exit 125, nothing left', async (t) => {
   const inst = setUp({ octet: 83, prefix: 29, quota: { users: { '*': 20 } } });
   await refusedWhenFull(t, inst, 5, /^netsetup: [^\n]*all addresses of 10\.231\.83\.0\/29 are leased[^\n]*\n$/);
+});
+
+test.serial('with a quota of one, sandboxes started one after another all get their network', async (t) => {
+  const inst = setUp({ octet: 85, quota: { users: { '*': 1 } } });
+  for (let i = 0; i < 5; i++) {
+    const r = await startNet(inst, [], 'ip -4 -o addr show dev eth0 | grep -q inet && echo up').done;
+    t.is(r.code, 0, r.stderr);
+    t.is(r.stdout, 'up\n');
+  }
+  t.deepEqual(await leftovers(inst), nothingLeft);
 });
 
 test.serial('ping works as the sandbox root', async (t) => {

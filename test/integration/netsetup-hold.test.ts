@@ -70,3 +70,34 @@ test.serial('a holder whose sandbox died meanwhile exits cleanly at end of stdin
   t.is(await exited, 0, stderr);
   t.is(stderr, '');
 });
+
+test.serial('a holder killed in the middle of its release: the next call finishes it', async (t) => {
+  const box = await sandbox(U);
+  boxes.push(box);
+  const holder = spawn(inst.bin, ['--pid', String(box.pid), '--json', '--hold'], { uid: U, gid: U, env: { PATH: '/usr/bin:/bin' }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const exited = new Promise<void>((res) => holder.on('exit', () => res()));
+  let out = '';
+  const lines = (n: number): Promise<void> =>
+    new Promise((res) => {
+      const check = (): void => {
+        if (out.split('\n').length > n) res();
+      };
+      holder.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        check();
+      });
+      check();
+    });
+  await lines(1);
+  const c = JSON.parse(out.split('\n')[0]!) as Connection;
+  await box.kill();
+  holder.stdin.end();
+  await lines(2);
+  holder.kill('SIGKILL');
+  await exited;
+  const list = await run(inst, ['list', '--json'], { uid: 0 });
+  t.is(list.stdout.trim(), '[]');
+  t.deepEqual(hostVeths(inst.bridge), []);
+  t.false(ownRules(inst, 'filter').includes(`nsbox:lease:${c.lease}`));
+  t.false(fs.readFileSync(`${inst.stateDir}/leases.json`, 'utf8').includes(c.lease), 'no record left');
+});

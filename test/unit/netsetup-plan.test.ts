@@ -54,9 +54,20 @@ test('GC: leases whose veth is gone, renamed, reused or pending are stale', (t) 
     { index: b.hostIndex + 50, name: b.hostVeth, kind: 'veth' },
     { index: d.hostIndex, name: d.hostVeth, kind: 'veth' },
   ];
-  const { live, stale } = partition([a, b, c, d], links);
+  const { live, stale } = partition([a, b, c, d], links, () => true);
   t.deepEqual(live, [a]);
   t.deepEqual(stale, [b, c, d]);
+});
+
+test('GC: a lease being released is left to its holder while the holder lives, else it is stale', (t) => {
+  const mine = lease(1000, { state: 'releasing', holder: { pid: 10, start: 5 } });
+  const orphan = lease(1000, { state: 'releasing', holder: { pid: 11, start: 6 } });
+  const unowned = lease(1000, { state: 'releasing' });
+  const links = [mine, orphan, unowned].map((l) => ({ index: l.hostIndex, name: l.hostVeth, kind: 'veth' }));
+  const r = partition([mine, orphan, unowned], links, (h) => h.pid === 10 && h.start === 5);
+  t.deepEqual(r.releasing, [mine]);
+  t.deepEqual(r.stale, [orphan, unowned]);
+  t.deepEqual(r.live, []);
 });
 
 test('rules: own chains rebuilt whole, MASQUERADE only leaving the subnet, tagged per lease', (t) => {

@@ -8,8 +8,8 @@ import type { Config, Network } from './config.ts';
 import { EXIT, NetsetupError, SysError } from './errors.ts';
 import { ensureBridge, randomMac } from './host.ts';
 import { allocate, broadcastOf } from './ipam.ts';
-import { applyRules, dropLeaseRules, removeRules, startDropLeaseRules, startLeaseRules, startRestore, tools, type RuleChange, type Tools } from './iptables.ts';
-import { admit, hostVethName, isoTime, partition, type Caller, type Lease } from './leases.ts';
+import { applyRules, dropLeaseRules, removeRules, startDropLeaseRules, startLeaseRules, startRestore, tools, tryDropLeaseRules, type RuleChange, type Tools } from './iptables.ts';
+import { admit, hostVethName, isoTime, partition, type Caller, type Holder, type Lease } from './leases.ts';
 import { randomBytes } from './random.ts';
 import { Rtnl } from './rtnl.ts';
 import type { Child } from './spawn.ts';
@@ -51,7 +51,27 @@ interface Session {
   stale: Lease[];
   /** Every stale lease this session's GC found (removed, or kept in `stale`). */
   collected: Lease[];
+  /** Leases their holders are releasing outside the lock: not the caller's to
+   *  count or touch, but their addresses and ids are still taken. */
+  releasing: Lease[];
 }
+
+/** Writes the lease records: `leases` and those being released by their holders. */
+function save(s: Session, leases: Lease[]): void {
+  s.state.write([...leases, ...s.releasing]);
+}
+
+/** Field 22 of /proc/PID/stat (start time), or undefined when there is no such process. */
+function startTime(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+  } catch {
+    return undefined;
+  }
+}
+
+const holderAlive = (h: Holder): boolean => startTime(h.pid) === h.start;
 
 /**
  * Lock, open the host netlink socket, drop stale leases: their veths, their rules
@@ -68,8 +88,8 @@ function begin(config: Config, keepStaleOf?: string, t?: Tools, onLocked?: () =>
     t ??= tools(config.iptables);
     const all = state.read();
     const links = rtnl.links();
-    const { live, stale } = partition(all, links);
-    if (stale.length === 0) return { state, rtnl, tools: t, links, leases: live, stale: [], collected: [] };
+    const { live, stale, releasing } = partition(all, links, holderAlive);
+    if (stale.length === 0) return { state, rtnl, tools: t, links, leases: live, stale: [], collected: [], releasing };
     // Only a veth with exactly the recorded name: our own, made for this lease.
     const veths = stale.flatMap((l) => links.filter((k) => k.name === l.hostVeth && k.kind === 'veth'));
     deleteLinks(rtnl, veths);
@@ -85,8 +105,8 @@ function begin(config: Config, keepStaleOf?: string, t?: Tools, onLocked?: () =>
       if (name === keepStaleOf || !net) continue;
       dropLeaseRules(t, net, stale.filter((l) => l.network === name), live.filter((l) => l.network === name));
     }
-    if (kept.length < stale.length) state.write([...live, ...kept]);
-    return { state, rtnl, tools: t, links, leases: live, stale: kept, collected: stale };
+    if (kept.length < stale.length) state.write([...live, ...kept, ...releasing]);
+    return { state, rtnl, tools: t, links, leases: live, stale: kept, collected: stale, releasing };
   } catch (err) {
     rtnl?.close();
     state.unlock();
@@ -187,7 +207,7 @@ export function connect(config: Config, net: Network, caller: Caller, pid: numbe
       change.finish(leases);
       mark('rules in place');
       lease.state = 'ready';
-      s.state.write(leases);
+      save(s, leases);
       mark('lease recorded ready');
     } catch (err) {
       const host = s.rtnl.link(lease.hostVeth);
@@ -200,7 +220,7 @@ export function connect(config: Config, net: Network, caller: Caller, pid: numbe
         clean = false;
       }
       // Without the rules removed, the pending lease stays on record for the next GC.
-      if (clean) s.state.write(s.leases);
+      if (clean) save(s, s.leases);
       throw err;
     }
     return {
@@ -233,7 +253,7 @@ function dropKeptStale(s: Session, net: Network, child: Child): void {
   if (s.stale.length === 0) return;
   try {
     startDropLeaseRules(s.tools, net, s.stale, child).finish(s.leases.filter((l) => l.network === net.name));
-    s.state.write(s.leases);
+    save(s, s.leases);
   } catch {
     // The next call tries again.
   }
@@ -252,14 +272,14 @@ function prepare(s: Session, net: Network, caller: Caller, pid: number, publish:
     const addresses = s.rtnl.addresses().flatMap((a) => (a.family === nl.AF_INET && a.address ? [a.address] : []));
     admitPublish(net, caller, publish, s.leases, { addresses, sockets: boundSockets(publish.map((p) => p.protocol)) });
   }
-  const address = allocate(net, s.leases.filter((l) => l.network === net.name).map((l) => l.address));
+  const address = allocate(net, [...s.leases, ...s.releasing].filter((l) => l.network === net.name).map((l) => l.address));
   if (!address) {
     throw new NetsetupError(EXIT.QUOTA, `network "${net.name}"`, `all addresses of ${net.subnet} are leased`, 'Release a lease or ask the administrator for a larger subnet');
   }
   const bridge = ensureBridge(s.rtnl, net, s.links);
   const mtu = bridge.mtu ?? net.mtu;
   mark('bridge checked');
-  const taken = new Set([...s.leases, ...s.stale].map((l) => l.id));
+  const taken = new Set([...s.leases, ...s.stale, ...s.releasing].map((l) => l.id));
   const lease: Lease = {
     id: newLeaseId(taken),
     network: net.name,
@@ -277,7 +297,7 @@ function prepare(s: Session, net: Network, caller: Caller, pid: number, publish:
   // Recorded before the veth and the rules exist: if this call dies, the next
   // one's GC finds a pending lease and removes the veth by its exact name and
   // the rules by the lease's tag.
-  s.state.write([...s.leases, ...s.stale, lease]);
+  save(s, [...s.leases, ...s.stale, lease]);
   return { lease, bridge, mtu };
 }
 
@@ -323,13 +343,13 @@ export function release(config: Config, caller: Caller, by: { id: string } | { p
     const wanted = (l: Lease): boolean => mine(l) && ('id' in by ? l.id === by.id : l.pid === by.pid);
     const chosen = s.leases.filter(wanted);
     // A lease whose sandbox is gone was just collected by this very call: released.
-    const collected = s.collected.filter(wanted);
-    if (chosen.length === 0 && collected.length > 0) return collected;
+    const gone = [...s.collected, ...s.releasing].filter(wanted);
+    if (chosen.length === 0 && gone.length > 0) return gone;
     if (chosen.length === 0) {
       throw new NetsetupError(EXIT.DENIED, 'id' in by ? `lease ${by.id}` : `pid ${by.pid}`, 'no such lease of yours', 'See your leases with netsetup list');
     }
     const rest = s.leases.filter((l) => !chosen.includes(l));
-    s.state.write([...rest, ...chosen.map((l): Lease => ({ ...l, state: 'pending' }))]);
+    save(s, [...rest, ...chosen.map((l): Lease => ({ ...l, state: 'pending' }))]);
     const of = (leases: Lease[], net: Network): Lease[] => leases.filter((l) => l.network === net.name);
     const nets = config.networks.filter((n) => chosen.some((l) => l.network === n.name));
     // One iptables-restore at a time: the first network's in the background, any others after.
@@ -340,11 +360,51 @@ export function release(config: Config, caller: Caller, by: { id: string } | { p
     change = undefined;
     started?.finish(of(rest, first!));
     for (const net of others) dropLeaseRules(s.tools, net, of(chosen, net), of(rest, net));
-    s.state.write(rest);
+    save(s, rest);
     return chosen;
   } finally {
     change?.abandon();
     end(s);
+  }
+}
+
+/**
+ * The holder's release (netsetup --hold at end of stdin). Under the lock it only
+ * marks the lease as being released, so `onLocked` comes early and every later
+ * call already treats the lease as gone (it no longer counts for quotas); then,
+ * outside the lock and so in parallel with other holders, it deletes the veth
+ * (by name) and the rules, which wait ~10-15 ms each for the kernel; then it
+ * drops the record. Killed in between, the record names a dead holder and the
+ * next call's GC finishes the job.
+ */
+export function releaseHeld(config: Config, caller: Caller, id: string, onLocked: () => void): void {
+  let lease: Lease | undefined;
+  const s = begin(config, undefined, undefined, onLocked);
+  try {
+    lease = s.leases.find((l) => l.id === id && (caller.uid === 0 || l.uid === caller.uid));
+    if (!lease) return;
+    const holder: Holder = { pid: process.pid, start: startTime(process.pid) ?? 0 };
+    save(s, [...s.leases.filter((l) => l !== lease), { ...lease, state: 'releasing', holder }]);
+  } finally {
+    end(s);
+  }
+  const net = config.networks.find((n) => n.name === lease.network);
+  const rtnl = Rtnl.open();
+  try {
+    const seq = rtnl.nextSeq();
+    rtnl.batch([{ seq, bytes: nl.delLinkByName(seq, lease.hostVeth) }], `delete ${lease.hostVeth}`);
+  } finally {
+    rtnl.close();
+  }
+  const rulesGone = net === undefined || tryDropLeaseRules(tools(config.iptables), net, [lease]);
+  const after = begin(config);
+  try {
+    // Rebuilt without it, under the lock, when the quick deletion did not apply.
+    if (!rulesGone && net && after.links.some((k) => k.name === net.bridge)) applyRules(after.tools, net, after.leases);
+    after.releasing = after.releasing.filter((l) => l.id !== id);
+    save(after, after.leases);
+  } finally {
+    end(after);
   }
 }
 
@@ -375,14 +435,14 @@ export function teardown(config: Config, nets: Network[]): number {
   const s = begin(config);
   try {
     const names = new Set(nets.map((n) => n.name));
-    const gone = s.leases.filter((l) => names.has(l.network));
+    const gone = [...s.leases, ...s.releasing].filter((l) => names.has(l.network));
     for (const l of gone) deleteLink(s.rtnl, l.hostIndex, l.hostVeth, true);
     for (const net of nets) {
       removeRules(s.tools, net);
       const br = s.rtnl.link(net.bridge);
       if (br && br.kind === 'bridge') deleteLink(s.rtnl, br.index, net.bridge, false);
     }
-    const rest = s.leases.filter((l) => !names.has(l.network));
+    const rest = [...s.leases, ...s.releasing].filter((l) => !names.has(l.network));
     if (rest.length === 0) s.state.removeFiles();
     else s.state.write(rest);
     end(s);

@@ -242,12 +242,7 @@ export function run(inv: Invocation, priv: Privilege): Outcome {
             }
             detachStderr();
           };
-          try {
-            actions.release(config, caller, { id: c.lease }, releasing);
-          } catch (err) {
-            // Already collected by another call once the sandbox was gone: released all the same.
-            if (!(err instanceof NetsetupError && err.code === EXIT.DENIED)) throw err;
-          }
+          actions.releaseHeld(config, caller, c.lease, releasing);
         },
       };
     }

@@ -116,6 +116,12 @@ export function startLeaseRules(t: Tools, net: Network, lease: Lease, dropped: L
  *  leases), with `child` from startRestore() if there is one. */
 export const startDropLeaseRules = (t: Tools, net: Network, gone: Lease[], child?: Child): RuleChange => change(t, net, dropLeasesScript(net, gone), child);
 
+/** Deletes the rules of `gone` without the fallback (for use outside the state
+ *  lock, where a rebuild could race with other calls); false when it did not apply. */
+export function tryDropLeaseRules(t: Tools, net: Network, gone: Lease[]): boolean {
+  return restore(t, dropLeasesScript(net, gone)).status === 0;
+}
+
 /** Deletes the rules of `gone`; `rest` are the network's remaining leases. */
 export function dropLeaseRules(t: Tools, net: Network, gone: Lease[], rest: Lease[]): void {
   startDropLeaseRules(t, net, gone).finish(rest);

@@ -16,8 +16,11 @@ export interface Lease {
   /** Host ifindex of hostVeth once created (0 while pending). */
   hostIndex: number;
   pid: number;
-  /** "pending" from before the veth is created until the call finished. */
-  state: 'pending' | 'ready';
+  /** "pending" from before the veth is created until the call finished;
+   *  "releasing" while its holder (netsetup --hold) deletes its veth and rules. */
+  state: 'pending' | 'ready' | 'releasing';
+  /** The netsetup that is releasing it (pid and start time, against pid reuse). */
+  holder?: Holder;
   created: string;
   /** Host ports forwarded to this lease's address (rules tagged with the lease). */
   published: PublishSpec[];
@@ -71,23 +74,39 @@ export function admit(net: Network, leases: Lease[], caller: Caller): number[] {
   return groupLimits.map((g) => g.gid);
 }
 
+export interface Holder {
+  pid: number;
+  /** Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot. */
+  start: number;
+}
+
 export interface HostLink {
   index: number;
   name: string;
   kind?: string;
 }
 
-/** Splits leases into live ones and stale ones: a lease is stale when its host
- *  veth (same name and ifindex) is gone, or when it is still pending (its call
- *  died: pending leases exist only while their call holds the lock). */
-export function partition(leases: Lease[], links: HostLink[]): { live: Lease[]; stale: Lease[] } {
+/** Splits leases into live ones, stale ones, and those being released: a lease is
+ *  stale when its host veth (same name and ifindex) is gone, when it is still
+ *  pending (its call died: pending leases exist only while their call holds the
+ *  lock), or when it is being released by a holder that is gone. */
+export function partition(
+  leases: Lease[],
+  links: HostLink[],
+  holderAlive: (h: Holder) => boolean,
+): { live: Lease[]; stale: Lease[]; releasing: Lease[] } {
   const live: Lease[] = [];
   const stale: Lease[] = [];
+  const releasing: Lease[] = [];
   for (const l of leases) {
+    if (l.state === 'releasing') {
+      (l.holder && holderAlive(l.holder) ? releasing : stale).push(l);
+      continue;
+    }
     const link = links.find((k) => k.name === l.hostVeth && k.index === l.hostIndex && k.kind === 'veth');
     (l.state === 'ready' && link ? live : stale).push(l);
   }
-  return { live, stale };
+  return { live, stale, releasing };
 }
 
 /** `ms` since the epoch as ISO 8601 UTC, exactly like Date.prototype.toISOString

@@ -234,6 +234,11 @@ export function delLink(seq: number, index: number): Buffer {
   return message(RTM_DELLINK, NLM_F_ACK, seq, [ifinfomsg({ index })]);
 }
 
+/** RTM_DELLINK by name only: no ifindex that could have been reused meanwhile. */
+export function delLinkByName(seq: number, name: string): Buffer {
+  return message(RTM_DELLINK, NLM_F_ACK, seq, [ifinfomsg(), attrStr(IFLA_IFNAME, name)]);
+}
+
 /** RTM_GETLINK for one device by name (answered with one RTM_NEWLINK or ENODEV). */
 export function getLinkByName(seq: number, name: string): Buffer {
   return message(RTM_GETLINK, 0, seq, [ifinfomsg(), attrStr(IFLA_IFNAME, name)]);
