@@ -2,7 +2,7 @@
 // an unprivileged user, checked from inside the sandbox and from the host. Traffic
 // goes only to the test bridges' addresses and a dummy address the test creates.
 import test from 'ava';
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -275,6 +275,29 @@ test.serial('with a quota of one, sandboxes started one after another all get th
     t.is(r.stdout, 'up\n');
   }
   t.deepEqual(await leftovers(inst), nothingLeft);
+});
+
+test.serial('an interactive networked shell on a terminal: Ctrl-C and Ctrl-Z reach the shell, not the network', async (t) => {
+  // script(1) gives the launcher a pseudo-terminal, as a person's terminal would;
+  // the sandbox's network must survive the job control the person uses.
+  const child = spawn('script', ['-qfec', `${launcher(main)} --rootfs ${rootfs}`, '/dev/null'], { uid: NET_UID, gid: NET_UID, env: { TERM: 'dumb', PATH: '/usr/bin:/bin' }, cwd: '/' });
+  const done = collect(child, { keepStdin: true });
+  const type = async (s: string, ms: number): Promise<void> => {
+    await sleep(ms);
+    child.stdin!.write(s);
+  };
+  await type('sleep 30\n', 1000);
+  await type('\x03', 500);
+  await type('sleep 30\n', 300);
+  await type('\x1a', 500);
+  await type('kill -9 %1; echo stopped-and-killed\n', 300);
+  await type(`ping -c1 -W5 ${main.gateway} >/dev/null && echo net-$((40+2))\n`, 300);
+  await type('exit 4\n', 1000);
+  const r = await done;
+  t.is(r.code, 4, r.stdout);
+  t.regex(r.stdout, /stopped-and-killed/);
+  t.regex(r.stdout, /net-42/, 'the network still works after Ctrl-C and Ctrl-Z');
+  t.deepEqual(await leftovers(main), nothingLeft);
 });
 
 test.serial('ping works as the sandbox root', async (t) => {
