@@ -266,9 +266,11 @@ test('an interactive shell on a terminal: Ctrl-C stops the foreground job, not t
   await type('sleep 30\n', 800);
   await type('\x03', 500);
   await type('echo alive-$((40+2))\n', 300);
+  await type('tty\n', 300);
   await type('exit 3\n', 300);
   const r = await done;
   t.is(r.code, 3, r.stdout);
   t.regex(r.stdout, /\^C/);
   t.regex(r.stdout, /alive-42/);
+  t.regex(r.stdout, /^\/dev\/console\r?$/m, 'the terminal is known inside, as /dev/console');
 });

@@ -91,6 +91,14 @@ test('/etc files: bound over the rootfs files from the /dev tmpfs, contents as s
   t.true(p.steps.some((s) => s.call === 'unlinkat' && (s.args[1] as { str: string }).str === '/r/dev/.nsbox-hosts'));
 });
 
+test('a terminal on stdin becomes /dev/console (softly); without one there is none', (t) => {
+  const withTty = plan({}, { ...facts(), terminal: '/dev/pts/7' });
+  const bind = withTty.steps.find((s) => s.what === 'bind the terminal as /dev/console')!;
+  t.deepEqual(bind.args.slice(0, 2), [{ str: '/dev/pts/7' }, { str: '/r/dev/console' }]);
+  t.true(bind.soft);
+  t.false(whats(plan()).some((w) => w.includes('console')));
+});
+
 test('/etc files: resolv.conf only with a network; a user mount on /etc wins', (t) => {
   t.false(whats(plan()).includes('bind /etc/resolv.conf'));
   t.true(whats(plan()).includes('bind /etc/hosts'));

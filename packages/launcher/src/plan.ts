@@ -104,6 +104,11 @@ export function planSandbox(opts: Options, facts: Facts, ends: PipeEnds, env: st
   for (const [name, target] of DEV_LINKS) {
     steps.push({ what: `create /dev/${name}`, call: 'symlinkat', args: [str(target), AT_FDCWD, str(`${dev}/${name}`)] });
   }
+  // The caller's terminal is not in the sandbox's own devpts; bound as /dev/console
+  // it is found by ttyname() (tty, job control warnings, programs asking for a tty).
+  if (facts.terminal !== undefined) {
+    steps.push(...createFile('create /dev/console', `${dev}/console`, true), { ...mount('bind the terminal as /dev/console', facts.terminal, `${dev}/console`, null, MS_BIND), soft: true });
+  }
 
   const sys = mountPoint('/sys', true);
   steps.push(mount('mount sysfs on /sys', 'sysfs', sys, 'sysfs', MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC));

@@ -22,6 +22,8 @@ export interface Facts {
   sources: Map<string, { hostPath: string; isDir: boolean }>;
   /** /etc and the files the launcher provides in it. */
   etc: { dir: PathFact; files: Map<EtcFile, PathFact> };
+  /** The terminal on stdin (a host path such as /dev/pts/3), if there is one. */
+  terminal?: string;
 }
 
 export const SYSTEM_MOUNTS = ['/proc', '/dev', '/sys'];
@@ -51,7 +53,18 @@ export function gatherFacts(opts: Options): Facts {
     sources.set(m.source, { hostPath, isDir: fs.statSync(hostPath).isDirectory() });
   }
   const etc = { dir: resolveInRoot(root, '/etc'), files: new Map(ETC_FILES.map((f) => [f, resolveInRoot(root, `/etc/${f}`)])) };
-  return { root, targets, sources, etc };
+  return { root, targets, sources, etc, ...terminal() };
+}
+
+/** The caller's terminal, when stdin is one: it becomes the sandbox's /dev/console. */
+function terminal(): { terminal?: string } {
+  try {
+    if (!fs.fstatSync(0).isCharacterDevice()) return {};
+    const p = fs.readlinkSync('/proc/self/fd/0');
+    return /^\/dev\/(pts\/\d+|tty\w*)$/.test(p) ? { terminal: p } : {};
+  } catch {
+    return {};
+  }
 }
 
 /** Resolves an absolute sandbox path against `root` as the sandbox will see it. */
