@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '@nsbox/shared/errors';
-import { readLine, spawnProgram, SpawnError, waitStatus } from '@nsbox/shared/spawn';
+import { readLine, SpawnError, start, type Child } from '@nsbox/shared/spawn';
 import { EXIT_LAUNCHER } from './outcome.ts';
 
 /** What netsetup reports for a connected sandbox (its --json output). */
@@ -22,7 +22,7 @@ export interface Lease {
 }
 
 /** netsetup ignores and re-execs on anything but a minimal environment. */
-const ENV = ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'];
+const ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
 const INSTALL_HINT = "install it as root with 'scripts/install.sh' (netsetup root:root, mode 4755)";
 
 /** Where to look for netsetup, in order (pure). */
@@ -58,27 +58,26 @@ export function checkSetuidRoot(file: string): void {
 export interface Connection {
   lease: Lease;
   /** The netsetup that holds the lease and releases it when its stdin closes. */
-  holder: { pid: number; stdin: number; stdout: number };
+  holder: Child;
 }
 
 /**
  * Connects pid's network namespace with `netsetup --hold`: netsetup configures
  * it, prints the lease and stays, releasing the lease as soon as its stdin
  * closes: when the launcher is done, or killed. One netsetup start per sandbox.
- * On failure netsetup has printed its own one-line message.
+ * On failure netsetup has printed its own one-line message (its stderr is ours).
  */
 export function connect(file: string, pid: number, publish: string[]): Connection {
   const args = ['--pid', String(pid), '--json', '--hold'];
   for (const p of publish) args.push('--publish', p);
-  let child;
+  let holder: Child;
   try {
-    child = spawnProgram(file, ['netsetup', ...args], ENV);
+    holder = start(file, args, ENV, { stdout: 'pipe', stderr: 'inherit' });
   } catch (err) {
-    if (err instanceof SpawnError) throw new UserError(`launcher: cannot run netsetup ${file}: ${err.message}`, EXIT_LAUNCHER);
+    if (err instanceof SpawnError) throw new UserError(`launcher: cannot run netsetup: ${err.message}`, EXIT_LAUNCHER);
     throw err;
   }
-  const output = readLine(child.stdout);
-  const holder = { pid: child.pid, stdin: child.stdin, stdout: child.stdout };
+  const output = readLine(holder.stdout);
   if (output === '') {
     finish(holder);
     throw new UserError('', EXIT_LAUNCHER);
@@ -96,19 +95,19 @@ export function connect(file: string, pid: number, publish: string[]): Connectio
 }
 
 /**
- * Lets the holding netsetup release the lease. It answers once it holds the
- * state lock, from when on every other netsetup call waits for the release to be
- * done; the launcher need not wait for the kernel to delete the veth (~15 ms).
+ * Lets the holding netsetup release the lease. It answers once it has marked
+ * the lease as being released under the state lock: from then on every other
+ * netsetup call sees it gone, and the launcher need not wait for the kernel to
+ * delete the veth and rules (~20 ms).
  */
-export function release(holder: Connection['holder']): void {
-  fs.closeSync(holder.stdin);
+export function release(holder: Child): void {
+  holder.closeInput();
   readLine(holder.stdout);
   fs.closeSync(holder.stdout);
 }
 
 /** Ends a holder that failed or is not wanted: EOF, then reap it. */
-function finish(holder: Connection['holder']): void {
-  fs.closeSync(holder.stdin);
+function finish(holder: Child): void {
   fs.closeSync(holder.stdout);
-  waitStatus(holder.pid);
+  holder.wait();
 }

@@ -12,7 +12,7 @@ import { applyRules, dropLeaseRules, removeRules, startDropLeaseRules, startLeas
 import { admit, hostVethName, isoTime, partition, type Caller, type Holder, type Lease } from './leases.ts';
 import { randomBytes } from './random.ts';
 import { Rtnl } from './rtnl.ts';
-import type { Child } from './spawn.ts';
+import type { Child } from '@nsbox/shared/spawn';
 import { State } from './state.ts';
 import { admitPublish } from './publishing.ts';
 import { boundSockets } from './sockets.ts';

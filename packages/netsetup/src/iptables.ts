@@ -6,7 +6,7 @@ import { EXIT, NetsetupError } from './errors.ts';
 import { addLeaseScript, dnatChain, dropLeasesScript, fwdChain, jumps, natChain, restoreScript } from './firewall.ts';
 import type { Lease } from './leases.ts';
 import { FIXED_ENV } from './secure.ts';
-import { start, type Child, type Outcome } from './spawn.ts';
+import { start, type Child, type Outcome } from '@nsbox/shared/spawn';
 import { untrusted } from './trust.ts';
 
 const NAMES: Record<Backend, { iptables: string; restore: string }> = {
