@@ -96,6 +96,15 @@ export async function settled(find: () => string[], timeoutMs = 10_000): Promise
 }
 
 /** Whether the launcher offers --net bridge (its --help lists it). */
+/** The launcher and the bench network for a networked section, or why the
+ *  section is skipped (`unavailable`: a missing tool it needs). */
+export function networkedBench(ctx: Context, unavailable = benchNetworkUnavailable()): { launcher: string; net: BenchNetwork } | { skip: string } {
+  if (unavailable) return { skip: unavailable };
+  const launcher = ctx.launcher();
+  if (!launcherHasBridge(launcher)) return { skip: `${launcher} has no --net bridge (build it from a newer main)` };
+  return { launcher, net: benchNetwork(ctx) };
+}
+
 export function launcherHasBridge(launcher: string): boolean {
   const r = run(undefined, [launcher, '--help'], { capture: true, timeoutMs: 30_000 });
   return /\bbridge\b/.test(r.stdout);

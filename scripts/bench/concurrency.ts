@@ -3,7 +3,7 @@
 // `podman run --rm --network=slirp4netns IMAGE sleep 1` at once. Batches
 // alternate; after each, nothing may be left (veths, leases, containers).
 import { type Context, type RunAs } from './context.ts';
-import { benchNetwork, benchNetworkUnavailable, launcherHasBridge, networkedArgv, networkLeftovers, settled } from './benchnet.ts';
+import { networkedArgv, networkedBench, networkLeftovers, settled } from './benchnet.ts';
 import { rootlessPodman } from './podman.ts';
 import { checkTarget, ratioText, round, roundStats, skipped, stats, table, target, type SectionReport } from './report.ts';
 
@@ -66,12 +66,10 @@ export async function concurrency(ctx: Context): Promise<SectionReport> {
     'every networked sandbox ran (exit 0) and reported its address on --info-fd',
     'nothing left behind after each batch (veths, leases, podman containers)',
   ];
-  const unavailable = benchNetworkUnavailable();
-  if (unavailable) return skipped(unavailable, TARGETS);
-  const launcher = ctx.launcher();
-  if (!launcherHasBridge(launcher)) return skipped(`${launcher} has no --net bridge (build it from a newer main)`, TARGETS);
+  const bench = networkedBench(ctx);
+  if ('skip' in bench) return skipped(bench.skip, TARGETS);
+  const { launcher, net } = bench;
   const rootfs = ctx.rootfs();
-  const net = benchNetwork(ctx);
   const pod = rootlessPodman(ctx);
   const podman = 'podman' in pod ? pod.podman : undefined;
   const notes: string[] = [];

@@ -3,7 +3,7 @@
 // rootless `podman run --rm --network=slirp4netns`, all running /bin/true as
 // the same unprivileged user, interleaved.
 import { type Context } from './context.ts';
-import { benchNetwork, benchNetworkUnavailable, launcherHasBridge, networkedArgv, networkLeftovers, settled } from './benchnet.ts';
+import { networkedArgv, networkedBench, networkLeftovers, settled } from './benchnet.ts';
 import { rootlessPodman } from './podman.ts';
 import { checkTarget, ratioText, round, roundStats, skipped, stats, table, target, type SectionReport } from './report.ts';
 import { timeInterleaved, type Command } from './startup.ts';
@@ -18,12 +18,10 @@ const TARGETS = [
 
 export async function netStartup(ctx: Context): Promise<SectionReport> {
   const { opts } = ctx;
-  const unavailable = benchNetworkUnavailable();
-  if (unavailable) return skipped(unavailable, TARGETS);
-  const launcher = ctx.launcher();
-  if (!launcherHasBridge(launcher)) return skipped(`${launcher} has no --net bridge (build it from a newer main)`, TARGETS);
+  const bench = networkedBench(ctx);
+  if ('skip' in bench) return skipped(bench.skip, TARGETS);
+  const { launcher, net } = bench;
   const rootfs = ctx.rootfs();
-  const net = benchNetwork(ctx);
   const pod = rootlessPodman(ctx);
   const podman = 'podman' in pod ? pod.podman : undefined;
   const notes: string[] = [];

@@ -4,7 +4,7 @@
 // default MTU and 65520; the server on 127.0.0.1, which slirp maps to 10.0.2.2).
 // Every client runs as the bench user; runs are interleaved.
 import { sleep, type Context, type RunAs, type RunResult } from './context.ts';
-import { benchNetwork, benchNetworkUnavailable, launcherHasBridge, networkedArgv, networkLeftovers, settled } from './benchnet.ts';
+import { benchNetworkUnavailable, networkedArgv, networkedBench, networkLeftovers, settled } from './benchnet.ts';
 import { IperfError, iperfBinary, iperfClientArgs, iperfRootfs, iperfServer, iperfUnavailable, receivedBitsPerSecond, type IperfServer } from './iperf.ts';
 import { checkTarget, ratioText, round, roundStats, skipped, stats, table, targetAtLeast, type SectionReport } from './report.ts';
 import { SLIRP_HOST_LOOPBACK, slirpNamespace, slirpUnavailable, slirpVersion, tunAccess, type SlirpNamespace } from './slirp.ts';
@@ -39,11 +39,9 @@ const DIRECTIONS = [
 
 export async function throughput(ctx: Context): Promise<SectionReport> {
   const { opts } = ctx;
-  const unavailable = iperfUnavailable() ?? benchNetworkUnavailable() ?? vethUnavailable();
-  if (unavailable) return skipped(unavailable, TARGETS);
-  const launcher = ctx.launcher();
-  if (!launcherHasBridge(launcher)) return skipped(`${launcher} has no --net bridge (build it from a newer main)`, TARGETS);
-  const net = benchNetwork(ctx);
+  const bench = networkedBench(ctx, iperfUnavailable() ?? benchNetworkUnavailable() ?? vethUnavailable());
+  if ('skip' in bench) return skipped(bench.skip, TARGETS);
+  const { launcher, net } = bench;
   const rootfs = iperfRootfs(ctx);
   const iperf = iperfBinary();
   const veth = vethNamespace(ctx, net.mtu);
