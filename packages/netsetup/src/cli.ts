@@ -2,6 +2,7 @@
 // and, at most, a network the configuration offers; everything else comes from
 // the root-owned configuration. Parsing is pure (parseArgs); run() does the rest.
 // Hand-written rather than commander: loading commander costs ~2 ms of each call.
+import { sleepSync } from '@nsbox/shared/sleep';
 import fs from 'node:fs';
 import { libc } from '@nsbox/shared/libc';
 import { currentArch, SYSCALLS } from '@nsbox/shared/syscalls';
@@ -169,7 +170,6 @@ export interface Outcome {
 }
 
 const HOLD_IGNORES: NodeJS.Signals[] = ['SIGINT', 'SIGQUIT', 'SIGHUP'];
-const PAUSE = new Int32Array(new SharedArrayBuffer(4));
 
 /** Blocks until fd reaches EOF (or cannot be read any more). */
 function waitForEof(fd: number): void {
@@ -179,7 +179,7 @@ function waitForEof(fd: number): void {
       if (fs.readSync(fd, buf) === 0) return;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EAGAIN') Atomics.wait(PAUSE, 0, 0, 50);
+      if (code === 'EAGAIN') sleepSync(50);
       else if (code !== 'EINTR') return;
     }
   }

@@ -1,5 +1,6 @@
 // Entry point of netsetup (bundled to CJS for the single executable: no
 // top-level await, no import.meta). Hardening comes before anything else.
+import { sleepSync } from '@nsbox/shared/sleep';
 import fs from 'node:fs';
 import { EXIT, NetsetupError } from './errors.ts';
 import { harden } from './secure.ts';
@@ -10,13 +11,12 @@ import { mark, report } from './timing.ts';
 /** Writes all of `text` to fd, waiting out EAGAIN (a non-blocking pipe). */
 function writeAll(fd: number, text: string): void {
   const bytes = Buffer.from(text);
-  const nap = new Int32Array(new SharedArrayBuffer(4));
   for (let at = 0; at < bytes.length; ) {
     try {
       at += fs.writeSync(fd, bytes, at);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
-      Atomics.wait(nap, 0, 0, 1);
+      sleepSync(1);
     }
   }
 }

@@ -2,6 +2,7 @@
 // holder dies (SIGKILL included). The directory must be root's own (0700); files
 // are opened without following symlinks and replaced by rename, so a planted
 // file or link is refused and a killed writer leaves the old file intact.
+import { sleepSync } from '@nsbox/shared/sleep';
 import fs from 'node:fs';
 import { libc, errno } from '@nsbox/shared/libc';
 import { describeErrno, ENOENT } from '@nsbox/shared/errno';
@@ -40,7 +41,6 @@ export class State {
     }
     const c = libc();
     const deadline = Date.now() + LOCK_WAIT_MS;
-    const nap = new Int32Array(new SharedArrayBuffer(4));
     for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
       if (c.flock(fd, LOCK_EX | LOCK_NB) === 0) break;
       const e = errno();
@@ -49,7 +49,7 @@ export class State {
         fs.closeSync(fd);
         throw new NetsetupError(EXIT.BUSY, `lock ${lockPath}`, `another netsetup has held it for ${LOCK_WAIT_MS / 1000} s`, 'Try again; if it persists, look for a stopped netsetup process');
       }
-      Atomics.wait(nap, 0, 0, delay);
+      sleepSync(delay);
     }
     return new State(dir, fd);
   }
