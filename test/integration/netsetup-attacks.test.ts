@@ -130,7 +130,8 @@ test.serial('a hostile environment changes nothing: NODE_OPTIONS, NODE_V8_COVERA
   });
   for (const cov of [path.join(victim, 'created/by/root'), path.join(userDir, 'cov-link')]) {
     const box = await spawnBox(U);
-    const r = await run(inst, ['--pid', String(box.pid), '--json'], { uid: U, env: hostile(cov) });
+    // With a published port, so that iptables-restore runs.
+    const r = await run(inst, ['--pid', String(box.pid), '--json', '--publish', cov.endsWith('root') ? '51080:80' : '51081:80'], { uid: U, env: hostile(cov) });
     t.is(r.code, 0, r.stderr);
     t.is(r.stderr, '', 'no debug output');
     const c = JSON.parse(r.stdout) as Connection;

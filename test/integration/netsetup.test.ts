@@ -60,7 +60,9 @@ test.serial('connects a sandbox: eth0, address, route, lo, MTU, host veth, rules
   t.true(nat.includes(`-A POSTROUTING -m comment --comment nsbox:${inst.bridge} -j NSBOX-POST-${inst.bridge}`));
   const filter = rules(inst, 'filter');
   t.true(filter.includes(`-A FORWARD -m comment --comment nsbox:${inst.bridge} -j NSBOX-FWD-${inst.bridge}`));
-  t.true(filter.includes(`-s ${c.address}/32 -i ${inst.bridge} -m comment --comment nsbox:lease:${c.lease} -j ACCEPT`), filter);
+  const forward = `-A NSBOX-FWD-${inst.bridge} -s ${inst.subnet} -i ${inst.bridge} -m comment --comment nsbox:${inst.bridge} -j ACCEPT`;
+  t.true(filter.includes(forward), filter);
+  t.false(filter.includes('nsbox:lease:'), 'a lease without published ports has no rules of its own');
 
   // TCP from the sandbox to a server the test binds on the gateway address.
   const server = net.createServer((sock) => sock.end('hello from the gateway\n'));
@@ -85,7 +87,7 @@ test.serial('connects a sandbox: eth0, address, route, lo, MTU, host veth, rules
   const rel = await run(inst, ['release', c.lease], { uid: U });
   t.is(rel.code, 0, rel.stderr);
   t.false(linkExists(c.hostVeth));
-  t.false(rules(inst, 'filter').includes(c.lease));
+  t.true(rules(inst, 'filter').includes(forward), 'the network keeps its rules');
   t.deepEqual(JSON.parse((await run(inst, ['list', '--json'], { uid: U })).stdout), []);
   t.false(inNetns(box.pid, ['ip', 'link']).stdout.includes('eth0'));
 });
@@ -108,7 +110,7 @@ test.serial('the human line, a second connection of the same namespace, release 
 
 test.serial('when the sandbox dies, the next call removes its lease and rules', async (t) => {
   const box = await spawnBox(U);
-  const c = JSON.parse((await run(inst, ['--pid', String(box.pid), '--json'], { uid: U })).stdout) as Connection;
+  const c = JSON.parse((await run(inst, ['--pid', String(box.pid), '--json', '--publish', '41080:80'], { uid: U })).stdout) as Connection;
   t.true(rules(inst, 'filter').includes(c.lease));
   await box.kill();
   // The kernel deletes the veth pair with the namespace (asynchronously).
@@ -122,7 +124,7 @@ test.serial('when the sandbox dies, the next call removes its lease and rules', 
 
 test.serial('a call refused for its quota still removes a dead sandbox\'s lease and rules', async (t) => {
   const dead = await spawnBox(U + 6);
-  const c = JSON.parse((await run(inst, ['--pid', String(dead.pid), '--json'], { uid: U + 6 })).stdout) as Connection;
+  const c = JSON.parse((await run(inst, ['--pid', String(dead.pid), '--json', '--publish', '41081:80'], { uid: U + 6 })).stdout) as Connection;
   const full = await Promise.all(Array.from({ length: 8 }, () => spawnBox(U + 7)));
   for (const b of full) t.is((await run(inst, ['--pid', String(b.pid)], { uid: U + 7 })).code, 0);
   await dead.kill();
@@ -158,10 +160,12 @@ test.serial('20 concurrent calls from 5 users get 20 distinct addresses', async 
 
 test.serial('SIGKILL at any moment of a call leaves nothing the next call cannot clean', async (t) => {
   const boxes: Sandbox[] = [];
-  for (let delay = 0; delay <= 120; delay += 8) {
+  for (let delay = 0, i = 0; delay <= 120; delay += 8, i++) {
     const b = await spawnBox(U + 2);
     boxes.push(b);
-    const child = spawn(inst.bin, ['--pid', String(b.pid)], { uid: U + 2, gid: U + 2, stdio: 'ignore', env: { PATH: '/usr/bin:/bin' } });
+    // Every other call publishes a port, so that it is also killed while it runs iptables.
+    const publish = i % 2 === 0 ? ['--publish', `${41100 + i}:80`] : [];
+    const child = spawn(inst.bin, ['--pid', String(b.pid), ...publish], { uid: U + 2, gid: U + 2, stdio: 'ignore', env: { PATH: '/usr/bin:/bin' } });
     const exited = new Promise((r) => child.once('exit', r));
     await new Promise((r) => setTimeout(r, delay));
     // Killed by root here: once netsetup has become fully root the caller can no
@@ -171,11 +175,13 @@ test.serial('SIGKILL at any moment of a call leaves nothing the next call cannot
   }
   const l = await run(inst, ['list', '--json']);
   t.is(l.code, 0, l.stderr);
-  const leases = JSON.parse(l.stdout) as { id: string; hostVeth: string; state: string }[];
-  // Every lease left is complete and every veth on the bridge belongs to one.
+  const leases = JSON.parse(l.stdout) as { id: string; hostVeth: string; state: string; published: unknown[] }[];
+  // Every lease left is complete, every veth on the bridge belongs to one, and
+  // exactly the leases with published ports have rules.
   t.true(leases.every((x) => x.state === 'ready'));
   t.deepEqual(hostVeths(inst.bridge).sort(), leases.map((x) => x.hostVeth).sort());
-  for (const x of leases) t.true(rules(inst, 'filter').includes(`nsbox:lease:${x.id}`));
+  const tagged = new Set([...ownRules(inst, 'filter').matchAll(/nsbox:lease:([0-9a-f]{8})/g)].map((m) => m[1]));
+  t.deepEqual([...tagged].sort(), leases.filter((x) => x.published.length > 0).map((x) => x.id).sort());
   // Any of those sandboxes can still be connected (or already is), and everything goes away with them.
   for (const b of boxes) await b.kill();
   for (let i = 0; i < 50 && hostVeths(inst.bridge).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
@@ -213,10 +219,10 @@ test.serial('legacy iptables backend', async (t) => {
   t.is(r.code, 0, r.stderr);
   const c = JSON.parse(r.stdout) as Connection;
   t.true(rules(legacy, 'nat').includes(`-s ${legacy.subnet} ! -d ${legacy.subnet}`));
-  t.true(rules(legacy, 'filter').includes(`nsbox:lease:${c.lease}`));
+  t.true(rules(legacy, 'filter').includes(`-A NSBOX-FWD-${legacy.bridge} -s ${legacy.subnet} -i ${legacy.bridge} -m comment --comment nsbox:${legacy.bridge} -j ACCEPT`));
   t.is(inNetns(box.pid, ['busybox', 'ping', '-c', '1', '-W', '3', legacy.gateway]).status, 0);
   t.is((await run(legacy, ['release', c.lease], { uid: U })).code, 0);
-  t.false(rules(legacy, 'filter').includes(c.lease));
+  t.false(linkExists(c.hostVeth));
   t.is((await run(legacy, ['teardown'])).code, 0);
   t.false(rules(legacy, 'nat').includes(legacy.bridge));
 });

@@ -1,6 +1,9 @@
 // Everything netsetup does as root, in one place. Each action takes the state
 // lock, garbage-collects, and then does its part; every error path undoes what
-// the call created.
+// the call created. The lock is held only to read and write records: work that
+// waits for the kernel (veths, addresses) is done outside it, on a lease
+// recorded as pending or releasing with this process as its holder, so that many
+// calls at once wait for each other only briefly.
 import fs from 'node:fs';
 import * as nl from '@nsbox/shared/netlink';
 import type { PublishSpec } from '@nsbox/shared/publish';
@@ -8,7 +11,8 @@ import type { Config, Network } from './config.ts';
 import { EXIT, NetsetupError, SysError } from './errors.ts';
 import { ensureBridge, randomMac } from './host.ts';
 import { allocate, broadcastOf } from './ipam.ts';
-import { applyRules, dropLeaseRules, removeRules, startDropLeaseRules, startLeaseRules, startRestore, tools, tryDropLeaseRules, type RuleChange, type Tools } from './iptables.ts';
+import { hasLeaseRules } from './firewall.ts';
+import { applyRules, dropLeaseRules, removeRules, startDropLeaseRules, startLeaseRules, startRestore, tools, tryDropLeaseRules, type RuleChange } from './iptables.ts';
 import { admit, hostVethName, isoTime, partition, type Caller, type Holder, type Lease } from './leases.ts';
 import { randomBytes } from './random.ts';
 import { Rtnl } from './rtnl.ts';
@@ -42,23 +46,21 @@ const LOOPBACK_INDEX = 1;
 interface Session {
   state: State;
   rtnl: Rtnl;
-  tools: Tools;
   /** The host's links when the session began. */
   links: nl.Link[];
   /** Live leases after GC. */
   leases: Lease[];
-  /** Stale leases whose rules are still to be removed (see begin()); still on record. */
-  stale: Lease[];
-  /** Every stale lease this session's GC found (removed, or kept in `stale`). */
+  /** Every stale lease this session's GC removed. */
   collected: Lease[];
-  /** Leases their holders are releasing outside the lock: not the caller's to
-   *  count or touch, but their addresses and ids are still taken. */
-  releasing: Lease[];
+  /** Leases their holders are setting up or releasing outside the lock: not the
+   *  caller's to touch, but their addresses and ids are taken (and pending ones
+   *  count for quotas). */
+  busy: Lease[];
 }
 
-/** Writes the lease records: `leases` and those being released by their holders. */
+/** Writes the lease records: `leases` and the busy ones. */
 function save(s: Session, leases: Lease[]): void {
-  s.state.write([...leases, ...s.releasing]);
+  s.state.write([...leases, ...s.busy]);
 }
 
 /** Field 22 of /proc/PID/stat (start time), or undefined when there is no such process. */
@@ -72,44 +74,48 @@ function startTime(pid: number): number | undefined {
 }
 
 const holderAlive = (h: Holder): boolean => startTime(h.pid) === h.start;
+let self: Holder | undefined;
+const thisProcess = (): Holder => (self ??= { pid: process.pid, start: startTime(process.pid) ?? 0 });
 
 /**
- * Lock, open the host netlink socket, drop stale leases: their veths, their rules
- * and their records. With `keepStaleOf`, the stale leases of that network keep
- * their rules and records for the caller (connect) to remove in its own rule
- * change, which saves one run of iptables-restore.
+ * Open the host netlink socket, lock, drop stale leases: their veths, their
+ * rules (only leases that publish ports have any) and their records. The host's
+ * links are listed before the lock is taken: the kernel answers that only when
+ * its own lock (rtnl) is free, which can take tens of ms while other calls make
+ * veths; a lease that looks stale by that list is looked up again under the lock.
  */
-function begin(config: Config, keepStaleOf?: string, t?: Tools, onLocked?: () => void): Session {
-  const state = State.lock(config.stateDir);
-  onLocked?.();
-  let rtnl: Rtnl | undefined;
+function begin(config: Config, onLocked?: () => void, beforeLock?: (rtnl: Rtnl, links: nl.Link[]) => void): Session {
+  const rtnl = Rtnl.open();
+  let state: State | undefined;
   try {
-    rtnl = Rtnl.open();
-    t ??= tools(config.iptables);
-    const all = state.read();
     const links = rtnl.links();
-    const { live, stale, releasing } = partition(all, links, holderAlive);
-    if (stale.length === 0) return { state, rtnl, tools: t, links, leases: live, stale: [], collected: [], releasing };
-    // Only a veth with exactly the recorded name: our own, made for this lease.
-    const veths = stale.flatMap((l) => links.filter((k) => k.name === l.hostVeth && k.kind === 'veth'));
-    deleteLinks(rtnl, veths);
+    mark('links listed');
+    beforeLock?.(rtnl, links);
+    state = State.lock(config.stateDir);
+    onLocked?.();
+    const parts = partition(state.read(), links, holderAlive);
+    const { busy } = parts;
+    const isVeth = (l: Lease, k: nl.Link | undefined): boolean => k !== undefined && k.index === l.hostIndex && k.kind === 'veth';
+    const revived = parts.stale.filter((l) => l.state === 'ready' && isVeth(l, rtnl.link(l.hostVeth)));
+    const live = [...parts.live, ...revived];
+    const stale = parts.stale.filter((l) => !revived.includes(l));
+    if (stale.length === 0) return { state, rtnl, links, leases: live, collected: [], busy };
+    // By exact name: our own, made for this lease (perhaps after the list was taken).
+    deleteVethsNamed(rtnl, stale.map((l) => l.hostVeth));
     // Rules first, records last: killed in between, the stale leases are still
     // on record and the next call does it all again.
-    const hasRules = (name: string): Network | undefined => {
+    const ruled = stale.filter(hasLeaseRules);
+    for (const name of new Set(ruled.map((l) => l.network))) {
       const net = config.networks.find((n) => n.name === name);
-      return net && links.some((k) => k.name === net.bridge) ? net : undefined;
-    };
-    const kept = keepStaleOf !== undefined && hasRules(keepStaleOf) ? stale.filter((l) => l.network === keepStaleOf) : [];
-    for (const name of new Set(stale.map((l) => l.network))) {
-      const net = hasRules(name);
-      if (name === keepStaleOf || !net) continue;
-      dropLeaseRules(t, net, stale.filter((l) => l.network === name), live.filter((l) => l.network === name));
+      if (!net || !rtnl.link(net.bridge)) continue;
+      const of = (leases: Lease[]): Lease[] => leases.filter((l) => l.network === name);
+      dropLeaseRules(tools(config.iptables), net, of(ruled), of(live));
     }
-    if (kept.length < stale.length) state.write([...live, ...kept, ...releasing]);
-    return { state, rtnl, tools: t, links, leases: live, stale: kept, collected: stale, releasing };
+    state.write([...live, ...busy]);
+    return { state, rtnl, links, leases: live, collected: stale, busy };
   } catch (err) {
-    rtnl?.close();
-    state.unlock();
+    rtnl.close();
+    state?.unlock();
     throw err;
   }
 }
@@ -119,13 +125,26 @@ function end(s: Session): void {
   s.state.unlock();
 }
 
-/** Deletes links, all in one netlink round trip; errors are ignored (gone already). */
-function deleteLinks(rtnl: Rtnl, links: { index: number }[]): void {
-  if (links.length === 0) return;
+/** Reads and writes records under the lock, without a GC: for a call's short
+ *  updates of the records it holds. */
+function update<T>(config: Config, change: (records: Lease[], state: State) => T, onLocked?: () => void): T {
+  const state = State.lock(config.stateDir);
+  try {
+    onLocked?.();
+    return change(state.read(), state);
+  } finally {
+    state.unlock();
+  }
+}
+
+/** Deletes veths by their exact names, all in one netlink round trip; errors
+ *  are ignored (gone already). */
+function deleteVethsNamed(rtnl: Rtnl, names: string[]): void {
+  if (names.length === 0) return;
   rtnl.batch(
-    links.map((k) => {
+    names.map((name) => {
       const seq = rtnl.nextSeq();
-      return { seq, bytes: nl.delLink(seq, k.index) };
+      return { seq, bytes: nl.delLinkByName(seq, name) };
     }),
     'delete stale veths',
   );
@@ -148,81 +167,53 @@ function newLeaseId(taken: Set<string>): string {
  * Gives the network namespace of `pid` one veth on the network's bridge, and
  * publishes the host ports `publish` to it (all of them or, refused, nothing).
  *
- * Order, for speed without losing safety: iptables-restore is started first and
- * waits for its input; the lease is recorded as pending, then iptables-restore
- * gets the lease's rules (and the removal of stale leases' rules) and works in
- * the background while the veth is created and configured over netlink; the
- * call waits for the rules before it records the lease as ready. Killed at any
- * point, a pending lease is left on record, and the next call's GC removes its
- * veth and rules (an iptables-restore without input reads EOF and does nothing).
+ * Three steps. Under the lock, the lease is admitted and recorded as pending,
+ * with this process as its holder. Outside it, the veth is created and eth0
+ * configured, while other calls go ahead. Under the lock again, the lease's
+ * rules (if it publishes ports: iptables-restore, started at the beginning so
+ * that its start overlaps the rest) are added and the lease recorded as ready.
+ * Killed at any point, the pending lease names a dead holder, and the next
+ * call's GC removes its veth (by its exact name) and rules.
  */
 export function connect(config: Config, net: Network, caller: Caller, pid: number, publish: PublishSpec[] = []): Connection {
-  const t = tools(config.iptables);
-  const early = startRestore(t);
+  const early = publish.length > 0 ? startRestore(tools(config.iptables)) : undefined;
   let homeFd = -1;
   let target: Target | undefined;
-  let session: Session | undefined;
+  let rtnl: Rtnl | undefined;
+  let lease: Lease | undefined;
+  let committing = false;
   try {
     homeFd = fs.openSync('/proc/self/ns/net', 'r');
     const pinned = (target = pin(pid, caller.uid, fs.fstatSync(homeFd)));
     mark('target pinned');
-    const s = (session = begin(config, net.name, t));
-    mark('locked, GC done');
-    let prepared: Prepared;
-    try {
-      prepared = prepare(s, net, caller, pid, publish);
-    } catch (err) {
-      dropKeptStale(s, net, early);
-      throw err;
-    }
-    const { lease, bridge, mtu } = prepared;
+    const reserved = reserve(config, net, caller, pid, publish);
+    lease = reserved.lease;
+    const { mtu } = reserved;
+    const hostVeth = lease.hostVeth;
     mark('pending lease recorded');
-    let rules: RuleChange | undefined;
-    try {
-      rules = startLeaseRules(s.tools, net, lease, s.stale, early);
-      mark('iptables-restore started');
-      const [made, found] = s.rtnl.batch(
-        [
-          (seq: number) =>
-            nl.newVeth(seq, { hostName: lease.hostVeth, hostMac: randomMac(0xfe), mtu, master: bridge.index, peerName: SANDBOX_IFNAME, peerNetnsFd: pinned.netnsFd }),
-          (seq: number) => nl.getLinkByName(seq, lease.hostVeth),
-        ].map((build) => {
-          const seq = s.rtnl.nextSeq();
-          return { seq, bytes: build(seq) };
-        }),
-        `create veth ${lease.hostVeth}`,
-      ) as [Reply, Reply];
-      if (made.errno !== 0) throw new SysError(`create veth ${lease.hostVeth} with ${SANDBOX_IFNAME} in pid ${pid}'s namespace`, made.errno, made.message);
-      const host = found.replies[0] ? nl.parseLink(found.replies[0].payload) : undefined;
-      if (!host || host.link === undefined) throw new NetsetupError(EXIT.SYSTEM, `create veth ${lease.hostVeth}`, 'it vanished right after creation', 'Try again');
-      lease.hostIndex = host.index;
-      mark('veth created');
-      configureInside(pinned.netnsFd, homeFd, host.link, net, lease.address, pid);
-      if (!pinned.alive()) throw notYours(pid);
-      mark('eth0 configured');
-      // Rules before "ready": see above.
-      const leases = [...s.leases, lease];
-      const change = rules;
-      rules = undefined;
-      change.finish(leases);
-      mark('rules in place');
-      lease.state = 'ready';
-      save(s, leases);
-      mark('lease recorded ready');
-    } catch (err) {
-      const host = s.rtnl.link(lease.hostVeth);
-      if (host && host.kind === 'veth') deleteLink(s.rtnl, host.index, lease.hostVeth, true);
-      let clean = true;
-      try {
-        rules?.abandon();
-        applyRules(s.tools, net, s.leases);
-      } catch {
-        clean = false;
-      }
-      // Without the rules removed, the pending lease stays on record for the next GC.
-      if (clean) save(s, s.leases);
-      throw err;
-    }
+    const sock = (rtnl = Rtnl.open());
+    const [made, found] = sock.batch(
+      [
+        (seq: number) =>
+          nl.newVeth(seq, { hostName: hostVeth, hostMac: randomMac(0xfe), mtu, master: reserved.bridge, peerName: SANDBOX_IFNAME, peerNetnsFd: pinned.netnsFd }),
+        (seq: number) => nl.getLinkByName(seq, hostVeth),
+      ].map((build) => {
+        const seq = sock.nextSeq();
+        return { seq, bytes: build(seq) };
+      }),
+      `create veth ${lease.hostVeth}`,
+    ) as [Reply, Reply];
+    if (made.errno !== 0) throw new SysError(`create veth ${lease.hostVeth} with ${SANDBOX_IFNAME} in pid ${pid}'s namespace`, made.errno, made.message);
+    const host = found.replies[0] ? nl.parseLink(found.replies[0].payload) : undefined;
+    if (!host || host.link === undefined) throw new NetsetupError(EXIT.SYSTEM, `create veth ${lease.hostVeth}`, 'it vanished right after creation', 'Try again');
+    lease.hostIndex = host.index;
+    mark('veth created');
+    configureInside(pinned.netnsFd, homeFd, host.link, net, lease.address, pid);
+    if (!pinned.alive()) throw notYours(pid);
+    mark('eth0 configured');
+    committing = true;
+    commit(config, net, lease, early);
+    mark('lease recorded ready');
     return {
       lease: lease.id,
       network: net.name,
@@ -238,67 +229,126 @@ export function connect(config: Config, net: Network, caller: Caller, pid: numbe
       hostVeth: lease.hostVeth,
       published: publish,
     };
+  } catch (err) {
+    if (lease) {
+      try {
+        deleteVethsNamed((rtnl ??= Rtnl.open()), [lease.hostVeth]);
+        // commit() has dealt with the record (and the rules) itself.
+        const id = lease.id;
+        if (!committing) update(config, (records, state) => state.write(records.filter((l) => l.id !== id)));
+      } catch {
+        // Left on record with this process as holder: the next GC finishes it.
+      }
+    }
+    throw err;
   } finally {
-    early.wait();
+    early?.wait();
     if (homeFd >= 0) fs.closeSync(homeFd);
-    if (session) end(session);
+    rtnl?.close();
     target?.close();
   }
 }
 
-/** When connect fails before its rule change, the GC of the stale leases begin()
- *  kept for it is still owed: their rules, then their records (left on record
- *  for the next call if that fails). */
-function dropKeptStale(s: Session, net: Network, child: Child): void {
-  if (s.stale.length === 0) return;
-  try {
-    startDropLeaseRules(s.tools, net, s.stale, child).finish(s.leases.filter((l) => l.network === net.name));
-    save(s, s.leases);
-  } catch {
-    // The next call tries again.
-  }
-}
-
-interface Prepared {
+interface Reserved {
   lease: Lease;
-  bridge: nl.Link;
+  /** The bridge's ifindex. */
+  bridge: number;
   mtu: number;
 }
 
-/** Quota, published ports, address, bridge and the pending lease record (with the kept stale leases). */
-function prepare(s: Session, net: Network, caller: Caller, pid: number, publish: PublishSpec[]): Prepared {
-  const groups = admit(net, s.leases, caller);
-  if (publish.length > 0) {
-    const addresses = s.rtnl.addresses().flatMap((a) => (a.family === nl.AF_INET && a.address ? [a.address] : []));
-    admitPublish(net, caller, publish, s.leases, { addresses, sockets: boundSockets(publish.map((p) => p.protocol)) });
+/** Under the lock: GC, quota, published ports, address, the bridge (and the
+ *  network's rules with a new one), and the lease recorded as pending. */
+function reserve(config: Config, net: Network, caller: Caller, pid: number, publish: PublishSpec[]): Reserved {
+  // An existing bridge is checked (address, up, forwarding) before the lock.
+  let bridge: nl.Link | undefined;
+  const holder = thisProcess();
+  const s = begin(config, undefined, (rtnl, links) => {
+    if (links.some((k) => k.name === net.bridge)) bridge = ensureBridge(rtnl, net, links);
+  });
+  try {
+    mark('locked, GC done');
+    const others = [...s.leases, ...s.busy];
+    const groups = admit(net, [...s.leases, ...s.busy.filter((l) => l.state === 'pending')], caller);
+    if (publish.length > 0) {
+      const addresses = s.rtnl.addresses().flatMap((a) => (a.family === nl.AF_INET && a.address ? [a.address] : []));
+      admitPublish(net, caller, publish, others, { addresses, sockets: boundSockets(publish.map((p) => p.protocol)) });
+    }
+    const address = allocate(net, others.filter((l) => l.network === net.name).map((l) => l.address));
+    if (!address) {
+      throw new NetsetupError(EXIT.QUOTA, `network "${net.name}"`, `all addresses of ${net.subnet} are leased`, 'Release a lease or ask the administrator for a larger subnet');
+    }
+    bridge ??= bridgeOf(s, net, config);
+    mark('bridge checked');
+    const taken = new Set(others.map((l) => l.id));
+    const lease: Lease = {
+      id: newLeaseId(taken),
+      network: net.name,
+      uid: caller.uid,
+      groups,
+      address,
+      hostVeth: '',
+      hostIndex: 0,
+      pid,
+      state: 'pending',
+      holder,
+      created: isoTime(Date.now()),
+      published: publish,
+    };
+    lease.hostVeth = hostVethName(lease.id);
+    // Recorded before the veth exists: if this call dies, the next one's GC
+    // finds a pending lease of a dead holder and removes the veth by its exact
+    // name (and the rules by the lease's tag).
+    save(s, [...s.leases, lease]);
+    return { lease, bridge: bridge.index, mtu: bridge.mtu ?? net.mtu };
+  } finally {
+    end(s);
   }
-  const address = allocate(net, [...s.leases, ...s.releasing].filter((l) => l.network === net.name).map((l) => l.address));
-  if (!address) {
-    throw new NetsetupError(EXIT.QUOTA, `network "${net.name}"`, `all addresses of ${net.subnet} are leased`, 'Release a lease or ask the administrator for a larger subnet');
+}
+
+/** The network's bridge, under the lock. A missing one is made after the
+ *  network's rules, so that an existing bridge always has them: killed in
+ *  between, the next call makes the rules again. */
+function bridgeOf(s: Session, net: Network, config: Config): nl.Link {
+  if (s.rtnl.link(net.bridge)) return ensureBridge(s.rtnl, net);
+  const t = tools(config.iptables);
+  applyRules(t, net, s.leases);
+  try {
+    return ensureBridge(s.rtnl, net, s.links);
+  } catch (err) {
+    try {
+      removeRules(t, net);
+    } catch {
+      // The next call makes them again anyway.
+    }
+    throw err;
   }
-  const bridge = ensureBridge(s.rtnl, net, s.links);
-  const mtu = bridge.mtu ?? net.mtu;
-  mark('bridge checked');
-  const taken = new Set([...s.leases, ...s.stale, ...s.releasing].map((l) => l.id));
-  const lease: Lease = {
-    id: newLeaseId(taken),
-    network: net.name,
-    uid: caller.uid,
-    groups,
-    address,
-    hostVeth: '',
-    hostIndex: 0,
-    pid,
-    state: 'pending',
-    created: isoTime(Date.now()),
-    published: publish,
-  };
-  lease.hostVeth = hostVethName(lease.id);
-  // Recorded before the veth and the rules exist: if this call dies, the next
-  // one's GC finds a pending lease and removes the veth by its exact name and
-  // the rules by the lease's tag.
-  save(s, [...s.leases, ...s.stale, lease]);
-  return { lease, bridge, mtu };
+}
+
+/** Under the lock: the lease's own rules, if it publishes ports, and the lease
+ *  recorded as ready. On failure its rules are gone and its record too (or,
+ *  when the rules could not be put right, left for the GC after this process). */
+function commit(config: Config, net: Network, lease: Lease, early: Child | undefined): void {
+  update(config, (records, state) => {
+    if (!records.some((l) => l.id === lease.id)) {
+      throw new NetsetupError(EXIT.SYSTEM, `lease ${lease.id}`, 'its record was removed while it was being set up (netsetup teardown?)', 'Try again');
+    }
+    const { holder: _, ...rest } = lease;
+    const ready: Lease = { ...rest, state: 'ready' };
+    const others = records.filter((l) => l.id !== lease.id);
+    if (hasLeaseRules(lease)) {
+      const t = tools(config.iptables);
+      const live = others.filter((l) => l.state === 'ready' && l.network === net.name);
+      try {
+        startLeaseRules(t, net, ready, early).finish([...live, ready]);
+      } catch (err) {
+        applyRules(t, net, live);
+        state.write(others);
+        throw err;
+      }
+      mark('rules in place');
+    }
+    state.write([...others, ready]);
+  });
 }
 
 type Reply = ReturnType<Rtnl['batch']>[number];
@@ -332,18 +382,17 @@ function configureInside(netnsFd: number, homeFd: number, index: number, net: Ne
  * ~15 ms to delete a veth and iptables-restore ~10 ms to delete rules (both wait
  * for RCU grace periods), so the rules go in the background while the veths are
  * deleted. The leases are first recorded as pending: killed at any point, the
- * next call's GC deletes whatever is left of them. `onLocked` runs once the state
- * lock is held: from then on every other call sees the release as done.
+ * next call's GC deletes whatever is left of them.
  */
-export function release(config: Config, caller: Caller, by: { id: string } | { pid: number }, onLocked?: () => void): Lease[] {
-  const s = begin(config, undefined, undefined, onLocked);
+export function release(config: Config, caller: Caller, by: { id: string } | { pid: number }): Lease[] {
+  const s = begin(config);
   let change: RuleChange | undefined;
   try {
     const mine = (l: Lease): boolean => caller.uid === 0 || l.uid === caller.uid;
     const wanted = (l: Lease): boolean => mine(l) && ('id' in by ? l.id === by.id : l.pid === by.pid);
     const chosen = s.leases.filter(wanted);
     // A lease whose sandbox is gone was just collected by this very call: released.
-    const gone = [...s.collected, ...s.releasing].filter(wanted);
+    const gone = [...s.collected, ...s.busy.filter((l) => l.state === 'releasing')].filter(wanted);
     if (chosen.length === 0 && gone.length > 0) return gone;
     if (chosen.length === 0) {
       throw new NetsetupError(EXIT.DENIED, 'id' in by ? `lease ${by.id}` : `pid ${by.pid}`, 'no such lease of yours', 'See your leases with netsetup list');
@@ -351,15 +400,17 @@ export function release(config: Config, caller: Caller, by: { id: string } | { p
     const rest = s.leases.filter((l) => !chosen.includes(l));
     save(s, [...rest, ...chosen.map((l): Lease => ({ ...l, state: 'pending' }))]);
     const of = (leases: Lease[], net: Network): Lease[] => leases.filter((l) => l.network === net.name);
-    const nets = config.networks.filter((n) => chosen.some((l) => l.network === n.name));
+    const ruled = chosen.filter(hasLeaseRules);
+    const nets = config.networks.filter((n) => ruled.some((l) => l.network === n.name));
     // One iptables-restore at a time: the first network's in the background, any others after.
     const [first, ...others] = nets;
-    if (first) change = startDropLeaseRules(s.tools, first, of(chosen, first));
+    const t = nets.length > 0 ? tools(config.iptables) : undefined;
+    if (first) change = startDropLeaseRules(t!, first, of(ruled, first));
     for (const l of chosen) deleteLink(s.rtnl, l.hostIndex, l.hostVeth, false);
     const started = change;
     change = undefined;
     started?.finish(of(rest, first!));
-    for (const net of others) dropLeaseRules(s.tools, net, of(chosen, net), of(rest, net));
+    for (const net of others) dropLeaseRules(t!, net, of(ruled, net), of(rest, net));
     save(s, rest);
     return chosen;
   } finally {
@@ -378,33 +429,31 @@ export function release(config: Config, caller: Caller, by: { id: string } | { p
  * next call's GC finishes the job.
  */
 export function releaseHeld(config: Config, caller: Caller, id: string, onLocked: () => void): void {
-  let lease: Lease | undefined;
-  const s = begin(config, undefined, undefined, onLocked);
-  try {
-    lease = s.leases.find((l) => l.id === id && (caller.uid === 0 || l.uid === caller.uid));
-    if (!lease) return;
-    const holder: Holder = { pid: process.pid, start: startTime(process.pid) ?? 0 };
-    save(s, [...s.leases.filter((l) => l !== lease), { ...lease, state: 'releasing', holder }]);
-  } finally {
-    end(s);
-  }
+  const lease = update(
+    config,
+    (records, state) => {
+      const l = records.find((r) => r.id === id && r.state === 'ready' && (caller.uid === 0 || r.uid === caller.uid));
+      if (l) state.write(records.map((r) => (r === l ? { ...l, state: 'releasing', holder: thisProcess() } : r)));
+      return l;
+    },
+    onLocked,
+  );
+  if (!lease) return;
   const net = config.networks.find((n) => n.name === lease.network);
   const rtnl = Rtnl.open();
   try {
-    const seq = rtnl.nextSeq();
-    rtnl.batch([{ seq, bytes: nl.delLinkByName(seq, lease.hostVeth) }], `delete ${lease.hostVeth}`);
+    deleteVethsNamed(rtnl, [lease.hostVeth]);
+    const rulesGone = net === undefined || !hasLeaseRules(lease) || tryDropLeaseRules(tools(config.iptables), net, [lease]);
+    update(config, (records, state) => {
+      const rest = records.filter((l) => l.id !== id);
+      // Rebuilt without it, under the lock, when the quick deletion did not apply.
+      if (!rulesGone && net && rtnl.link(net.bridge)) {
+        applyRules(tools(config.iptables), net, rest.filter((l) => l.state === 'ready' && l.network === net.name));
+      }
+      state.write(rest);
+    });
   } finally {
     rtnl.close();
-  }
-  const rulesGone = net === undefined || tryDropLeaseRules(tools(config.iptables), net, [lease]);
-  const after = begin(config);
-  try {
-    // Rebuilt without it, under the lock, when the quick deletion did not apply.
-    if (!rulesGone && net && after.links.some((k) => k.name === net.bridge)) applyRules(after.tools, net, after.leases);
-    after.releasing = after.releasing.filter((l) => l.id !== id);
-    save(after, after.leases);
-  } finally {
-    end(after);
   }
 }
 
@@ -421,9 +470,10 @@ export function list(config: Config, caller: Caller): Lease[] {
 export function setupHost(config: Config, nets: Network[]): void {
   const s = begin(config);
   try {
+    const t = tools(config.iptables);
     for (const net of nets) {
+      applyRules(t, net, s.leases);
       ensureBridge(s.rtnl, net);
-      applyRules(s.tools, net, s.leases);
     }
   } finally {
     end(s);
@@ -435,14 +485,15 @@ export function teardown(config: Config, nets: Network[]): number {
   const s = begin(config);
   try {
     const names = new Set(nets.map((n) => n.name));
-    const gone = [...s.leases, ...s.releasing].filter((l) => names.has(l.network));
-    for (const l of gone) deleteLink(s.rtnl, l.hostIndex, l.hostVeth, true);
+    const gone = [...s.leases, ...s.busy].filter((l) => names.has(l.network));
+    deleteVethsNamed(s.rtnl, gone.map((l) => l.hostVeth));
+    const t = tools(config.iptables);
     for (const net of nets) {
-      removeRules(s.tools, net);
+      removeRules(t, net);
       const br = s.rtnl.link(net.bridge);
       if (br && br.kind === 'bridge') deleteLink(s.rtnl, br.index, net.bridge, false);
     }
-    const rest = [...s.leases, ...s.releasing].filter((l) => !names.has(l.network));
+    const rest = [...s.leases, ...s.busy].filter((l) => !names.has(l.network));
     if (rest.length === 0) s.state.removeFiles();
     else s.state.write(rest);
     end(s);

@@ -1,10 +1,12 @@
 // The iptables rules of a network, as iptables-restore input. Pure. Every rule
-// lives in three chains of our own per bridge. A lease's rules are appended when
-// it is made and deleted one by one when it ends; whenever that does not apply
-// cleanly the chains are rebuilt whole from the live leases, so removal is exact
-// and a call killed at any point leaves nothing the next rebuild does not
-// replace. Each rule carries a comment tag: "nsbox:<bridge>" for the network's
-// rules, "nsbox:lease:<id>" for a sandbox's.
+// lives in three chains of our own per bridge. The network's rules (MASQUERADE
+// and forwarding of the subnet) are made with its bridge; only a lease that
+// publishes ports has rules of its own, appended when it is made and deleted one
+// by one when it ends; whenever that does not apply cleanly the chains are
+// rebuilt whole from the live leases, so removal is exact and a call killed at
+// any point leaves nothing the next rebuild does not replace. Each rule carries
+// a comment tag: "nsbox:<bridge>" for the network's rules, "nsbox:lease:<id>"
+// for a sandbox's.
 import { ANY_ADDRESS, type PublishSpec } from '@nsbox/shared/publish';
 import type { Network } from './config.ts';
 import type { Lease } from './leases.ts';
@@ -54,7 +56,7 @@ export function restoreScript(net: Network, leases: Lease[], replaceJumps: boole
   }
   lines.push('COMMIT');
 
-  lines.push('*filter', `:${fwdChain(net)} - [0:0]`);
+  lines.push('*filter', `:${fwdChain(net)} - [0:0]`, ...forwardRules(net));
   for (const l of mine) lines.push(...leaseRules(net, l));
   if (replaceJumps) lines.push(jumpLine('-D', fwdJump));
   lines.push(jumpLine('-I', fwdJump), 'COMMIT', '');
@@ -64,24 +66,21 @@ export function restoreScript(net: Network, leases: Lease[], replaceJumps: boole
 const quote = (s: string): string => (/^[A-Za-z0-9_.:/!-]+$/.test(s) ? s : `"${s}"`);
 
 /**
- * The fast path for one new lease: iptables-restore --noflush input that checks
- * (-C) that the network's jumps and MASQUERADE rule are in place, deletes the
- * rules of `dropped` leases (stale ones found by this call's GC) and appends the
- * new lease's rules. Appending and deleting single rules is cheap, unlike
- * flushing (the nft backend waits for the kernel to retire a flushed chain);
- * each table is one transaction, so when a check or a deletion fails nothing
+ * The fast path for one new lease with published ports: iptables-restore
+ * --noflush input that checks (-C) that the network's jumps and rules are in
+ * place and appends the lease's rules. Appending and deleting single rules is
+ * cheap, unlike flushing (the nft backend waits for the kernel to retire a
+ * flushed chain); each table is one transaction, so when a check fails nothing
  * there changes and the caller rebuilds everything.
  */
-export function addLeaseScript(net: Network, lease: Lease, dropped: Lease[] = []): string {
+export function addLeaseScript(net: Network, lease: Lease): string {
   const check = (j: ReturnType<typeof jumps>[number]): string => ['-C', j.chain, ...j.rule].map(quote).join(' ');
   type Jump = ReturnType<typeof jumps>[number];
   const [natJump, fwdJump, ...dnatJumps] = jumps(net) as [Jump, Jump, ...Jump[]];
   const lines = ['*nat', check(natJump), ...dnatJumps.map(check)];
   if (net.nat) lines.push(`-C ${natChain(net)} -s ${net.subnet} ! -d ${net.subnet} -m comment --comment ${netTag(net)} -j MASQUERADE`);
-  for (const l of dropped) lines.push(...leaseNatRules(net, l).map(asDelete));
   lines.push(...leaseNatRules(net, lease));
-  lines.push('COMMIT', '*filter', check(fwdJump));
-  for (const l of dropped) lines.push(...leaseRules(net, l).map(asDelete));
+  lines.push('COMMIT', '*filter', check(fwdJump), ...forwardRules(net).map((r) => r.replace(/^-A /, '-C ')));
   lines.push(...leaseRules(net, lease), 'COMMIT', '');
   return lines.join('\n');
 }
@@ -99,13 +98,23 @@ export function dropLeasesScript(net: Network, leases: Lease[]): string {
 
 const asDelete = (rule: string): string => rule.replace(/^-A /, '-D ');
 
-/** A lease's filter rules: forward what it sends from its own address, replies
- *  to it, and new connections to its published ports (DNAT'd by the rules below). */
+/** Whether a lease has rules of its own: only one that publishes ports. */
+export const hasLeaseRules = (l: Lease): boolean => l.published.length > 0;
+
+/** The network's forwarding, for hosts whose FORWARD policy is DROP: what the
+ *  subnet sends out through the bridge, and the replies to it. */
+function forwardRules(net: Network): string[] {
+  const tag = netTag(net);
+  return [
+    `-A ${fwdChain(net)} -i ${net.bridge} -s ${net.subnet} -m comment --comment ${tag} -j ACCEPT`,
+    `-A ${fwdChain(net)} -o ${net.bridge} -d ${net.subnet} -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment ${tag} -j ACCEPT`,
+  ];
+}
+
+/** A lease's filter rules: new connections to its published ports (DNAT'd by the rules below). */
 function leaseRules(net: Network, l: Lease): string[] {
   const t = leaseTag(l.id);
   return [
-    `-A ${fwdChain(net)} -i ${net.bridge} -s ${l.address}/32 -m comment --comment ${t} -j ACCEPT`,
-    `-A ${fwdChain(net)} -o ${net.bridge} -d ${l.address}/32 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment ${t} -j ACCEPT`,
     ...l.published.map(
       (p) => `-A ${fwdChain(net)} -o ${net.bridge} -d ${l.address}/32 ${portMatch(p.protocol, p.port)} -m conntrack --ctstate DNAT -m comment --comment ${t} -j ACCEPT`,
     ),

@@ -106,10 +106,9 @@ function change(t: Tools, net: Network, script: string, child = startRestore(t))
   };
 }
 
-/** Starts adding one lease's rules (and deleting those of `dropped` stale
- *  leases), with `child` from startRestore() if there is one. */
-export function startLeaseRules(t: Tools, net: Network, lease: Lease, dropped: Lease[], child?: Child): RuleChange {
-  return change(t, net, addLeaseScript(net, lease, dropped), child);
+/** Starts adding one lease's rules, with `child` from startRestore() if there is one. */
+export function startLeaseRules(t: Tools, net: Network, lease: Lease, child?: Child): RuleChange {
+  return change(t, net, addLeaseScript(net, lease), child);
 }
 
 /** Starts deleting the rules of `gone` (finish() with the network's remaining

@@ -19,7 +19,8 @@ export interface Lease {
   /** "pending" from before the veth is created until the call finished;
    *  "releasing" while its holder (netsetup --hold) deletes its veth and rules. */
   state: 'pending' | 'ready' | 'releasing';
-  /** The netsetup that is releasing it (pid and start time, against pid reuse). */
+  /** The netsetup that is setting it up or releasing it outside the state lock
+   *  (pid and start time, against pid reuse). */
   holder?: Holder;
   created: string;
   /** Host ports forwarded to this lease's address (rules tagged with the lease). */
@@ -86,27 +87,27 @@ export interface HostLink {
   kind?: string;
 }
 
-/** Splits leases into live ones, stale ones, and those being released: a lease is
- *  stale when its host veth (same name and ifindex) is gone, when it is still
- *  pending (its call died: pending leases exist only while their call holds the
- *  lock), or when it is being released by a holder that is gone. */
+/** Splits leases into live ones, stale ones, and busy ones. A pending or
+ *  releasing lease is busy while the netsetup named as its holder lives (it is
+ *  being set up or released outside the lock), else stale, as is a ready lease
+ *  whose host veth (same name and ifindex) is gone. */
 export function partition(
   leases: Lease[],
   links: HostLink[],
   holderAlive: (h: Holder) => boolean,
-): { live: Lease[]; stale: Lease[]; releasing: Lease[] } {
+): { live: Lease[]; stale: Lease[]; busy: Lease[] } {
   const live: Lease[] = [];
   const stale: Lease[] = [];
-  const releasing: Lease[] = [];
+  const busy: Lease[] = [];
   for (const l of leases) {
-    if (l.state === 'releasing') {
-      (l.holder && holderAlive(l.holder) ? releasing : stale).push(l);
+    if (l.state !== 'ready') {
+      (l.holder && holderAlive(l.holder) ? busy : stale).push(l);
       continue;
     }
     const link = links.find((k) => k.name === l.hostVeth && k.index === l.hostIndex && k.kind === 'veth');
-    (l.state === 'ready' && link ? live : stale).push(l);
+    (link ? live : stale).push(l);
   }
-  return { live, stale, releasing };
+  return { live, stale, busy };
 }
 
 /** `ms` since the epoch as ISO 8601 UTC, exactly like Date.prototype.toISOString

@@ -41,7 +41,7 @@ export class State {
     }
     const c = libc();
     const deadline = Date.now() + LOCK_WAIT_MS;
-    for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
+    for (let delay = 1; ; delay = Math.min(delay * 2, 5)) {
       if (c.flock(fd, LOCK_EX | LOCK_NB) === 0) break;
       const e = errno();
       if (e !== 11) throw new SysError(`lock ${lockPath}`, e);
