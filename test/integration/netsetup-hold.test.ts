@@ -101,3 +101,67 @@ test.serial('a holder killed in the middle of its release: the next call finishe
   t.false(ownRules(inst, 'filter').includes(`nsbox:lease:${c.lease}`));
   t.false(fs.readFileSync(`${inst.stateDir}/leases.json`, 'utf8').includes(c.lease), 'no record left');
 });
+
+test.serial('with --pid -, netsetup starts first and reads the pid from stdin; with none it does nothing; a bad one is refused', async (t) => {
+  const holdFromStdin = (): { child: ReturnType<typeof spawn>; out: () => string; err: () => string; exited: Promise<number | null> } => {
+    const child = spawn(inst.bin, ['--pid', '-', '--json', '--hold'], { uid: U, gid: U, env: { PATH: '/usr/bin:/bin' }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((res) => child.on('exit', (code) => res(code)));
+    return { child, out: () => out, err: () => err, exited };
+  };
+  // Started before the sandbox exists, as the launcher does.
+  const h = holdFromStdin();
+  await new Promise((r) => setTimeout(r, 300));
+  const box = await sandbox(U);
+  boxes.push(box);
+  h.child.stdin!.write(`${box.pid}\n`);
+  for (let i = 0; i < 100 && !h.out().includes('\n'); i++) await new Promise((r) => setTimeout(r, 20));
+  const c = JSON.parse(h.out().split('\n')[0]!) as Connection;
+  t.is(c.pid, box.pid);
+  t.deepEqual(hostVeths(inst.bridge), [c.hostVeth]);
+  h.child.stdin!.end();
+  t.is(await h.exited, 0, h.err());
+  t.deepEqual(hostVeths(inst.bridge), []);
+
+  // No pid before end-of-file: nothing asked, nothing done, nothing said.
+  const none = holdFromStdin();
+  none.child.stdin!.end();
+  t.is(await none.exited, 0);
+  t.is(none.out() + none.err(), '');
+
+  const bad = holdFromStdin();
+  bad.child.stdin!.end('12x\n');
+  t.is(await bad.exited, 2);
+  t.regex(bad.err(), /^netsetup: --pid "12x": not a process id/);
+  t.is((await run(inst, ['list', '--json'], { uid: U })).stdout.trim(), '[]');
+});
+
+test.serial('a lease being set up by a live netsetup is left alone by other calls, and collected once that netsetup is gone', async (t) => {
+  // The record a connect leaves while it creates the veth outside the lock:
+  // pending, with the connecting process as holder (here a stand-in process).
+  const standIn = spawn('sleep', ['30'], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 100));
+  const stat = fs.readFileSync(`/proc/${standIn.pid}/stat`, 'utf8');
+  const start = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+  const address = inst.gateway.replace(/\.1$/, '.2');
+  const lease = {
+    id: '0badcafe', network: 'test', uid: U, groups: [], address, hostVeth: 'nsb0badcafe', hostIndex: 0, pid: standIn.pid,
+    state: 'pending', holder: { pid: standIn.pid, start }, created: new Date().toISOString(), published: [],
+  };
+  fs.mkdirSync(inst.stateDir, { recursive: true, mode: 0o700 });
+  fs.writeFileSync(`${inst.stateDir}/leases.json`, `${JSON.stringify({ version: 1, leases: [lease] })}\n`, { mode: 0o600 });
+  const box = await sandbox(U);
+  boxes.push(box);
+  const r = await run(inst, ['--pid', String(box.pid), '--json'], { uid: U });
+  t.is(r.code, 0, r.stderr);
+  t.not((JSON.parse(r.stdout) as Connection).address, address, 'its address is taken');
+  t.true(fs.readFileSync(`${inst.stateDir}/leases.json`, 'utf8').includes(lease.id), 'still on record');
+  standIn.kill('SIGKILL');
+  await new Promise((res) => standIn.once('exit', res));
+  t.is((await run(inst, ['list'], { uid: U })).code, 0);
+  t.false(fs.readFileSync(`${inst.stateDir}/leases.json`, 'utf8').includes(lease.id), 'collected');
+  t.is((await run(inst, ['release', '--pid', String(box.pid)], { uid: U })).code, 0);
+});

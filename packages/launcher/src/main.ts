@@ -10,7 +10,7 @@ import {
 import { parseArgs, UsageError } from './cli.ts';
 import { hostnameFile, hostsFile, resolvConf, type EtcFile } from './etc.ts';
 import { openInfo } from './info.ts';
-import { checkSetuidRoot, connect, findNetsetup, missingMessage, netsetupCandidates, release, type Connection, type Lease } from './netsetup.ts';
+import { cancel, checkSetuidRoot, connect, findNetsetup, missingMessage, netsetupCandidates, release, startNetsetup, type Connection, type Lease } from './netsetup.ts';
 import { callerMaps, writeMaps } from './idmap.ts';
 import { sandboxEnv, type Options } from './options.ts';
 import { EXIT_LAUNCHER, judgeStart } from './outcome.ts';
@@ -31,15 +31,21 @@ async function main(argv: string[]): Promise<number> {
   const info = parsed.options.infoFd === undefined ? undefined : openInfo(parsed.options.infoFd);
   const netsetup = chooseNetwork(parsed.options);
   const opts: Options = { ...parsed.options, net: netsetup === undefined ? 'none' : 'bridge' };
-  const facts = gatherFacts(opts);
-  const env = sandboxEnv(opts, process.env.TERM);
-
-  let plan: SandboxPlan | undefined;
+  // netsetup starts first: it boots while the sandbox is made, then waits for its pid.
+  const holder = netsetup === undefined ? undefined : startNetsetup(netsetup, opts.publish);
   let child;
+  let plan: SandboxPlan | undefined;
   try {
-    child = startStub(NAMESPACES, (ends) => (plan = planSandbox(opts, facts, ends, env)).steps);
+    const facts = gatherFacts(opts);
+    const env = sandboxEnv(opts, process.env.TERM);
+    try {
+      child = startStub(NAMESPACES, (ends) => (plan = planSandbox(opts, facts, ends, env)).steps);
+    } catch (err) {
+      if (err instanceof CloneError) throw new UserError(explainCloneFailure(err.errno, readUsernsSettings(), process.getuid!() === 0), EXIT_LAUNCHER);
+      throw err;
+    }
   } catch (err) {
-    if (err instanceof CloneError) throw new UserError(explainCloneFailure(err.errno, readUsernsSettings(), process.getuid!() === 0), EXIT_LAUNCHER);
+    if (holder) cancel(holder);
     throw err;
   }
   const signals = forwardSignals(child.pid);
@@ -48,10 +54,11 @@ async function main(argv: string[]): Promise<number> {
     writeMaps(child.pid, callerMaps(process.getuid!(), process.getgid!()));
   } catch (err) {
     child.abort();
+    if (holder) cancel(holder);
     throw new UserError(`launcher: cannot map the caller to root in the sandbox: ${(err as Error).message}`, EXIT_LAUNCHER);
   }
   try {
-    if (netsetup !== undefined) net = connect(netsetup, child.pid, opts.publish);
+    if (holder) net = connect(holder, netsetup!, child.pid);
     for (const [file, content] of etcContents(opts, net?.lease)) child.fill(file, Buffer.from(content));
   } catch (err) {
     child.abort();

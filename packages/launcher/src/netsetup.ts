@@ -62,24 +62,31 @@ export interface Connection {
 }
 
 /**
- * Connects pid's network namespace with `netsetup --hold`: netsetup configures
- * it, prints the lease and stays, releasing the lease as soon as its stdin
+ * Starts `netsetup --pid - --json --hold` before the sandbox exists, so that its
+ * start overlaps the launcher's work; connect() then gives it the pid. Holding,
+ * netsetup stays after configuring and releases the lease as soon as its stdin
  * closes: when the launcher is done, or killed. One netsetup start per sandbox.
- * On failure netsetup has printed its own one-line message (its stderr is ours).
  */
-export function connect(file: string, pid: number, publish: string[]): Connection {
-  const args = ['--pid', String(pid), '--json', '--hold'];
+export function startNetsetup(file: string, publish: string[]): Child {
+  const args = ['--pid', '-', '--json', '--hold'];
   for (const p of publish) args.push('--publish', p);
-  let holder: Child;
   try {
-    holder = start(file, args, ENV, { stdout: 'pipe', stderr: 'inherit' });
+    return start(file, args, ENV, { stdout: 'pipe', stderr: 'inherit' });
   } catch (err) {
     if (err instanceof SpawnError) throw new UserError(`launcher: cannot run netsetup: ${err.message}`, EXIT_LAUNCHER);
     throw err;
   }
+}
+
+/**
+ * Connects pid's network namespace through the netsetup from startNetsetup().
+ * On failure netsetup has printed its own one-line message (its stderr is ours).
+ */
+export function connect(holder: Child, file: string, pid: number): Connection {
+  holder.write(`${pid}\n`);
   const output = readLine(holder.stdout);
   if (output === '') {
-    finish(holder);
+    cancel(holder);
     throw new UserError('', EXIT_LAUNCHER);
   }
   try {
@@ -89,7 +96,7 @@ export function connect(file: string, pid: number, publish: string[]): Connectio
     lease.published ??= [];
     return { lease, holder };
   } catch {
-    finish(holder);
+    cancel(holder);
     throw new UserError(`launcher: netsetup ${file} gave an answer the launcher does not understand (${JSON.stringify(output.slice(0, 80))}); are the launcher and netsetup from the same version?`, EXIT_LAUNCHER);
   }
 }
@@ -106,8 +113,9 @@ export function release(holder: Child): void {
   fs.closeSync(holder.stdout);
 }
 
-/** Ends a holder that failed or is not wanted: EOF, then reap it. */
-function finish(holder: Child): void {
+/** Ends a netsetup that failed or is not wanted (given no pid, it does
+ *  nothing): EOF, then reap it. */
+export function cancel(holder: Child): void {
   fs.closeSync(holder.stdout);
   holder.wait();
 }

@@ -22,7 +22,9 @@ export const HELP = `Usage: netsetup --pid PID [--network NAME] [--json] [--hold
 Give a process in its own network namespace one veth on an admin-approved bridge.
 
 Options:
-  --pid PID             the process whose network namespace to connect
+  --pid PID             the process whose network namespace to connect; '-':
+                        read PID from the first line of stdin (no line: do
+                        nothing), so that netsetup can start before the process
   --network NAME        a network from the configuration (default: the first)
   --json                print the result as JSON
   --hold                stay, and release the lease when stdin closes (how the
@@ -51,7 +53,7 @@ configuration refused, 6 kernel or iptables failure, 7 state lock busy,
 
 /** What the command line asks for. `config` is root's hidden --config FILE. */
 export type Invocation =
-  | { command: 'connect'; pid: number; network?: string; json: boolean; hold: boolean; publish: PublishSpec[]; config?: string }
+  | { command: 'connect'; pid: number | 'stdin'; network?: string; json: boolean; hold: boolean; publish: PublishSpec[]; config?: string }
   | { command: 'release'; by: { id: string } | { pid: number }; json: boolean; config?: string }
   | { command: 'list' | 'check'; json: boolean; config?: string }
   | { command: 'setup-host' | 'teardown'; network?: string; config?: string }
@@ -137,7 +139,7 @@ export function parseArgs(argv: string[]): Invocation {
       positionals(0);
       const pid = values['--pid'];
       if (pid === undefined) throw usage('missing --pid');
-      return { command, pid: pidArg(pid), ...network, json, hold: flags.has('--hold'), publish: publish.map(publishArg), ...withConfig };
+      return { command, pid: pid === '-' ? 'stdin' : pidArg(pid), ...network, json, hold: flags.has('--hold'), publish: publish.map(publishArg), ...withConfig };
     }
     case 'release': {
       positionals(1);
@@ -170,6 +172,35 @@ export interface Outcome {
 }
 
 const HOLD_IGNORES: NodeJS.Signals[] = ['SIGINT', 'SIGQUIT', 'SIGHUP'];
+
+/** The pid on the first line of fd, or undefined at EOF without one. Reads a
+ *  byte at a time up to the newline, at most a pid's length: what follows on
+ *  stdin is the holder's business (its end is the release). */
+function readPid(fd: number): number | undefined {
+  const line = Buffer.alloc(16);
+  let n = 0;
+  for (;;) {
+    let got: number;
+    try {
+      got = fs.readSync(fd, line, n, 1, null);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EAGAIN') {
+        sleepSync(5);
+        continue;
+      }
+      if (code === 'EINTR') continue;
+      throw err;
+    }
+    if (got === 0) {
+      if (n === 0) return undefined;
+      break;
+    }
+    if (line[n] === 10) break;
+    if (++n === line.length) break;
+  }
+  return pidArg(line.toString('latin1', 0, n));
+}
 
 /** Blocks until fd reaches EOF (or cannot be read any more). */
 function waitForEof(fd: number): void {
@@ -224,7 +255,10 @@ export function run(inv: Invocation, priv: Privilege): Outcome {
       if (inv.hold) for (const sig of HOLD_IGNORES) process.on(sig, () => {});
       const { config } = configFor(inv.config);
       mark('configuration read');
-      const c = actions.connect(config, network(config, inv.network), caller, inv.pid, inv.publish);
+      const net = network(config, inv.network);
+      const pid = inv.pid === 'stdin' ? readPid(0) : inv.pid;
+      if (pid === undefined) return text('');
+      const c = actions.connect(config, net, caller, pid, inv.publish);
       const published = c.published.length > 0 ? `, published ${publishedText(c.published)}` : '';
       const line = inv.json ? `${JSON.stringify(c)}\n` : `${c.interface} ${c.cidr} via ${c.gateway} mtu ${c.mtu} on ${c.bridge} (host ${c.hostVeth}, lease ${c.lease}${published})\n`;
       if (!inv.hold) return text(line);

@@ -52,6 +52,8 @@ export interface Child {
   stdout: number;
   /** Writes the child's whole input and closes its stdin (once). */
   send(input: string): void;
+  /** Writes to the child's stdin and keeps it open; failures show in wait(). */
+  write(text: string): void;
   /** Closes the child's stdin: it reads EOF. */
   closeInput(): void;
   /** Closes stdin if send() was not called (the child reads EOF), blocks until
@@ -73,6 +75,16 @@ export function readLine(fd: number): string {
     if (nl >= 0) break;
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/** A child that dies early makes this fail (EPIPE): its status tells why. */
+function writeAll(fd: number, text: string): void {
+  try {
+    const bytes = Buffer.from(text);
+    for (let at = 0; at < bytes.length; ) at += fs.writeSync(fd, bytes, at);
+  } catch {
+    // wait() reports the failure.
+  }
 }
 
 function pipe(): [number, number] {
@@ -128,14 +140,14 @@ export function start(file: string, args: string[], env: Record<string, string>,
     send(text) {
       if (input < 0) throw new Error('input already sent');
       try {
-        // A child that dies early makes this fail (EPIPE): its status tells why.
-        const bytes = Buffer.from(text);
-        for (let at = 0; at < bytes.length; ) at += fs.writeSync(input, bytes, at);
-      } catch {
-        // wait() reports the failure.
+        writeAll(input, text);
       } finally {
         closeInput();
       }
+    },
+    write(text) {
+      if (input < 0) throw new Error('input already closed');
+      writeAll(input, text);
     },
     wait() {
       if (outcome) return outcome;
