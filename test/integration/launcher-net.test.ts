@@ -2,7 +2,7 @@
 // an unprivileged user, checked from inside the sandbox and from the host. Traffic
 // goes only to the test bridges' addresses and a dummy address the test creates.
 import test from 'ava';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -185,6 +185,14 @@ test.serial('a port netsetup will not publish: its message, exit 125, nothing le
   t.is(r.stdout, '');
   t.deepEqual(await leftovers(main), nothingLeft);
   t.deepEqual(processesOf(NET_UID), []);
+});
+
+test.serial('a launcher that fails before its sandbox exists: its one line, exit 125; the netsetup it started first does nothing and is gone', async (t) => {
+  const r = await collect(start(['--rootfs', '/nonexistent-rootfs', '--', '/bin/true'], { ...asUser, launcher: launcher(main) }));
+  t.is(r.code, 125);
+  t.regex(r.stderr, /^launcher: rootfs \/nonexistent-rootfs does not exist[^\n]*\n$/);
+  t.is(spawnSync('pgrep', ['-f', `${main.prefix}/bin/netsetup`]).status, 1, 'no netsetup left running');
+  t.deepEqual(await leftovers(main), nothingLeft);
 });
 
 test.serial('50 sandboxes started at once get distinct addresses, all reach the gateway, and leave nothing', async (t) => {

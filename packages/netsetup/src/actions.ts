@@ -46,8 +46,6 @@ const LOOPBACK_INDEX = 1;
 interface Session {
   state: State;
   rtnl: Rtnl;
-  /** The host's links when the session began. */
-  links: nl.Link[];
   /** Live leases after GC. */
   leases: Lease[];
   /** Every stale lease this session's GC removed. */
@@ -99,7 +97,7 @@ function begin(config: Config, onLocked?: () => void, beforeLock?: (rtnl: Rtnl, 
     const revived = parts.stale.filter((l) => l.state === 'ready' && isVeth(l, rtnl.link(l.hostVeth)));
     const live = [...parts.live, ...revived];
     const stale = parts.stale.filter((l) => !revived.includes(l));
-    if (stale.length === 0) return { state, rtnl, links, leases: live, collected: [], busy };
+    if (stale.length === 0) return { state, rtnl, leases: live, collected: [], busy };
     // By exact name: our own, made for this lease (perhaps after the list was taken).
     deleteVethsNamed(rtnl, stale.map((l) => l.hostVeth));
     // Rules first, records last: killed in between, the stale leases are still
@@ -112,7 +110,7 @@ function begin(config: Config, onLocked?: () => void, beforeLock?: (rtnl: Rtnl, 
       dropLeaseRules(tools(config.iptables), net, of(ruled), of(live));
     }
     state.write([...live, ...busy]);
-    return { state, rtnl, links, leases: live, collected: stale, busy };
+    return { state, rtnl, leases: live, collected: stale, busy };
   } catch (err) {
     rtnl.close();
     state?.unlock();
@@ -313,7 +311,7 @@ function bridgeOf(s: Session, net: Network, config: Config): nl.Link {
   const t = tools(config.iptables);
   applyRules(t, net, s.leases);
   try {
-    return ensureBridge(s.rtnl, net, s.links);
+    return ensureBridge(s.rtnl, net);
   } catch (err) {
     try {
       removeRules(t, net);
