@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { asRoot, check, ROOT, run, sleep, type Context } from './context.ts';
+import { rootlessPodman, type Podman } from './podman.ts';
 
 export const BENCH_BRIDGE = 'nsbench1';
 export const BENCH_SUBNET = '10.232.10.0/24';
@@ -95,7 +96,6 @@ export async function settled(find: () => string[], timeoutMs = 10_000): Promise
   }
 }
 
-/** Whether the launcher offers --net bridge (its --help lists it). */
 /** The launcher and the bench network for a networked section, or why the
  *  section is skipped (`unavailable`: a missing tool it needs). */
 export function networkedBench(ctx: Context, unavailable = benchNetworkUnavailable()): { launcher: string; net: BenchNetwork } | { skip: string } {
@@ -105,6 +105,19 @@ export function networkedBench(ctx: Context, unavailable = benchNetworkUnavailab
   return { launcher, net: benchNetwork(ctx) };
 }
 
+/** What the sections that race podman start from: networkedBench()'s launcher
+ *  and network, the rootfs, rootless podman (undefined when it is skipped, and
+ *  why in `skips`) and its notes. */
+export function podmanBench(ctx: Context): { launcher: string; net: BenchNetwork; rootfs: string; podman: Podman | undefined; notes: string[]; skips: string[] } | { skip: string } {
+  const bench = networkedBench(ctx);
+  if ('skip' in bench) return bench;
+  const rootfs = ctx.rootfs();
+  const pod = rootlessPodman(ctx);
+  const podman = 'podman' in pod ? pod.podman : undefined;
+  return { ...bench, rootfs, podman, notes: podman ? [...podman.notes] : [], skips: 'skip' in pod ? [pod.skip] : [] };
+}
+
+/** Whether the launcher offers --net bridge (its --help lists it). */
 export function launcherHasBridge(launcher: string): boolean {
   const r = run(undefined, [launcher, '--help'], { capture: true, timeoutMs: 30_000 });
   return /\bbridge\b/.test(r.stdout);

@@ -3,8 +3,7 @@
 // `podman run --rm --network=slirp4netns IMAGE sleep 1` at once. Batches
 // alternate; after each, nothing may be left (veths, leases, containers).
 import { type Context, type RunAs } from './context.ts';
-import { networkedArgv, networkedBench, networkLeftovers, settled } from './benchnet.ts';
-import { rootlessPodman } from './podman.ts';
+import { networkedArgv, podmanBench, networkLeftovers, settled } from './benchnet.ts';
 import { checkTarget, ratioText, round, roundStats, skipped, stats, table, target, type SectionReport } from './report.ts';
 
 const PODMAN_LIMIT = 0.5;
@@ -66,14 +65,9 @@ export async function concurrency(ctx: Context): Promise<SectionReport> {
     'every networked sandbox ran (exit 0) and reported its address on --info-fd',
     'nothing left behind after each batch (veths, leases, podman containers)',
   ];
-  const bench = networkedBench(ctx);
+  const bench = podmanBench(ctx);
   if ('skip' in bench) return skipped(bench.skip, TARGETS);
-  const { launcher, net } = bench;
-  const rootfs = ctx.rootfs();
-  const pod = rootlessPodman(ctx);
-  const podman = 'podman' in pod ? pod.podman : undefined;
-  const notes: string[] = [];
-  const skips: string[] = [];
+  const { launcher, net, rootfs, podman, notes, skips } = bench;
 
   const contenders: Contender[] = [{
     id: 'sandbox',
@@ -91,8 +85,7 @@ export async function concurrency(ctx: Context): Promise<SectionReport> {
       infoFd: false,
       leftovers: () => podman.containers().map((c) => `podman container ${c}`),
     });
-    notes.push(...podman.notes);
-  } else if ('skip' in pod) skips.push(pod.skip);
+  }
 
   ctx.log(`concurrency: ${opts.concurrencyRuns} batches of ${n} at once for each of ${contenders.length} contenders, alternating`);
   const batches = new Map<string, Batch[]>(contenders.map((c) => [c.id, []]));

@@ -3,8 +3,7 @@
 // rootless `podman run --rm --network=slirp4netns`, all running /bin/true as
 // the same unprivileged user, interleaved.
 import { type Context } from './context.ts';
-import { networkedArgv, networkedBench, networkLeftovers, settled } from './benchnet.ts';
-import { rootlessPodman } from './podman.ts';
+import { networkedArgv, podmanBench, networkLeftovers, settled } from './benchnet.ts';
 import { checkTarget, ratioText, round, roundStats, skipped, stats, table, target, type SectionReport } from './report.ts';
 import { timeInterleaved, type Command } from './startup.ts';
 
@@ -18,14 +17,9 @@ const TARGETS = [
 
 export async function netStartup(ctx: Context): Promise<SectionReport> {
   const { opts } = ctx;
-  const bench = networkedBench(ctx);
+  const bench = podmanBench(ctx);
   if ('skip' in bench) return skipped(bench.skip, TARGETS);
-  const { launcher, net } = bench;
-  const rootfs = ctx.rootfs();
-  const pod = rootlessPodman(ctx);
-  const podman = 'podman' in pod ? pod.podman : undefined;
-  const notes: string[] = [];
-  const skips: string[] = [];
+  const { launcher, net, rootfs, podman, notes, skips } = bench;
 
   const commands: Command[] = [
     { id: 'bridge', label: 'launcher --rootfs R --net bridge -- /bin/true', argv: networkedArgv(launcher, net, rootfs, ['/bin/true']) },
@@ -35,10 +29,7 @@ export async function netStartup(ctx: Context): Promise<SectionReport> {
     // change), with the launcher's environment for it (anything more makes it re-exec).
     { id: 'netsetup', label: '(reference) netsetup list: one setuid netsetup start', argv: [net.netsetup, 'list'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } },
   ];
-  if (podman) {
-    commands.push({ id: 'podman', label: podman.runLabel(['/bin/true']), argv: podman.runArgv(['/bin/true']), env: podman.env });
-    notes.push(...podman.notes);
-  } else if ('skip' in pod) skips.push(pod.skip);
+  if (podman) commands.push({ id: 'podman', label: podman.runLabel(['/bin/true']), argv: podman.runArgv(['/bin/true']), env: podman.env });
   if (opts.runs < 20) notes.push(`only ${opts.runs} runs per command: use at least 20 for numbers worth comparing`);
 
   ctx.log(`net: ${opts.warmup} warm-up + ${opts.runs} timed runs of ${commands.length} commands, round-robin`);

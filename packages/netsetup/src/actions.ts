@@ -13,7 +13,7 @@ import { ensureBridge, randomMac } from './host.ts';
 import { allocate, broadcastOf } from './ipam.ts';
 import { hasLeaseRules } from './firewall.ts';
 import { applyRules, dropLeaseRules, removeRules, startDropLeaseRules, startLeaseRules, startRestore, tools, tryDropLeaseRules, type RuleChange } from './iptables.ts';
-import { admit, hostVethName, isoTime, partition, type Caller, type Holder, type Lease } from './leases.ts';
+import { admit, hostVethName, isLeaseVeth, isoTime, partition, type Caller, type Holder, type Lease } from './leases.ts';
 import { randomBytes } from './random.ts';
 import { Rtnl } from './rtnl.ts';
 import type { Child } from '@nsbox/shared/spawn';
@@ -82,7 +82,7 @@ const thisProcess = (): Holder => (self ??= { pid: process.pid, start: startTime
  * its own lock (rtnl) is free, which can take tens of ms while other calls make
  * veths; a lease that looks stale by that list is looked up again under the lock.
  */
-function begin(config: Config, onLocked?: () => void, beforeLock?: (rtnl: Rtnl, links: nl.Link[]) => void): Session {
+function begin(config: Config, beforeLock?: (rtnl: Rtnl, links: nl.Link[]) => void): Session {
   const rtnl = Rtnl.open();
   let state: State | undefined;
   try {
@@ -90,11 +90,12 @@ function begin(config: Config, onLocked?: () => void, beforeLock?: (rtnl: Rtnl, 
     mark('links listed');
     beforeLock?.(rtnl, links);
     state = State.lock(config.stateDir);
-    onLocked?.();
     const parts = partition(state.read(), links, holderAlive);
     const { busy } = parts;
-    const isVeth = (l: Lease, k: nl.Link | undefined): boolean => k !== undefined && k.index === l.hostIndex && k.kind === 'veth';
-    const revived = parts.stale.filter((l) => l.state === 'ready' && isVeth(l, rtnl.link(l.hostVeth)));
+    const revived = parts.stale.filter((l) => {
+      const k = l.state === 'ready' ? rtnl.link(l.hostVeth) : undefined;
+      return k !== undefined && isLeaseVeth(l, k);
+    });
     const live = [...parts.live, ...revived];
     const stale = parts.stale.filter((l) => !revived.includes(l));
     if (stale.length === 0) return { state, rtnl, leases: live, collected: [], busy };
@@ -260,7 +261,7 @@ function reserve(config: Config, net: Network, caller: Caller, pid: number, publ
   // An existing bridge is checked (address, up, forwarding) before the lock.
   let bridge: nl.Link | undefined;
   const holder = thisProcess();
-  const s = begin(config, undefined, (rtnl, links) => {
+  const s = begin(config, (rtnl, links) => {
     if (links.some((k) => k.name === net.bridge)) bridge = ensureBridge(rtnl, net, links);
   });
   try {

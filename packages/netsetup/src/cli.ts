@@ -180,19 +180,7 @@ function readPid(fd: number): number | undefined {
   const line = Buffer.alloc(16);
   let n = 0;
   for (;;) {
-    let got: number;
-    try {
-      got = fs.readSync(fd, line, n, 1, null);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EAGAIN') {
-        sleepSync(5);
-        continue;
-      }
-      if (code === 'EINTR') continue;
-      throw err;
-    }
-    if (got === 0) {
+    if (readWaiting(fd, line, n, 1) === 0) {
       if (n === 0) return undefined;
       break;
     }
@@ -205,13 +193,22 @@ function readPid(fd: number): number | undefined {
 /** Blocks until fd reaches EOF (or cannot be read any more). */
 function waitForEof(fd: number): void {
   const buf = Buffer.alloc(256);
+  try {
+    while (readWaiting(fd, buf, 0, buf.length) > 0);
+  } catch {
+    // Unreadable: as good as closed.
+  }
+}
+
+/** read(2) that waits out EINTR and, on a non-blocking fd, EAGAIN. */
+function readWaiting(fd: number, buf: Buffer, offset: number, length: number): number {
   for (;;) {
     try {
-      if (fs.readSync(fd, buf) === 0) return;
+      return fs.readSync(fd, buf, offset, length, null);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EAGAIN') sleepSync(50);
-      else if (code !== 'EINTR') return;
+      if (code === 'EAGAIN') sleepSync(10);
+      else if (code !== 'EINTR') throw err;
     }
   }
 }

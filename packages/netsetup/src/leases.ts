@@ -87,6 +87,9 @@ export interface HostLink {
   kind?: string;
 }
 
+/** Whether `k` is the host veth made for lease `l`: same name, ifindex and kind. */
+export const isLeaseVeth = (l: Lease, k: HostLink): boolean => k.name === l.hostVeth && k.index === l.hostIndex && k.kind === 'veth';
+
 /** Splits leases into live ones, stale ones, and busy ones. A pending or
  *  releasing lease is busy while the netsetup named as its holder lives (it is
  *  being set up or released outside the lock), else stale, as is a ready lease
@@ -104,8 +107,7 @@ export function partition(
       (l.holder && holderAlive(l.holder) ? busy : stale).push(l);
       continue;
     }
-    const link = links.find((k) => k.name === l.hostVeth && k.index === l.hostIndex && k.kind === 'veth');
-    (link ? live : stale).push(l);
+    (links.some((k) => isLeaseVeth(l, k)) ? live : stale).push(l);
   }
   return { live, stale, busy };
 }
