@@ -24,6 +24,9 @@ node_modules/.bin/ava test/unit 2>&1 | tee -a "$log"
 
 if [ "$(id -u)" -eq 0 ]; then
   echo "== integration tests"
+  # One suite at a time on a machine: the tests' bridges, subnets and rules have fixed names.
+  exec 9>/tmp/nsbox-it.lock
+  flock 9
   [ -x dist/launcher ] || node scripts/build.ts
   node_modules/.bin/ava test/integration 2>&1 | tee -a "$log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
