@@ -67,10 +67,19 @@ function terminal(): { terminal?: string } {
   }
 }
 
-/** Resolves an absolute sandbox path against `root` as the sandbox will see it. */
+/**
+ * Resolves an absolute sandbox path against `root` as the kernel would with `root`
+ * as `/`: `..` at the root stays at the root, absolute links start again at the
+ * root, and the result never leaves it (not even through a missing or non-directory
+ * component followed by `..`). The host path it returns has no symlink and no `..`
+ * in it, so the stub's calls on it (which follow links as the host sees them) land
+ * where the sandbox will see them. What lies past a missing component is resolved
+ * by name: the plan creates it.
+ */
 export function resolveInRoot(root: string, sandboxPath: string): PathFact {
   const pending = sandboxPath.split('/').filter((p) => p !== '' && p !== '.');
   const done: string[] = [];
+  let missing = false;
   let links = 0;
   while (pending.length > 0) {
     const part = pending.shift()!;
@@ -79,13 +88,13 @@ export function resolveInRoot(root: string, sandboxPath: string): PathFact {
       continue;
     }
     const host = path.join(root, ...done, part);
-    let st: fs.Stats;
+    let st: fs.Stats | undefined;
     try {
       st = fs.lstatSync(host);
     } catch {
-      return { hostPath: path.join(root, ...done, part, ...pending), exists: false, isDir: false };
+      st = undefined;
     }
-    if (st.isSymbolicLink()) {
+    if (st?.isSymbolicLink()) {
       if (++links > MAX_LINKS) return { hostPath: host, exists: false, isDir: false };
       const target = fs.readlinkSync(host);
       if (target.startsWith('/')) done.length = 0;
@@ -93,11 +102,10 @@ export function resolveInRoot(root: string, sandboxPath: string): PathFact {
       continue;
     }
     done.push(part);
-    if (!st.isDirectory() && pending.length > 0) {
-      return { hostPath: path.join(root, ...done, ...pending), exists: false, isDir: false };
-    }
+    missing = st === undefined || (!st.isDirectory() && pending.length > 0);
   }
   const hostPath = path.join(root, ...done);
+  if (missing) return { hostPath, exists: false, isDir: false };
   const st = fs.statSync(hostPath);
   return { hostPath, exists: true, isDir: st.isDirectory() };
 }
