@@ -1,5 +1,5 @@
 import test from 'ava';
-import { parseArgs, sandboxPath, UsageError } from '../../packages/launcher/src/cli.ts';
+import { parseArgs, sandboxPath, UsageError } from '../../../packages/launcher/src/cli.ts';
 
 const opts = (argv: string[]) => {
   const p = parseArgs(argv, '1.2.3');
@@ -53,7 +53,31 @@ test('usage errors', (t) => {
   for (const [argv, message] of bad) t.throws(() => parseArgs(argv, '0'), { instanceOf: UsageError, message }, argv.join(' '));
 });
 
+test('a hostname of 64 characters in valid labels is accepted, 65 are not', (t) => {
+  const name = (length: number): string => `${'a'.repeat(31)}.${'b'.repeat(length - 32)}`;
+  t.is(opts(['--rootfs', '/r', '--hostname', name(64)]).hostname, name(64));
+  t.throws(() => opts(['--rootfs', '/r', '--hostname', name(65)]), { instanceOf: UsageError, message: /at most 64 characters/ });
+});
+
 test('sandbox paths are normalised', (t) => {
   t.is(sandboxPath('x', '/a//b/./c/..'), '/a/b');
   t.is(sandboxPath('x', '/../..'), '/');
+});
+
+test('--net, --netsetup, -p and --info-fd parse; the network defaults to automatic', (t) => {
+  const o = opts(['--rootfs', '/r', '--net', 'bridge', '--netsetup', '/opt/netsetup', '-p', '8080:80', '--publish=127.0.0.2:53:53/udp', '--info-fd', '3']);
+  t.is(o.net, 'bridge');
+  t.is(o.netsetup, '/opt/netsetup');
+  t.deepEqual(o.publish, ['8080:80', '127.0.0.2:53:53/udp']);
+  t.is(o.infoFd, 3);
+  t.is(opts(['--rootfs', '/r']).net, undefined);
+});
+
+test('bad network options are usage errors that say what is expected', (t) => {
+  t.throws(() => opts(['--rootfs', '/r', '--net', 'host']), { instanceOf: UsageError, message: /choose from: bridge, none/ });
+  for (const bad of ['80', '0:80', '8080:70000', '1.2.3:80:80', '300.1.1.1:80:80', '80:80/sctp', 'x:80']) {
+    t.throws(() => opts(['--rootfs', '/r', '-p', bad]), { instanceOf: UsageError, message: new RegExp(`^-p ${bad.replace('.', '\\.')}: `) }, bad);
+  }
+  t.throws(() => opts(['--rootfs', '/r', '--net', 'none', '-p', '80:80']), { message: /cannot be used with --net none/ });
+  t.throws(() => opts(['--rootfs', '/r', '--info-fd', 'x']), { message: /file descriptor number/ });
 });
