@@ -3,7 +3,7 @@
 // the sandbox will see them, with symlinks followed relative to the rootfs.
 import fs from 'node:fs';
 import path from 'node:path';
-import { UserError } from '@nsbox/shared/errors';
+import { NsboxError, sysError } from '@nsbox/shared/error';
 import { ETC_FILES, type EtcFile } from './etc.ts';
 import type { Options } from './options.ts';
 
@@ -26,17 +26,18 @@ export interface Facts {
   terminal?: string;
 }
 
-export const SYSTEM_MOUNTS = ['/proc', '/dev', '/sys'];
+const SYSTEM_MOUNTS = ['/proc', '/dev', '/sys'];
 const MAX_LINKS = 40;
 
 export function gatherFacts(opts: Options): Facts {
+  const todo = 'Give --rootfs a directory (scripts/make-rootfs.sh DIR makes one).';
   let root: string;
   try {
     root = fs.realpathSync(opts.rootfs);
-  } catch {
-    throw new UserError(`launcher: rootfs ${opts.rootfs} does not exist. Give --rootfs a directory (scripts/make-rootfs.sh DIR makes one).`, 125);
+  } catch (err) {
+    throw sysError(`rootfs ${opts.rootfs}`, -((err as NodeJS.ErrnoException).errno ?? 0), { todo });
   }
-  if (!fs.statSync(root).isDirectory()) throw new UserError(`launcher: rootfs ${opts.rootfs} is not a directory.`, 125);
+  if (!fs.statSync(root).isDirectory()) throw new NsboxError({ what: `rootfs ${opts.rootfs}`, why: 'not a directory', todo });
   const targets = new Map<string, PathFact>();
   for (const t of [...SYSTEM_MOUNTS, ...opts.mounts.map((m) => m.target)]) {
     if (!targets.has(t)) targets.set(t, resolveInRoot(root, t));
@@ -48,7 +49,7 @@ export function gatherFacts(opts: Options): Facts {
     try {
       hostPath = fs.realpathSync(m.source);
     } catch {
-      throw new UserError(`launcher: --${m.kind} ${m.source}:${m.target}: the source ${m.source} does not exist on the host.`, 125);
+      throw new NsboxError({ what: `--${m.kind} ${m.source}:${m.target}`, why: `the source ${m.source} does not exist on the host` });
     }
     sources.set(m.source, { hostPath, isDir: fs.statSync(hostPath).isDirectory() });
   }

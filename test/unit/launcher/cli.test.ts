@@ -1,5 +1,6 @@
 import test from 'ava';
-import { parseArgs, sandboxPath, UsageError } from '../../../packages/launcher/src/cli.ts';
+import { NsboxError } from '../../../packages/shared/src/error.ts';
+import { parseArgs, sandboxPath } from '../../../packages/launcher/src/cli.ts';
 
 const opts = (argv: string[]) => {
   const p = parseArgs(argv, '1.2.3');
@@ -37,9 +38,9 @@ test('help and version', (t) => {
 
 test('usage errors', (t) => {
   const bad: [string[], RegExp][] = [
-    [[], /--rootfs DIR is required/],
-    [['--rootfs'], /option '--rootfs' needs a value/],
-    [['--rootfs', '/r', '--what'], /unknown option '--what'/],
+    [[], /^--rootfs DIR: the option is required\./],
+    [['--rootfs'], /^--rootfs: the option needs a value\. Try 'launcher --help'\.$/],
+    [['--rootfs', '/r', '--what'], /^--what: unknown option\. Try 'launcher --help'\.$/],
     [['--rootfs', '/r', '--env', 'NOEQ'], /expected KEY=VALUE/],
     [['--rootfs', '/r', '--env', '1X=y'], /expected KEY=VALUE/],
     [['--rootfs', '/r', '--bind', ':/x'], /expected SRC:DST/],
@@ -50,13 +51,16 @@ test('usage errors', (t) => {
     [['--rootfs', '/r', '--hostname', 'x'.repeat(65)], /not a valid hostname/],
     [['--rootfs', '/r', '--', ''], /empty string/],
   ];
-  for (const [argv, message] of bad) t.throws(() => parseArgs(argv, '0'), { instanceOf: UsageError, message }, argv.join(' '));
+  for (const [argv, message] of bad) {
+    const err = t.throws(() => parseArgs(argv, '0'), { instanceOf: NsboxError, message }, argv.join(' '));
+    t.is(err?.exit, undefined, 'the launcher\'s exit code for failures, 125');
+  }
 });
 
 test('a hostname of 64 characters in valid labels is accepted, 65 are not', (t) => {
   const name = (length: number): string => `${'a'.repeat(31)}.${'b'.repeat(length - 32)}`;
   t.is(opts(['--rootfs', '/r', '--hostname', name(64)]).hostname, name(64));
-  t.throws(() => opts(['--rootfs', '/r', '--hostname', name(65)]), { instanceOf: UsageError, message: /at most 64 characters/ });
+  t.throws(() => opts(['--rootfs', '/r', '--hostname', name(65)]), { instanceOf: NsboxError, message: /at most 64 characters/ });
 });
 
 test('sandbox paths are normalised', (t) => {
@@ -74,9 +78,9 @@ test('--net, --netsetup, -p and --info-fd parse; the network defaults to automat
 });
 
 test('bad network options are usage errors that say what is expected', (t) => {
-  t.throws(() => opts(['--rootfs', '/r', '--net', 'host']), { instanceOf: UsageError, message: /choose from: bridge, none/ });
+  t.throws(() => opts(['--rootfs', '/r', '--net', 'host']), { instanceOf: NsboxError, message: /choose from: bridge, none/ });
   for (const bad of ['80', '0:80', '8080:70000', '1.2.3:80:80', '300.1.1.1:80:80', '80:80/sctp', 'x:80']) {
-    t.throws(() => opts(['--rootfs', '/r', '-p', bad]), { instanceOf: UsageError, message: new RegExp(`^-p ${bad.replace('.', '\\.')}: `) }, bad);
+    t.throws(() => opts(['--rootfs', '/r', '-p', bad]), { instanceOf: NsboxError, message: new RegExp(`^-p ${bad.replace('.', '\\.')}: `) }, bad);
   }
   t.throws(() => opts(['--rootfs', '/r', '--net', 'none', '-p', '80:80']), { message: /cannot be used with --net none/ });
   t.throws(() => opts(['--rootfs', '/r', '--info-fd', 'x']), { message: /file descriptor number/ });

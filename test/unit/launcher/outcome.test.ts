@@ -7,9 +7,10 @@ test('judgeStart: success, setup failure, exec failures', (t) => {
   t.deepEqual(judgeStart(p, [], '/bin/x'), { started: true });
   const chdir = p.steps.findIndex((s) => s.what === 'pivot_root into the rootfs');
   t.not(chdir, -1);
-  t.deepEqual(judgeStart(p, [{ step: chdir, errno: 22 }], '/bin/x'), { started: false, exitCode: 125, message: 'launcher: sandbox setup failed: pivot_root into the rootfs: Invalid argument (EINVAL)' });
-  t.like(judgeStart(p, [{ step: p.execFrom, errno: 2 }], '/bin/x'), { exitCode: 127 });
-  t.like(judgeStart(p, [{ step: p.execFrom, errno: 13 }], '/bin/x'), { exitCode: 126 });
+  const failed = (o: ReturnType<typeof judgeStart>) => (o.started ? undefined : { exit: o.error.exit, errno: o.error.errnoName, line: o.error.line('launcher') });
+  t.deepEqual(failed(judgeStart(p, [{ step: chdir, errno: 22 }], '/bin/x')), { exit: 125, errno: 'EINVAL', line: 'launcher: sandbox setup failed: pivot_root into the rootfs: Invalid argument (EINVAL).' });
+  t.like(failed(judgeStart(p, [{ step: p.execFrom, errno: 2 }], '/bin/x')), { exit: 127 });
+  t.like(failed(judgeStart(p, [{ step: p.execFrom, errno: 13 }], '/bin/x')), { exit: 126, errno: 'EACCES' });
   const soft = p.steps.findIndex((s) => s.soft);
   t.not(soft, -1);
   t.deepEqual(judgeStart(p, [{ step: soft, errno: 2 }], '/bin/x'), { started: true }, 'soft failures before exec do not stop the start');
