@@ -3,6 +3,7 @@
 // of the launcher's ~30 ms start, and scripts start many sandboxes.
 import { NsboxError } from '@nsbox/shared/error';
 import { parsePublish, PublishSyntaxError } from '@nsbox/shared/publish';
+import { VERSION } from './version.ts';
 import { DEFAULT_COMMAND, DEFAULT_HOSTNAME, type Mount, type NetMode, type Options } from './options.ts';
 
 const HINT = "Try 'launcher --help'.";
@@ -50,7 +51,7 @@ command cannot be executed; 127 if it was not found.
 
 type Handler = (value: string) => void;
 
-export function parseArgs(argv: string[], version: string): Parsed {
+export function parseArgs(argv: string[]): Parsed {
   const mounts: Mount[] = [];
   const env: [string, string][] = [];
   let rootfs: string | undefined;
@@ -100,7 +101,7 @@ export function parseArgs(argv: string[], version: string): Parsed {
     }
     if (!arg.startsWith('-') || arg === '-') break;
     if (arg === '-h' || arg === '--help') return { kind: 'info', text: HELP };
-    if (arg === '-V' || arg === '--version') return { kind: 'info', text: `${version}\n` };
+    if (arg === '-V' || arg === '--version') return { kind: 'info', text: `${VERSION}\n` };
     if (arg === '--read-only') {
       readOnly = true;
       continue;

@@ -16,7 +16,7 @@ export type EtcFile = (typeof ETC_FILES)[number];
 /** Room reserved in the stub's program for each file's content. */
 const ETC_CAPACITY: Record<EtcFile, number> = { hostname: 80, hosts: 512, 'resolv.conf': 2048 };
 
-export function hostnameFile(hostname: string): string {
+function hostnameFile(hostname: string): string {
   return `${hostname}\n`;
 }
 
@@ -86,7 +86,7 @@ export function resolvConf(networkDns: string[], host: string | undefined, upstr
 const AT_REMOVEDIR = 0x200;
 
 /** The files of /etc the launcher provides: hostname and hosts always, resolv.conf with a network. */
-export function etcFilesFor(opts: Options): EtcFile[] {
+function etcFilesFor(opts: Options): EtcFile[] {
   return opts.net === 'none' ? ['hostname', 'hosts'] : ['hostname', 'hosts', 'resolv.conf'];
 }
 

@@ -20,12 +20,11 @@ import { planSandbox, type SandboxPlan } from './plan.ts';
 import { gatherFacts } from './rootfs.ts';
 import { forwardSignals } from './signals.ts';
 import { explainCloneFailure, readUsernsSettings } from './userns.ts';
-import { VERSION } from './version.ts';
 
 const NAMESPACES = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP;
 
 async function main(argv: string[]): Promise<number> {
-  const parsed = parseArgs(argv, VERSION);
+  const parsed = parseArgs(argv);
   if (parsed.kind === 'info') {
     process.stdout.write(parsed.text);
     process.exit(0);

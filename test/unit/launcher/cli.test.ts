@@ -1,9 +1,10 @@
 import test from 'ava';
 import { NsboxError } from '../../../packages/shared/src/error.ts';
 import { parseArgs, sandboxPath } from '../../../packages/launcher/src/cli.ts';
+import { VERSION } from '../../../packages/launcher/src/version.ts';
 
 const opts = (argv: string[]) => {
-  const p = parseArgs(argv, '1.2.3');
+  const p = parseArgs(argv);
   if (p.kind !== 'run') throw new Error('expected options');
   return p.options;
 };
@@ -32,8 +33,8 @@ test('--read-only adds a tmpfs on /tmp unless one is given', (t) => {
 });
 
 test('help and version', (t) => {
-  t.like(parseArgs(['--help'], '1.2.3'), { kind: 'info' });
-  t.deepEqual(parseArgs(['-V'], '1.2.3'), { kind: 'info', text: '1.2.3\n' });
+  t.like(parseArgs(['--help']), { kind: 'info' });
+  t.deepEqual(parseArgs(['-V']), { kind: 'info', text: `${VERSION}\n` });
 });
 
 test('usage errors', (t) => {
@@ -52,7 +53,7 @@ test('usage errors', (t) => {
     [['--rootfs', '/r', '--', ''], /empty string/],
   ];
   for (const [argv, message] of bad) {
-    const err = t.throws(() => parseArgs(argv, '0'), { instanceOf: NsboxError, message }, argv.join(' '));
+    const err = t.throws(() => parseArgs(argv), { instanceOf: NsboxError, message }, argv.join(' '));
     t.is(err?.exit, undefined, 'the launcher\'s exit code for failures, 125');
   }
 });
