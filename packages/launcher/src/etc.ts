@@ -1,8 +1,9 @@
 // The sandbox's /etc: its hostname, a hosts file naming it, and a resolv.conf with
-// DNS servers it can reach. Which files, their contents (pure), and the steps that
-// put them in place, mounted over the rootfs's files, never written into the
-// rootfs on disk. The contents are filled into the stub's program just before it
-// is released (the address is only known once netsetup has run).
+// DNS servers it can reach. Which files, their contents (pure, but for reading the
+// host's resolv.conf files in etcContents), and the steps that put them in place,
+// mounted over the rootfs's files, never written into the rootfs on disk. The
+// contents are filled into the stub's program just before it is released (the
+// address is only known once netsetup has run).
 import fs from 'node:fs';
 import type { Step } from '@nsbox/shared/program';
 import { AT_FDCWD, MNT_DETACH, MS_BIND, MS_NODEV, MS_NOSUID, O_CLOEXEC, O_CREAT, O_EXCL, O_NOFOLLOW, O_WRONLY } from '@nsbox/shared/syscalls';
@@ -12,6 +13,8 @@ import { isUnder, mount, readOnly, str } from './steps.ts';
 
 export const ETC_FILES = ['hostname', 'hosts', 'resolv.conf'] as const;
 export type EtcFile = (typeof ETC_FILES)[number];
+
+const AT_REMOVEDIR = 0x200;
 
 /** Room reserved in the stub's program for each file's content. */
 const ETC_CAPACITY: Record<EtcFile, number> = { hostname: 80, hosts: 512, 'resolv.conf': 2048 };
@@ -82,8 +85,6 @@ export function resolvConf(networkDns: string[], host: string | undefined, upstr
   if (options.length > 0) lines.push(`options ${options.join(' ')}`);
   return `${lines.join('\n')}\n`.slice(0, ETC_CAPACITY['resolv.conf']);
 }
-
-const AT_REMOVEDIR = 0x200;
 
 /** The files of /etc the launcher provides: hostname and hosts always, resolv.conf with a network. */
 function etcFilesFor(opts: Options): EtcFile[] {
