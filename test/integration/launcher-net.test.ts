@@ -190,7 +190,7 @@ test.serial('a port netsetup will not publish: its message, exit 125, nothing le
 test.serial('a launcher that fails before its sandbox exists: its one line, exit 125; the netsetup it started first does nothing and is gone', async (t) => {
   const r = await collect(start(['--rootfs', '/nonexistent-rootfs', '--', '/bin/true'], { ...asUser, launcher: launcher(main) }));
   t.is(r.code, 125);
-  t.regex(r.stderr, /^launcher: rootfs \/nonexistent-rootfs does not exist[^\n]*\n$/);
+  t.regex(r.stderr, /^launcher: rootfs \/nonexistent-rootfs: No such file or directory \(ENOENT\)[^\n]*\n$/);
   t.is(spawnSync('pgrep', ['-f', `${main.prefix}/bin/netsetup`]).status, 1, 'no netsetup left running');
   t.deepEqual(await leftovers(main), nothingLeft);
 });

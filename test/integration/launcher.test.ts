@@ -168,7 +168,7 @@ test('a command killed by a signal gives 128+N', async (t) => {
 test('a command that is not executable gives 126, one not found 127', async (t) => {
   const noexec = await run(['--rootfs', rootfs, '--', '/etc/passwd']);
   t.is(noexec.code, 126);
-  t.regex(noexec.stderr, /^launcher: cannot execute \/etc\/passwd in the sandbox: Permission denied \(EACCES\)\n$/);
+  t.regex(noexec.stderr, /^launcher: cannot execute \/etc\/passwd in the sandbox: Permission denied \(EACCES\)\.\n$/);
   const missing = await run(['--rootfs', rootfs, '--', 'no-such-command', 'arg']);
   t.is(missing.code, 127);
   t.regex(missing.stderr, /^launcher: command not found: no-such-command was not found in the sandbox's PATH/);
@@ -180,7 +180,7 @@ test('a command that is not executable gives 126, one not found 127', async (t) 
 test('a setup failure gives 125 and names the step', async (t) => {
   const r = await run(['--rootfs', rootfs, '--cwd', '/no/such/dir', '--', '/bin/true']);
   t.is(r.code, 125);
-  t.is(r.stderr, 'launcher: sandbox setup failed: change directory to /no/such/dir: No such file or directory (ENOENT)\n');
+  t.is(r.stderr, 'launcher: sandbox setup failed: change directory to /no/such/dir: No such file or directory (ENOENT).\n');
 });
 
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const) {
@@ -222,11 +222,11 @@ test('bad input: one clear line, non-zero exit, nothing left behind', async (t) 
   const file = path.join(userDir(), 'a-file');
   fs.writeFileSync(file, '');
   const cases: [string[], number, RegExp][] = [
-    [['--rootfs', '/no/such/rootfs'], 125, /^launcher: rootfs \/no\/such\/rootfs does not exist\./],
-    [['--rootfs', file], 125, /^launcher: rootfs .* is not a directory\.\n$/],
+    [['--rootfs', '/no/such/rootfs'], 125, /^launcher: rootfs \/no\/such\/rootfs: No such file or directory \(ENOENT\)\. Give --rootfs a directory/],
+    [['--rootfs', file], 125, /^launcher: rootfs .*: not a directory\. Give --rootfs a directory [^\n]*\n$/],
     [['--rootfs', rootfs, '--bind', '/no/such/source:/x'], 125, /^launcher: --bind \/no\/such\/source:\/x: the source \/no\/such\/source does not exist on the host\.\n$/],
-    [['--rootfs', rootfs, '--frobnicate'], 125, /^launcher: unknown option '--frobnicate'\. Try 'launcher --help'\.\n$/],
-    [[], 125, /^launcher: --rootfs DIR is required\./],
+    [['--rootfs', rootfs, '--frobnicate'], 125, /^launcher: --frobnicate: unknown option\. Try 'launcher --help'\.\n$/],
+    [[], 125, /^launcher: --rootfs DIR: the option is required\./],
     [['--rootfs', rootfs, '--net', 'carrier-pigeon'], 125, /^launcher: --net carrier-pigeon: unknown network mode/],
     [['--rootfs', rootfs, '--hostname', 'bad_name!'], 125, /^launcher: --hostname bad_name!: not a valid hostname/],
     [['--rootfs', rootfs, '--', 'nope'], 127, /^launcher: command not found: nope/],
@@ -250,7 +250,7 @@ test('missing mount points are made in a rootfs the caller owns, and refused cle
   t.is(r.stdout, 'f\nfile-bind\ntmpfs-ok\n');
   const refused = await run(sh('true', '--bind', `${data}:/not-there`));
   t.is(refused.code, 125);
-  t.is(refused.stderr, `launcher: sandbox setup failed: bind ${data} on /not-there: No such file or directory (ENOENT) (after: create /not-there: Permission denied (EACCES))\n`);
+  t.is(refused.stderr, `launcher: sandbox setup failed: bind ${data} on /not-there: No such file or directory (ENOENT) (after: create /not-there: Permission denied (EACCES)).\n`);
 });
 
 test('an interactive shell on a terminal: Ctrl-C stops the foreground job, not the shell', async (t) => {

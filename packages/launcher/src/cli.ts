@@ -1,18 +1,22 @@
-// Command line -> Options (pure: argv in, options or a UsageError out).
+// Command line -> Options (pure: argv in, options or an NsboxError out).
 // Hand-written rather than commander: loading and running commander cost ~6 ms
 // of the launcher's ~30 ms start, and scripts start many sandboxes.
+import { NsboxError } from '@nsbox/shared/error';
 import { parsePublish, PublishSyntaxError } from '@nsbox/shared/publish';
+import { VERSION } from './version.ts';
 import { DEFAULT_COMMAND, DEFAULT_HOSTNAME, type Mount, type NetMode, type Options } from './options.ts';
 
-export class UsageError extends Error {}
+const HINT = "Try 'launcher --help'.";
+/** A bad command line: exit 125 like every launcher failure. */
+const usage = (what: string, why: string, todo?: string): NsboxError => new NsboxError({ what, why, todo });
 
-export type Parsed = { kind: 'run'; options: Options } | { kind: 'info'; text: string };
+type Parsed = { kind: 'run'; options: Options } | { kind: 'info'; text: string };
 
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$/;
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const NET_MODES: NetMode[] = ['bridge', 'none'];
 
-export const HELP = `Usage: launcher --rootfs DIR [options] [-- CMD [ARGS...]]
+const HELP = `Usage: launcher --rootfs DIR [options] [-- CMD [ARGS...]]
 
 Runs CMD (default: /bin/sh) in new user, mount, UTS, IPC, PID, network and cgroup
 namespaces, as root inside (the caller outside), with DIR as its root filesystem.
@@ -47,7 +51,7 @@ command cannot be executed; 127 if it was not found.
 
 type Handler = (value: string) => void;
 
-export function parseArgs(argv: string[], version: string): Parsed {
+export function parseArgs(argv: string[]): Parsed {
   const mounts: Mount[] = [];
   const env: [string, string][] = [];
   let rootfs: string | undefined;
@@ -66,24 +70,24 @@ export function parseArgs(argv: string[], version: string): Parsed {
     '--env': (v) => {
       const eq = v.indexOf('=');
       const key = eq < 0 ? v : v.slice(0, eq);
-      if (eq < 0 || !ENV_KEY.test(key)) throw new UsageError(`--env ${v}: expected KEY=VALUE with KEY made of letters, digits and _`);
+      if (eq < 0 || !ENV_KEY.test(key)) throw usage(`--env ${v}`, 'expected KEY=VALUE with KEY made of letters, digits and _');
       env.push([key, v.slice(eq + 1)]);
     },
     '--bind': (v) => mounts.push(bindSpec('bind', v)),
     '--ro-bind': (v) => mounts.push(bindSpec('ro-bind', v)),
     '--tmpfs': (v) => mounts.push({ kind: 'tmpfs', target: sandboxPath('--tmpfs', v) }),
     '--net': (v) => {
-      if (!NET_MODES.includes(v as NetMode)) throw new UsageError(`--net ${v}: unknown network mode (choose from: ${NET_MODES.join(', ')})`);
+      if (!NET_MODES.includes(v as NetMode)) throw usage(`--net ${v}`, `unknown network mode (choose from: ${NET_MODES.join(', ')})`);
       net = v as NetMode;
     },
     '--netsetup': (v) => {
-      if (v === '') throw new UsageError('--netsetup needs a path');
+      if (v === '') throw usage('--netsetup', 'needs a path');
       netsetup = v;
     },
     '--publish': (v) => publish.push(publishSpec(v)),
     '-p': (v) => publish.push(publishSpec(v)),
     '--info-fd': (v) => {
-      if (!/^\d{1,9}$/.test(v)) throw new UsageError(`--info-fd ${v}: expected a file descriptor number`);
+      if (!/^\d{1,9}$/.test(v)) throw usage(`--info-fd ${v}`, 'expected a file descriptor number');
       infoFd = Number(v);
     },
   };
@@ -97,7 +101,7 @@ export function parseArgs(argv: string[], version: string): Parsed {
     }
     if (!arg.startsWith('-') || arg === '-') break;
     if (arg === '-h' || arg === '--help') return { kind: 'info', text: HELP };
-    if (arg === '-V' || arg === '--version') return { kind: 'info', text: `${version}\n` };
+    if (arg === '-V' || arg === '--version') return { kind: 'info', text: `${VERSION}\n` };
     if (arg === '--read-only') {
       readOnly = true;
       continue;
@@ -105,21 +109,21 @@ export function parseArgs(argv: string[], version: string): Parsed {
     const eq = arg.indexOf('=');
     const name = eq > 0 && arg.startsWith('--') ? arg.slice(0, eq) : arg;
     const handler = withValue[name];
-    if (!handler) throw new UsageError(`unknown option '${name}'. Try 'launcher --help'.`);
+    if (!handler) throw usage(name, 'unknown option', HINT);
     let value: string;
     if (eq > 0 && name !== arg) value = arg.slice(eq + 1);
     else if (i + 1 < argv.length) value = argv[++i]!;
-    else throw new UsageError(`option '${name}' needs a value. Try 'launcher --help'.`);
+    else throw usage(name, 'the option needs a value', HINT);
     handler(value);
   }
 
-  if (rootfs === undefined) throw new UsageError(`--rootfs DIR is required. Try 'launcher --help'.`);
-  if (rootfs === '') throw new UsageError('--rootfs needs a directory');
-  if (!HOSTNAME.test(hostname) || hostname.length > 64) throw new UsageError(`--hostname ${hostname}: not a valid hostname (letters, digits, '-' and '.', at most 64 characters)`);
+  if (rootfs === undefined) throw usage('--rootfs DIR', 'the option is required', HINT);
+  if (rootfs === '') throw usage('--rootfs', 'needs a directory');
+  if (!HOSTNAME.test(hostname) || hostname.length > 64) throw usage(`--hostname ${hostname}`, "not a valid hostname (letters, digits, '-' and '.', at most 64 characters)");
   const command = i < argv.length ? argv.slice(i) : DEFAULT_COMMAND;
-  if (command[0] === '') throw new UsageError('the command is an empty string');
+  if (command[0] === '') throw usage('the command', 'an empty string');
   if (readOnly && !mounts.some((m) => m.target === '/tmp')) mounts.unshift({ kind: 'tmpfs', target: '/tmp' });
-  if (net === 'none' && publish.length > 0) throw new UsageError('-p needs a network: it cannot be used with --net none');
+  if (net === 'none' && publish.length > 0) throw usage('-p', 'needs a network: it cannot be used with --net none');
   return { kind: 'run', options: { rootfs, command, hostname, env, cwd, mounts, readOnly, net, netsetup, publish, infoFd } };
 }
 
@@ -128,7 +132,7 @@ function publishSpec(v: string): string {
   try {
     parsePublish(v);
   } catch (err) {
-    if (err instanceof PublishSyntaxError) throw new UsageError(err.message);
+    if (err instanceof PublishSyntaxError) throw usage(`-p ${err.spec}`, err.reason);
     throw err;
   }
   return v;
@@ -138,14 +142,14 @@ function bindSpec(kind: 'bind' | 'ro-bind', v: string): Mount {
   const colon = v.indexOf(':');
   const source = colon < 0 ? v : v.slice(0, colon);
   const target = colon < 0 ? v : v.slice(colon + 1);
-  if (source === '') throw new UsageError(`--${kind} ${v}: expected SRC:DST`);
+  if (source === '') throw usage(`--${kind} ${v}`, 'expected SRC:DST');
   return { kind, source, target: sandboxPath(`--${kind}`, target) };
 }
 
 /** Normalises an absolute path inside the sandbox: no '.', '..' or repeated '/'. */
 export function sandboxPath(flag: string, p: string): string {
-  if (p.includes('\0')) throw new UsageError(`${flag}: the path contains a NUL byte`);
-  if (!p.startsWith('/')) throw new UsageError(`${flag} ${p}: the path inside the sandbox must be absolute`);
+  if (p.includes('\0')) throw usage(flag, 'the path contains a NUL byte');
+  if (!p.startsWith('/')) throw usage(`${flag} ${p}`, 'the path inside the sandbox must be absolute');
   const parts: string[] = [];
   for (const part of p.split('/')) {
     if (part === '' || part === '.') continue;

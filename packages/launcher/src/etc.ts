@@ -1,14 +1,25 @@
-// The files the sandbox gets in /etc (pure): its hostname, a hosts file naming it,
-// and a resolv.conf with DNS servers it can reach. They are mounted over the
-// rootfs's files, never written into the rootfs.
+// The sandbox's /etc: its hostname, a hosts file naming it, and a resolv.conf with
+// DNS servers it can reach. Which files, their contents (pure, but for reading the
+// host's resolv.conf files in etcContents), and the steps that put them in place,
+// mounted over the rootfs's files, never written into the rootfs on disk. The
+// contents are filled into the stub's program just before it is released (the
+// address is only known once netsetup has run).
+import fs from 'node:fs';
+import type { Step } from '@nsbox/shared/program';
+import { AT_FDCWD, MNT_DETACH, MS_BIND, MS_NODEV, MS_NOSUID, O_CLOEXEC, O_CREAT, O_EXCL, O_NOFOLLOW, O_WRONLY } from '@nsbox/shared/syscalls';
+import type { Options } from './options.ts';
+import type { Facts } from './rootfs.ts';
+import { isUnder, mount, readOnly, str } from './steps.ts';
 
 export const ETC_FILES = ['hostname', 'hosts', 'resolv.conf'] as const;
 export type EtcFile = (typeof ETC_FILES)[number];
 
-/** Room reserved in the stub's program for each file's content. */
-export const ETC_CAPACITY: Record<EtcFile, number> = { hostname: 80, hosts: 512, 'resolv.conf': 2048 };
+const AT_REMOVEDIR = 0x200;
 
-export function hostnameFile(hostname: string): string {
+/** Room reserved in the stub's program for each file's content. */
+const ETC_CAPACITY: Record<EtcFile, number> = { hostname: 80, hosts: 512, 'resolv.conf': 2048 };
+
+function hostnameFile(hostname: string): string {
   return `${hostname}\n`;
 }
 
@@ -19,7 +30,7 @@ export function hostsFile(hostname: string, address: string | undefined): string
   return `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${address ?? '127.0.1.1'}\t${names}\n`;
 }
 
-export interface Resolver {
+interface Resolver {
   nameservers: string[];
   search: string[];
   options: string[];
@@ -73,4 +84,84 @@ export function resolvConf(networkDns: string[], host: string | undefined, upstr
   const options = hostResolver.options.filter((o) => o !== 'trust-ad');
   if (options.length > 0) lines.push(`options ${options.join(' ')}`);
   return `${lines.join('\n')}\n`.slice(0, ETC_CAPACITY['resolv.conf']);
+}
+
+/** The files of /etc the launcher provides: hostname and hosts always, resolv.conf with a network. */
+function etcFilesFor(opts: Options): EtcFile[] {
+  return opts.net === 'none' ? ['hostname', 'hosts'] : ['hostname', 'hosts', 'resolv.conf'];
+}
+
+/**
+ * /etc/hostname, /etc/hosts and /etc/resolv.conf without touching the rootfs on
+ * disk. A file the rootfs has gets a bind mount of a file made in the /dev tmpfs
+ * (then unlinked there). When one is missing, /etc becomes an overlay of the
+ * rootfs's /etc with a tmpfs on top, and the files are created in the overlay.
+ * The contents are slots named after the files, filled in before release
+ * (the address is only known once netsetup has run). A user mount on /etc or on
+ * the file itself wins.
+ */
+export function etcSteps(opts: Options, facts: Facts, dev: string): Step[] {
+  const { dir, files } = facts.etc;
+  if (!dir.exists || !dir.isDir) return [];
+  const covered = (p: string): boolean => opts.mounts.some((m) => isUnder(p, m.target));
+  const wanted = etcFilesFor(opts).filter((f) => !covered(`/etc/${f}`));
+  const steps: Step[] = [];
+  const write = (f: EtcFile, at: string, flags: number): Step[] => [
+    { what: `create /etc/${f}`, call: 'openat', args: [AT_FDCWD, str(at), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW | flags, 0o644], save: true },
+    { what: `write /etc/${f}`, call: 'write', args: ['saved', { slot: f, capacity: ETC_CAPACITY[f] }, { slotLength: f }] },
+    { what: `write /etc/${f}`, call: 'close', args: ['saved'] },
+  ];
+  const missing = wanted.filter((f) => {
+    const fact = files.get(f)!;
+    return !fact.exists || fact.isDir;
+  });
+  for (const f of wanted.filter((x) => !missing.includes(x))) {
+    const staged = `${dev}/.nsbox-${f}`;
+    steps.push(
+      ...write(f, staged, 0),
+      mount(`bind /etc/${f}`, staged, files.get(f)!.hostPath, null, MS_BIND),
+      { what: `bind /etc/${f}`, call: 'unlinkat', args: [AT_FDCWD, str(staged), 0] },
+    );
+  }
+  if (missing.length > 0 && !/[,:\\]/.test(dir.hostPath)) {
+    const stage = `${dev}/.nsbox-etc`;
+    const what = `add /etc/${missing.join(', /etc/')} (an overlay on /etc)`;
+    steps.push(
+      { what, call: 'mkdirat', args: [AT_FDCWD, str(stage), 0o700] },
+      mount(what, 'tmpfs', stage, 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=0755,size=1m'),
+      { what, call: 'mkdirat', args: [AT_FDCWD, str(`${stage}/upper`), 0o755] },
+      { what, call: 'mkdirat', args: [AT_FDCWD, str(`${stage}/work`), 0o755] },
+      mount(what, 'overlay', dir.hostPath, 'overlay', 0, `lowerdir=${dir.hostPath},upperdir=${stage}/upper,workdir=${stage}/work`),
+      // The overlay keeps its own reference to the tmpfs; the staging name goes.
+      { what, call: 'umount2', args: [str(stage), MNT_DETACH] },
+      { what, call: 'unlinkat', args: [AT_FDCWD, str(stage), AT_REMOVEDIR] },
+    );
+    for (const f of missing) {
+      const at = `${dir.hostPath}/${f}`;
+      // A dangling symlink (resolv.conf -> /run/...) is replaced, never followed.
+      steps.push({ what: `replace /etc/${f}`, call: 'unlinkat', args: [AT_FDCWD, str(at), 0], soft: true }, ...write(f, at, 0));
+    }
+    if (opts.readOnly) steps.push(readOnly('make /etc read-only', dir.hostPath, false));
+  }
+  return steps;
+}
+
+/** What goes into each file of etcFilesFor(opts), given the network's lease (none without a network). */
+export function etcContents(opts: Options, lease: { address: string; dns: string[] } | undefined): [EtcFile, string][] {
+  return etcFilesFor(opts).map((file) => {
+    if (file === 'hostname') return [file, hostnameFile(opts.hostname)];
+    if (file === 'hosts') return [file, hostsFile(opts.hostname, lease?.address)];
+    return [file, resolvConf(lease?.dns ?? [], readIfAny('/etc/resolv.conf'), UPSTREAM_RESOLVERS.map(readIfAny))];
+  });
+}
+
+/** Where local resolvers keep the upstream servers they forward to. */
+const UPSTREAM_RESOLVERS = ['/run/systemd/resolve/resolv.conf', '/run/NetworkManager/no-stub-resolv.conf'];
+
+function readIfAny(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
 }

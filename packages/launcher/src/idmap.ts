@@ -1,5 +1,6 @@
 // The sandbox's user namespace maps the caller (uid and gid) to root, nothing else.
 import fs from 'node:fs';
+import { sysError } from '@nsbox/shared/error';
 
 export interface IdMaps {
   setgroups: 'deny';
@@ -13,7 +14,11 @@ export function callerMaps(uid: number, gid: number): IdMaps {
 
 /** setgroups must be denied before an unprivileged process may write gid_map. */
 export function writeMaps(pid: number, maps: IdMaps): void {
-  fs.writeFileSync(`/proc/${pid}/setgroups`, maps.setgroups);
-  fs.writeFileSync(`/proc/${pid}/uid_map`, maps.uidMap);
-  fs.writeFileSync(`/proc/${pid}/gid_map`, maps.gidMap);
+  for (const [file, content] of [['setgroups', maps.setgroups], ['uid_map', maps.uidMap], ['gid_map', maps.gidMap]] as const) {
+    try {
+      fs.writeFileSync(`/proc/${pid}/${file}`, content);
+    } catch (err) {
+      throw sysError(`cannot map the caller to root in the sandbox: write /proc/${pid}/${file}`, -((err as NodeJS.ErrnoException).errno ?? 0));
+    }
+  }
 }

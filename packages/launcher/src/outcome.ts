@@ -1,14 +1,15 @@
 // What the stub's failure records mean for the user (pure): the sandbox started,
-// or one line and an exit code (125 setup, 126 cannot execute, 127 not found).
+// or an error with its exit code (125 setup, 126 cannot execute, 127 not found).
 import { describeErrno, ENOENT, ENOTDIR } from '@nsbox/shared/errno';
+import { NsboxError, sysError } from '@nsbox/shared/error';
 import type { Failure } from '@nsbox/shared/program';
 import type { SandboxPlan } from './plan.ts';
 
 export const EXIT_LAUNCHER = 125;
-export const EXIT_CANNOT_EXECUTE = 126;
-export const EXIT_NOT_FOUND = 127;
+const EXIT_CANNOT_EXECUTE = 126;
+const EXIT_NOT_FOUND = 127;
 
-export type Outcome = { started: true } | { started: false; exitCode: number; message: string };
+export type Outcome = { started: true } | { started: false; error: NsboxError };
 
 export function judgeStart(plan: SandboxPlan, failures: Failure[], command: string): Outcome {
   const hard = failures.find((f) => !plan.steps[f.step]?.soft);
@@ -16,15 +17,16 @@ export function judgeStart(plan: SandboxPlan, failures: Failure[], command: stri
     const step = plan.steps[hard.step];
     const earlier = failures.filter((f) => f.step < hard.step && f.step < plan.execFrom && plan.steps[f.step]?.soft).at(-1);
     const because = earlier ? ` (after: ${plan.steps[earlier.step]?.what}: ${describeErrno(earlier.errno)})` : '';
-    return { started: false, exitCode: EXIT_LAUNCHER, message: `launcher: sandbox setup failed: ${step?.what ?? `step ${hard.step}`}: ${describeErrno(hard.errno)}${because}` };
+    const what = `sandbox setup failed: ${step?.what ?? `step ${hard.step}`}`;
+    return { started: false, error: new NsboxError({ what, why: `${describeErrno(hard.errno)}${because}`, errno: hard.errno, exit: EXIT_LAUNCHER }) };
   }
   const execFailures = failures.filter((f) => f.step >= plan.execFrom);
   if (execFailures.length < plan.candidates.length) return { started: true };
   const real = execFailures.find((f) => f.errno !== ENOENT && f.errno !== ENOTDIR);
   if (real) {
     const tried = plan.candidates[real.step - plan.execFrom];
-    return { started: false, exitCode: EXIT_CANNOT_EXECUTE, message: `launcher: cannot execute ${tried} in the sandbox: ${describeErrno(real.errno)}` };
+    return { started: false, error: sysError(`cannot execute ${tried} in the sandbox`, real.errno, { exit: EXIT_CANNOT_EXECUTE }) };
   }
   const where = command.includes('/') ? `${command} does not exist in the rootfs` : `${command} was not found in the sandbox's PATH (${plan.candidates.map((c) => c.slice(0, c.lastIndexOf('/'))).join(':')})`;
-  return { started: false, exitCode: EXIT_NOT_FOUND, message: `launcher: command not found: ${where}` };
+  return { started: false, error: new NsboxError({ what: 'command not found', why: where, exit: EXIT_NOT_FOUND }) };
 }

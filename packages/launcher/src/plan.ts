@@ -3,14 +3,14 @@
 // maps, make / private, bind the rootfs, mount /proc, /dev, /sys and the user's
 // mounts on it, bring lo up, pivot_root into it, then exec.
 import path from 'node:path';
-import type { Arg, Step } from '@nsbox/shared/program';
+import type { Step } from '@nsbox/shared/program';
 import type { PipeEnds } from '@nsbox/shared/clone';
 import {
-  AF_INET, AT_FDCWD, AT_RECURSIVE, F_SETFD, IFF_LOOPBACK, IFF_RUNNING, IFF_UP, MNT_DETACH, MOUNT_ATTR_RDONLY,
-  MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, O_CLOEXEC, O_CREAT, O_EXCL, O_NOFOLLOW, O_WRONLY,
-  PR_SET_PDEATHSIG, SIGNALS, SIOCSIFFLAGS, SOCK_CLOEXEC, SOCK_DGRAM,
+  AF_INET, AT_FDCWD, F_SETFD, IFF_LOOPBACK, IFF_RUNNING, IFF_UP, MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID,
+  MS_PRIVATE, MS_RDONLY, MS_REC, O_CLOEXEC, O_WRONLY, PR_SET_PDEATHSIG, SIGNALS, SIOCSIFFLAGS, SOCK_CLOEXEC, SOCK_DGRAM,
 } from '@nsbox/shared/syscalls';
-import { ETC_CAPACITY, type EtcFile } from './etc.ts';
+import { etcSteps } from './etc.ts';
+import { createFile, isUnder, mount, readOnly, str } from './steps.ts';
 import type { Facts } from './rootfs.ts';
 import type { Options } from './options.ts';
 
@@ -22,7 +22,7 @@ export interface SandboxPlan {
   candidates: string[];
 }
 
-export const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
+const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
 const DEV_LINKS: [string, string][] = [
   ['fd', '/proc/self/fd'],
   ['stdin', '/proc/self/fd/0'],
@@ -30,29 +30,6 @@ const DEV_LINKS: [string, string][] = [
   ['stderr', '/proc/self/fd/2'],
   ['ptmx', 'pts/ptmx'],
 ];
-
-const str = (s: string): Arg => ({ str: s });
-
-function mount(what: string, source: string | null, target: string, fstype: string | null, flags: number, data?: string): Step {
-  return { what, call: 'mount', args: [source === null ? 0 : str(source), str(target), fstype === null ? 0 : str(fstype), flags, data === undefined ? 0 : str(data)] };
-}
-
-function readOnly(what: string, target: string, recursive: boolean): Step {
-  const attr = new Uint8Array(32);
-  new DataView(attr.buffer).setBigUint64(0, BigInt(MOUNT_ATTR_RDONLY), true);
-  return { what, call: 'mount_setattr', args: [AT_FDCWD, str(target), recursive ? AT_RECURSIVE : 0, { bytes: attr }, 32] };
-}
-
-function createFile(what: string, hostPath: string, soft: boolean): Step[] {
-  return [
-    { what, call: 'openat', args: [AT_FDCWD, str(hostPath), O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0o644], save: true, soft },
-    { what, call: 'close', args: ['saved'], soft },
-  ];
-}
-
-function isUnder(p: string, dir: string): boolean {
-  return p === dir || p.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
-}
 
 export function planSandbox(opts: Options, facts: Facts, ends: PipeEnds, env: string[]): SandboxPlan {
   const R = facts.root;
@@ -155,68 +132,6 @@ export function planSandbox(opts: Options, facts: Facts, ends: PipeEnds, env: st
     steps.push({ what: `execute ${c}`, call: 'execve', args: [str(c), { strings: opts.command }, { strings: env }], soft: true });
   }
   return { steps, execFrom, candidates };
-}
-
-const AT_REMOVEDIR = 0x200;
-
-/** The files of /etc the launcher provides: hostname and hosts always, resolv.conf with a network. */
-export function etcFilesFor(opts: Options): EtcFile[] {
-  return opts.net === 'none' ? ['hostname', 'hosts'] : ['hostname', 'hosts', 'resolv.conf'];
-}
-
-/**
- * /etc/hostname, /etc/hosts and /etc/resolv.conf without touching the rootfs on
- * disk. A file the rootfs has gets a bind mount of a file made in the /dev tmpfs
- * (then unlinked there). When one is missing, /etc becomes an overlay of the
- * rootfs's /etc with a tmpfs on top, and the files are created in the overlay.
- * The contents are slots named after the files, filled in before release
- * (the address is only known once netsetup has run). A user mount on /etc or on
- * the file itself wins.
- */
-function etcSteps(opts: Options, facts: Facts, dev: string): Step[] {
-  const { dir, files } = facts.etc;
-  if (!dir.exists || !dir.isDir) return [];
-  const covered = (p: string): boolean => opts.mounts.some((m) => isUnder(p, m.target));
-  const wanted = etcFilesFor(opts).filter((f) => !covered(`/etc/${f}`));
-  const steps: Step[] = [];
-  const write = (f: EtcFile, at: string, flags: number): Step[] => [
-    { what: `create /etc/${f}`, call: 'openat', args: [AT_FDCWD, str(at), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW | flags, 0o644], save: true },
-    { what: `write /etc/${f}`, call: 'write', args: ['saved', { slot: f, capacity: ETC_CAPACITY[f] }, { slotLength: f }] },
-    { what: `write /etc/${f}`, call: 'close', args: ['saved'] },
-  ];
-  const missing = wanted.filter((f) => {
-    const fact = files.get(f)!;
-    return !fact.exists || fact.isDir;
-  });
-  for (const f of wanted.filter((x) => !missing.includes(x))) {
-    const staged = `${dev}/.nsbox-${f}`;
-    steps.push(
-      ...write(f, staged, 0),
-      mount(`bind /etc/${f}`, staged, files.get(f)!.hostPath, null, MS_BIND),
-      { what: `bind /etc/${f}`, call: 'unlinkat', args: [AT_FDCWD, str(staged), 0] },
-    );
-  }
-  if (missing.length > 0 && !/[,:\\]/.test(dir.hostPath)) {
-    const stage = `${dev}/.nsbox-etc`;
-    const what = `add /etc/${missing.join(', /etc/')} (an overlay on /etc)`;
-    steps.push(
-      { what, call: 'mkdirat', args: [AT_FDCWD, str(stage), 0o700] },
-      mount(what, 'tmpfs', stage, 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=0755,size=1m'),
-      { what, call: 'mkdirat', args: [AT_FDCWD, str(`${stage}/upper`), 0o755] },
-      { what, call: 'mkdirat', args: [AT_FDCWD, str(`${stage}/work`), 0o755] },
-      mount(what, 'overlay', dir.hostPath, 'overlay', 0, `lowerdir=${dir.hostPath},upperdir=${stage}/upper,workdir=${stage}/work`),
-      // The overlay keeps its own reference to the tmpfs; the staging name goes.
-      { what, call: 'umount2', args: [str(stage), MNT_DETACH] },
-      { what, call: 'unlinkat', args: [AT_FDCWD, str(stage), AT_REMOVEDIR] },
-    );
-    for (const f of missing) {
-      const at = `${dir.hostPath}/${f}`;
-      // A dangling symlink (resolv.conf -> /run/...) is replaced, never followed.
-      steps.push({ what: `replace /etc/${f}`, call: 'unlinkat', args: [AT_FDCWD, str(at), 0], soft: true }, ...write(f, at, 0));
-    }
-    if (opts.readOnly) steps.push(readOnly('make /etc read-only', dir.hostPath, false));
-  }
-  return steps;
 }
 
 /** Where execvp would look for the command, given the sandbox's PATH. */

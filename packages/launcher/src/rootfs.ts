@@ -3,7 +3,7 @@
 // the sandbox will see them, with symlinks followed relative to the rootfs.
 import fs from 'node:fs';
 import path from 'node:path';
-import { UserError } from '@nsbox/shared/errors';
+import { NsboxError, sysError } from '@nsbox/shared/error';
 import { ETC_FILES, type EtcFile } from './etc.ts';
 import type { Options } from './options.ts';
 
@@ -26,17 +26,18 @@ export interface Facts {
   terminal?: string;
 }
 
-export const SYSTEM_MOUNTS = ['/proc', '/dev', '/sys'];
+const SYSTEM_MOUNTS = ['/proc', '/dev', '/sys'];
 const MAX_LINKS = 40;
 
 export function gatherFacts(opts: Options): Facts {
+  const todo = 'Give --rootfs a directory (scripts/make-rootfs.sh DIR makes one).';
   let root: string;
   try {
     root = fs.realpathSync(opts.rootfs);
-  } catch {
-    throw new UserError(`launcher: rootfs ${opts.rootfs} does not exist. Give --rootfs a directory (scripts/make-rootfs.sh DIR makes one).`, 125);
+  } catch (err) {
+    throw sysError(`rootfs ${opts.rootfs}`, -((err as NodeJS.ErrnoException).errno ?? 0), { todo });
   }
-  if (!fs.statSync(root).isDirectory()) throw new UserError(`launcher: rootfs ${opts.rootfs} is not a directory.`, 125);
+  if (!fs.statSync(root).isDirectory()) throw new NsboxError({ what: `rootfs ${opts.rootfs}`, why: 'not a directory', todo });
   const targets = new Map<string, PathFact>();
   for (const t of [...SYSTEM_MOUNTS, ...opts.mounts.map((m) => m.target)]) {
     if (!targets.has(t)) targets.set(t, resolveInRoot(root, t));
@@ -48,7 +49,7 @@ export function gatherFacts(opts: Options): Facts {
     try {
       hostPath = fs.realpathSync(m.source);
     } catch {
-      throw new UserError(`launcher: --${m.kind} ${m.source}:${m.target}: the source ${m.source} does not exist on the host.`, 125);
+      throw new NsboxError({ what: `--${m.kind} ${m.source}:${m.target}`, why: `the source ${m.source} does not exist on the host` });
     }
     sources.set(m.source, { hostPath, isDir: fs.statSync(hostPath).isDirectory() });
   }
@@ -67,10 +68,19 @@ function terminal(): { terminal?: string } {
   }
 }
 
-/** Resolves an absolute sandbox path against `root` as the sandbox will see it. */
+/**
+ * Resolves an absolute sandbox path against `root` as the kernel would with `root`
+ * as `/`: `..` at the root stays at the root, absolute links start again at the
+ * root, and the result never leaves it (not even through a missing or non-directory
+ * component followed by `..`). The host path it returns has no symlink and no `..`
+ * in it, so the stub's calls on it (which follow links as the host sees them) land
+ * where the sandbox will see them. What lies past a missing component is resolved
+ * by name: the plan creates it.
+ */
 export function resolveInRoot(root: string, sandboxPath: string): PathFact {
   const pending = sandboxPath.split('/').filter((p) => p !== '' && p !== '.');
   const done: string[] = [];
+  let missing = false;
   let links = 0;
   while (pending.length > 0) {
     const part = pending.shift()!;
@@ -79,13 +89,13 @@ export function resolveInRoot(root: string, sandboxPath: string): PathFact {
       continue;
     }
     const host = path.join(root, ...done, part);
-    let st: fs.Stats;
+    let st: fs.Stats | undefined;
     try {
       st = fs.lstatSync(host);
     } catch {
-      return { hostPath: path.join(root, ...done, part, ...pending), exists: false, isDir: false };
+      st = undefined;
     }
-    if (st.isSymbolicLink()) {
+    if (st?.isSymbolicLink()) {
       if (++links > MAX_LINKS) return { hostPath: host, exists: false, isDir: false };
       const target = fs.readlinkSync(host);
       if (target.startsWith('/')) done.length = 0;
@@ -93,11 +103,10 @@ export function resolveInRoot(root: string, sandboxPath: string): PathFact {
       continue;
     }
     done.push(part);
-    if (!st.isDirectory() && pending.length > 0) {
-      return { hostPath: path.join(root, ...done, ...pending), exists: false, isDir: false };
-    }
+    missing = st === undefined || (!st.isDirectory() && pending.length > 0);
   }
   const hostPath = path.join(root, ...done);
+  if (missing) return { hostPath, exists: false, isDir: false };
   const st = fs.statSync(hostPath);
   return { hostPath, exists: true, isDir: st.isDirectory() };
 }

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import { libc } from '@nsbox/shared/libc';
 import { SIGNALS } from '@nsbox/shared/syscalls';
 
-export const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const;
+const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const;
 
 /** Whether a process catches or ignores `sig`, from the masks in /proc/PID/status. */
 export function handlesSignal(status: string, sig: number): boolean {

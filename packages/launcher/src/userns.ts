@@ -2,6 +2,7 @@
 // given the settings read from /proc/sys; reading them is readUsernsSettings).
 import fs from 'node:fs';
 import { describeErrno } from '@nsbox/shared/errno';
+import { NsboxError, sysError } from '@nsbox/shared/error';
 
 export interface UsernsSettings {
   maxUserNamespaces?: number;
@@ -11,21 +12,23 @@ export interface UsernsSettings {
   apparmorRestrict?: number;
 }
 
-export function explainCloneFailure(errno: number, s: UsernsSettings, isRoot: boolean): string {
-  const lead = 'launcher: cannot create the sandbox\'s namespaces';
+export function explainCloneFailure(errno: number, s: UsernsSettings, isRoot: boolean): NsboxError {
+  const what = "cannot create the sandbox's namespaces";
+  const allow = (setting: string): string => `An admin can allow them with: sysctl -w ${setting}`;
   if (s.maxUserNamespaces === 0) {
-    return `${lead}: user namespaces are disabled (user.max_user_namespaces = 0). An admin can allow them with: sysctl -w user.max_user_namespaces=15000`;
+    return new NsboxError({ what, why: 'user namespaces are disabled (user.max_user_namespaces = 0)', todo: allow('user.max_user_namespaces=15000'), errno });
   }
   if (!isRoot && s.unprivilegedUsernsClone === 0) {
-    return `${lead}: unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0). An admin can allow them with: sysctl -w kernel.unprivileged_userns_clone=1`;
+    return new NsboxError({ what, why: 'unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0)', todo: allow('kernel.unprivileged_userns_clone=1'), errno });
   }
   if (!isRoot && s.apparmorRestrict === 1) {
-    return `${lead}: AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1). An admin can allow them with: sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile granting 'userns' to the launcher`;
+    const why = 'AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1)';
+    return new NsboxError({ what, why, todo: `${allow('kernel.apparmor_restrict_unprivileged_userns=0')}, or an AppArmor profile granting 'userns' to the launcher`, errno });
   }
   if (errno === 28 || errno === 87) {
-    return `${lead}: the limit on user namespaces is reached (${describeErrno(errno)}). An admin can raise user.max_user_namespaces, or end other sandboxes`;
+    return new NsboxError({ what, why: `the limit on user namespaces is reached (${describeErrno(errno)})`, todo: 'An admin can raise user.max_user_namespaces, or end other sandboxes', errno });
   }
-  return `${lead}: clone: ${describeErrno(errno)}`;
+  return sysError(`${what}: clone`, errno);
 }
 
 function readNumber(file: string): number | undefined {

@@ -1,0 +1,88 @@
+import test from 'ava';
+import { NsboxError } from '../../../packages/shared/src/error.ts';
+import { parseArgs, sandboxPath } from '../../../packages/launcher/src/cli.ts';
+import { VERSION } from '../../../packages/launcher/src/version.ts';
+
+const opts = (argv: string[]) => {
+  const p = parseArgs(argv);
+  if (p.kind !== 'run') throw new Error('expected options');
+  return p.options;
+};
+
+test('defaults', (t) => {
+  const o = opts(['--rootfs', '/r']);
+  t.deepEqual(o, { rootfs: '/r', command: ['/bin/sh'], hostname: 'sandbox', env: [], cwd: '/', mounts: [], readOnly: false, net: undefined, netsetup: undefined, publish: [], infoFd: undefined });
+});
+
+test('options, = forms and the command after --', (t) => {
+  const o = opts(['--rootfs=/r', '--hostname', 'h1', '--env', 'A=1=2', '--env=B=', '--cwd', '/x/../y/', '--bind', '/s:/d', '--ro-bind', '/s2:/d2', '--tmpfs', '/t', '--', 'cmd', '--not-an-option']);
+  t.is(o.hostname, 'h1');
+  t.deepEqual(o.env, [['A', '1=2'], ['B', '']]);
+  t.is(o.cwd, '/y');
+  t.deepEqual(o.mounts, [{ kind: 'bind', source: '/s', target: '/d' }, { kind: 'ro-bind', source: '/s2', target: '/d2' }, { kind: 'tmpfs', target: '/t' }]);
+  t.deepEqual(o.command, ['cmd', '--not-an-option']);
+});
+
+test('the command may follow the options without --', (t) => {
+  t.deepEqual(opts(['--rootfs', '/r', 'sh', '-c', 'x']).command, ['sh', '-c', 'x']);
+});
+
+test('--read-only adds a tmpfs on /tmp unless one is given', (t) => {
+  t.deepEqual(opts(['--rootfs', '/r', '--read-only']).mounts, [{ kind: 'tmpfs', target: '/tmp' }]);
+  t.deepEqual(opts(['--rootfs', '/r', '--read-only', '--bind', '/h:/tmp']).mounts, [{ kind: 'bind', source: '/h', target: '/tmp' }]);
+});
+
+test('help and version', (t) => {
+  t.like(parseArgs(['--help']), { kind: 'info' });
+  t.deepEqual(parseArgs(['-V']), { kind: 'info', text: `${VERSION}\n` });
+});
+
+test('usage errors', (t) => {
+  const bad: [string[], RegExp][] = [
+    [[], /^--rootfs DIR: the option is required\./],
+    [['--rootfs'], /^--rootfs: the option needs a value\. Try 'launcher --help'\.$/],
+    [['--rootfs', '/r', '--what'], /^--what: unknown option\. Try 'launcher --help'\.$/],
+    [['--rootfs', '/r', '--env', 'NOEQ'], /expected KEY=VALUE/],
+    [['--rootfs', '/r', '--env', '1X=y'], /expected KEY=VALUE/],
+    [['--rootfs', '/r', '--bind', ':/x'], /expected SRC:DST/],
+    [['--rootfs', '/r', '--bind', '/x:rel'], /must be absolute/],
+    [['--rootfs', '/r', '--cwd', 'rel'], /must be absolute/],
+    [['--rootfs', '/r', '--net', 'bridge0'], /unknown network mode/],
+    [['--rootfs', '/r', '--hostname', 'a b'], /not a valid hostname/],
+    [['--rootfs', '/r', '--hostname', 'x'.repeat(65)], /not a valid hostname/],
+    [['--rootfs', '/r', '--', ''], /empty string/],
+  ];
+  for (const [argv, message] of bad) {
+    const err = t.throws(() => parseArgs(argv), { instanceOf: NsboxError, message }, argv.join(' '));
+    t.is(err?.exit, undefined, 'the launcher\'s exit code for failures, 125');
+  }
+});
+
+test('a hostname of 64 characters in valid labels is accepted, 65 are not', (t) => {
+  const name = (length: number): string => `${'a'.repeat(31)}.${'b'.repeat(length - 32)}`;
+  t.is(opts(['--rootfs', '/r', '--hostname', name(64)]).hostname, name(64));
+  t.throws(() => opts(['--rootfs', '/r', '--hostname', name(65)]), { instanceOf: NsboxError, message: /at most 64 characters/ });
+});
+
+test('sandbox paths are normalised', (t) => {
+  t.is(sandboxPath('x', '/a//b/./c/..'), '/a/b');
+  t.is(sandboxPath('x', '/../..'), '/');
+});
+
+test('--net, --netsetup, -p and --info-fd parse; the network defaults to automatic', (t) => {
+  const o = opts(['--rootfs', '/r', '--net', 'bridge', '--netsetup', '/opt/netsetup', '-p', '8080:80', '--publish=127.0.0.2:53:53/udp', '--info-fd', '3']);
+  t.is(o.net, 'bridge');
+  t.is(o.netsetup, '/opt/netsetup');
+  t.deepEqual(o.publish, ['8080:80', '127.0.0.2:53:53/udp']);
+  t.is(o.infoFd, 3);
+  t.is(opts(['--rootfs', '/r']).net, undefined);
+});
+
+test('bad network options are usage errors that say what is expected', (t) => {
+  t.throws(() => opts(['--rootfs', '/r', '--net', 'host']), { instanceOf: NsboxError, message: /choose from: bridge, none/ });
+  for (const bad of ['80', '0:80', '8080:70000', '1.2.3:80:80', '300.1.1.1:80:80', '80:80/sctp', 'x:80']) {
+    t.throws(() => opts(['--rootfs', '/r', '-p', bad]), { instanceOf: NsboxError, message: new RegExp(`^-p ${bad.replace('.', '\\.')}: `) }, bad);
+  }
+  t.throws(() => opts(['--rootfs', '/r', '--net', 'none', '-p', '80:80']), { message: /cannot be used with --net none/ });
+  t.throws(() => opts(['--rootfs', '/r', '--info-fd', 'x']), { message: /file descriptor number/ });
+});
