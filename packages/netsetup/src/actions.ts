@@ -6,6 +6,7 @@
 // calls at once wait for each other only briefly.
 import fs from 'node:fs';
 import * as nl from '@nsbox/shared/netlink';
+import { SANDBOX_IFNAME, type Answer } from '@nsbox/shared/protocol';
 import type { PublishSpec } from '@nsbox/shared/publish';
 import type { Config, Network } from './config.ts';
 import { EXIT, NetsetupError, SysError } from './errors.ts';
@@ -23,24 +24,6 @@ import { boundSockets } from './sockets.ts';
 import { notYours, pin, type Target } from './target.ts';
 import { mark } from './timing.ts';
 
-export interface Connection {
-  lease: string;
-  network: string;
-  pid: number;
-  interface: string;
-  address: string;
-  prefix: number;
-  cidr: string;
-  gateway: string;
-  mtu: number;
-  dns: string[];
-  bridge: string;
-  hostVeth: string;
-  /** Host ports forwarded to `address`. */
-  published: PublishSpec[];
-}
-
-export const SANDBOX_IFNAME = 'eth0';
 const LOOPBACK_INDEX = 1;
 
 interface Session {
@@ -174,7 +157,7 @@ function newLeaseId(taken: Set<string>): string {
  * Killed at any point, the pending lease names a dead holder, and the next
  * call's GC removes its veth (by its exact name) and rules.
  */
-export function connect(config: Config, net: Network, caller: Caller, pid: number, publish: PublishSpec[] = []): Connection {
+export function connect(config: Config, net: Network, caller: Caller, pid: number, publish: PublishSpec[] = []): Answer {
   const early = publish.length > 0 ? startRestore(tools(config.iptables)) : undefined;
   let homeFd = -1;
   let target: Target | undefined;

@@ -6,6 +6,7 @@ import { sleepSync } from '@nsbox/shared/sleep';
 import fs from 'node:fs';
 import { libc } from '@nsbox/shared/libc';
 import { currentArch, SYSCALLS } from '@nsbox/shared/syscalls';
+import { formatAnswer, releasingLine } from '@nsbox/shared/protocol';
 import { formatPublish, parsePublish, PublishSyntaxError, PUBLISH_SYNTAX, type PublishSpec } from '@nsbox/shared/publish';
 import * as actions from './actions.ts';
 import { DEFAULT_CONFIG_TEXT, findNetwork, type Config, type Network } from './config.ts';
@@ -256,8 +257,7 @@ export function run(inv: Invocation, priv: Privilege): Outcome {
       const pid = inv.pid === 'stdin' ? readPid(0) : inv.pid;
       if (pid === undefined) return text('');
       const c = actions.connect(config, net, caller, pid, inv.publish);
-      const published = c.published.length > 0 ? `, published ${publishedText(c.published)}` : '';
-      const line = inv.json ? `${JSON.stringify(c)}\n` : `${c.interface} ${c.cidr} via ${c.gateway} mtu ${c.mtu} on ${c.bridge} (host ${c.hostVeth}, lease ${c.lease}${published})\n`;
+      const line = formatAnswer(c, inv.json);
       if (!inv.hold) return text(line);
       return {
         text: line,
@@ -267,7 +267,7 @@ export function run(inv: Invocation, priv: Privilege): Outcome {
           // launcher may go (its caller's next netsetup call sees the lease gone).
           const releasing = (): void => {
             try {
-              fs.writeSync(1, inv.json ? `${JSON.stringify({ releasing: c.lease })}\n` : `releasing ${c.lease}\n`);
+              fs.writeSync(1, releasingLine(c.lease, inv.json));
             } catch {
               // Nobody waits for it.
             }

@@ -3,13 +3,13 @@
 import fs from 'node:fs';
 import sea from 'node:sea';
 import { libc } from '@nsbox/shared/libc';
+import { NETSETUP_PATH } from '@nsbox/shared/protocol';
 import { AT_SECURE, F_SETFD, PR_SET_DUMPABLE } from '@nsbox/shared/syscalls';
 import { EXIT, NetsetupError } from './errors.ts';
 import { mark } from './timing.ts';
 
-export const FIXED_PATH = '/usr/sbin:/usr/bin:/sbin:/bin';
 /** The whole environment of netsetup after sanitising, and of every child. */
-export const FIXED_ENV: Record<string, string> = { PATH: FIXED_PATH, LC_ALL: 'C' };
+export const FIXED_ENV: Record<string, string> = { PATH: NETSETUP_PATH, LC_ALL: 'C' };
 
 /** Variables that nothing in Node, glibc or OpenSSL reads at startup. A setuid
  *  start with anything else re-executes itself with FIXED_ENV. */
