@@ -1,10 +1,11 @@
 import test from 'ava';
 import { parseArgs } from '../../packages/netsetup/src/cli.ts';
-import { EXIT, NetsetupError } from '../../packages/netsetup/src/errors.ts';
+import { NsboxError } from '../../packages/shared/src/error.ts';
+import { EXIT } from '../../packages/netsetup/src/exit.ts';
 
 const usage = (t: import('ava').ExecutionContext, argv: string[], message: string): void => {
-  const err = t.throws(() => parseArgs(argv), { instanceOf: NetsetupError });
-  t.is(err?.code, EXIT.USAGE);
+  const err = t.throws(() => parseArgs(argv), { instanceOf: NsboxError });
+  t.is(err?.exit, EXIT.USAGE);
   t.is(err?.message, message);
 };
 

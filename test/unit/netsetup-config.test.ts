@@ -2,13 +2,14 @@ import test from 'ava';
 import { DEFAULT_CONFIG_TEXT, overlaps, parseConfig } from '../../packages/netsetup/src/config.ts';
 import { configCandidates } from '../../packages/netsetup/src/locate.ts';
 import { isIPv4, isIPv6 } from '../../packages/netsetup/src/ipam.ts';
-import { EXIT, NetsetupError } from '../../packages/netsetup/src/errors.ts';
+import { NsboxError } from '../../packages/shared/src/error.ts';
+import { EXIT } from '../../packages/netsetup/src/exit.ts';
 
 const base = { stateDir: '/run/x', networks: [{ bridge: 'nstest0', subnet: '10.231.0.0/24' }] };
 const parse = (o: unknown): ReturnType<typeof parseConfig> => parseConfig(JSON.stringify(o), 'test.conf');
 const refused = (t: import('ava').ExecutionContext, o: unknown, re: RegExp): void => {
-  const err = t.throws(() => parse(o), { instanceOf: NetsetupError, message: re }) as NetsetupError;
-  t.is(err.code, EXIT.CONFIG);
+  const err = t.throws(() => parse(o), { instanceOf: NsboxError, message: re }) as NsboxError;
+  t.is(err.exit, EXIT.CONFIG);
 };
 
 test('the built-in default parses', (t) => {

@@ -1,6 +1,7 @@
 import test from 'ava';
 import { parseConfig } from '../../packages/netsetup/src/config.ts';
-import { EXIT, NetsetupError } from '../../packages/netsetup/src/errors.ts';
+import { NsboxError } from '../../packages/shared/src/error.ts';
+import { EXIT } from '../../packages/netsetup/src/exit.ts';
 import { addLeaseScript, dropLeasesScript, restoreScript } from '../../packages/netsetup/src/firewall.ts';
 import { admit, isoTime, partition, type Lease } from '../../packages/netsetup/src/leases.ts';
 import { parsePid } from '../../packages/netsetup/src/target.ts';
@@ -24,8 +25,8 @@ test('pids are parsed strictly', (t) => {
 
 test('quota per user: the exact error at the limit', (t) => {
   t.deepEqual(admit(net, [lease(1000)], { uid: 1000, gids: [1000] }), []);
-  const err = t.throws(() => admit(net, [lease(1000), lease(1000)], { uid: 1000, gids: [1000] }), { instanceOf: NetsetupError }) as NetsetupError;
-  t.is(err.code, EXIT.QUOTA);
+  const err = t.throws(() => admit(net, [lease(1000), lease(1000)], { uid: 1000, gids: [1000] }), { instanceOf: NsboxError }) as NsboxError;
+  t.is(err.exit, EXIT.QUOTA);
   t.is(err.message, 'network "n": uid 1000 already holds 2 of 2 allowed leases. Release one (netsetup list; netsetup release ID) or ask the administrator for a higher quota');
   // "*" applies to others; other users' leases do not count.
   t.notThrows(() => admit(net, [lease(1000), lease(1000)], { uid: 1001, gids: [1001] }));
@@ -36,11 +37,11 @@ test('quota per group, charged to the groups used', (t) => {
   const onlyGroups = { ...net, quota: { users: {}, groups: { '500': 2 } } };
   t.deepEqual(admit(onlyGroups, [], { uid: 1002, gids: [1002, 500] }), [500]);
   const held = [lease(1003, { groups: [500] }), lease(1004, { groups: [500] })];
-  const err = t.throws(() => admit(onlyGroups, held, { uid: 1002, gids: [500] })) as NetsetupError;
-  t.is(err.code, EXIT.QUOTA);
+  const err = t.throws(() => admit(onlyGroups, held, { uid: 1002, gids: [500] })) as NsboxError;
+  t.is(err.exit, EXIT.QUOTA);
   t.regex(err.message, /group 500 already holds 2 of 2/);
-  const denied = t.throws(() => admit(onlyGroups, [], { uid: 1002, gids: [1002] })) as NetsetupError;
-  t.is(denied.code, EXIT.DENIED);
+  const denied = t.throws(() => admit(onlyGroups, [], { uid: 1002, gids: [1002] })) as NsboxError;
+  t.is(denied.exit, EXIT.DENIED);
   t.deepEqual(admit(onlyGroups, held, { uid: 0, gids: [0] }), [], 'root is not limited');
 });
 

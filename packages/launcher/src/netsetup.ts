@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '@nsbox/shared/errors';
 import { holdArgs, NETSETUP_ENV, parseAnswer, type Answer } from '@nsbox/shared/protocol';
-import { readLine, SpawnError, start, type Child } from '@nsbox/shared/spawn';
+import { NsboxError } from '@nsbox/shared/error';
+import { readLine, start, type Child } from '@nsbox/shared/spawn';
 import { EXIT_LAUNCHER } from './outcome.ts';
 
 /** netsetup's answer for a connected sandbox (the contract: @nsbox/shared/protocol). */
@@ -57,7 +58,7 @@ export function startNetsetup(file: string, publish: string[]): Child {
   try {
     return start(file, holdArgs(publish), NETSETUP_ENV, { stdout: 'pipe', stderr: 'inherit' });
   } catch (err) {
-    if (err instanceof SpawnError) throw new UserError(`launcher: cannot run netsetup: ${err.message}`, EXIT_LAUNCHER);
+    if (err instanceof NsboxError) throw new UserError(`launcher: cannot run netsetup: ${err.what}: ${err.why}`, EXIT_LAUNCHER);
     throw err;
   }
 }

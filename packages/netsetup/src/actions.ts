@@ -5,11 +5,13 @@
 // recorded as pending or releasing with this process as its holder, so that many
 // calls at once wait for each other only briefly.
 import fs from 'node:fs';
+import { ENODEV } from '@nsbox/shared/errno';
 import * as nl from '@nsbox/shared/netlink';
 import { SANDBOX_IFNAME, type Answer } from '@nsbox/shared/protocol';
 import type { PublishSpec } from '@nsbox/shared/publish';
 import type { Config, Network } from './config.ts';
-import { EXIT, NetsetupError, SysError } from './errors.ts';
+import { NsboxError, sysError } from '@nsbox/shared/error';
+import { EXIT } from './exit.ts';
 import { ensureBridge, randomMac } from './host.ts';
 import { allocate, broadcastOf } from './ipam.ts';
 import { hasLeaseRules } from './firewall.ts';
@@ -135,7 +137,7 @@ function deleteVethsNamed(rtnl: Rtnl, names: string[]): void {
 function deleteLink(rtnl: Rtnl, index: number, name: string, quiet: boolean): void {
   const seq = rtnl.nextSeq();
   const [r] = rtnl.batch([{ seq, bytes: nl.delLink(seq, index) }], `delete ${name}`);
-  if (r!.errno !== 0 && r!.errno !== 19 && !quiet) throw new SysError(`delete ${name}`, r!.errno, r!.message);
+  if (r!.errno !== 0 && r!.errno !== ENODEV && !quiet) throw sysError(`delete ${name}`, r!.errno, { detail: r!.message });
 }
 
 function newLeaseId(taken: Set<string>): string {
@@ -185,9 +187,9 @@ export function connect(config: Config, net: Network, caller: Caller, pid: numbe
       }),
       `create veth ${lease.hostVeth}`,
     ) as [Reply, Reply];
-    if (made.errno !== 0) throw new SysError(`create veth ${lease.hostVeth} with ${SANDBOX_IFNAME} in pid ${pid}'s namespace`, made.errno, made.message);
+    if (made.errno !== 0) throw sysError(`create veth ${lease.hostVeth} with ${SANDBOX_IFNAME} in pid ${pid}'s namespace`, made.errno, { detail: made.message });
     const host = found.replies[0] ? nl.parseLink(found.replies[0].payload) : undefined;
-    if (!host || host.link === undefined) throw new NetsetupError(EXIT.SYSTEM, `create veth ${lease.hostVeth}`, 'it vanished right after creation', 'Try again');
+    if (!host || host.link === undefined) throw new NsboxError({ exit: EXIT.SYSTEM, what: `create veth ${lease.hostVeth}`, why: 'it vanished right after creation', todo: 'Try again' });
     lease.hostIndex = host.index;
     mark('veth created');
     configureInside(pinned.netnsFd, homeFd, host.link, net, lease.address, pid);
@@ -257,7 +259,7 @@ function reserve(config: Config, net: Network, caller: Caller, pid: number, publ
     }
     const address = allocate(net, others.filter((l) => l.network === net.name).map((l) => l.address));
     if (!address) {
-      throw new NetsetupError(EXIT.QUOTA, `network "${net.name}"`, `all addresses of ${net.subnet} are leased`, 'Release a lease or ask the administrator for a larger subnet');
+      throw new NsboxError({ exit: EXIT.QUOTA, what: `network "${net.name}"`, why: `all addresses of ${net.subnet} are leased`, todo: 'Release a lease or ask the administrator for a larger subnet' });
     }
     bridge ??= bridgeOf(s, net, config);
     mark('bridge checked');
@@ -312,7 +314,7 @@ function bridgeOf(s: Session, net: Network, config: Config): nl.Link {
 function commit(config: Config, net: Network, lease: Lease, early: Child | undefined): void {
   update(config, (records, state) => {
     if (!records.some((l) => l.id === lease.id)) {
-      throw new NetsetupError(EXIT.SYSTEM, `lease ${lease.id}`, 'its record was removed while it was being set up (netsetup teardown?)', 'Try again');
+      throw new NsboxError({ exit: EXIT.SYSTEM, what: `lease ${lease.id}`, why: 'its record was removed while it was being set up (netsetup teardown?)', todo: 'Try again' });
     }
     const { holder: _, ...rest } = lease;
     const ready: Lease = { ...rest, state: 'ready' };
@@ -352,7 +354,7 @@ function configureInside(netnsFd: number, homeFd: number, index: number, net: Ne
     });
     const results = inside.batch(requests, `configure ${SANDBOX_IFNAME} in pid ${pid}`);
     results.forEach((r, i) => {
-      if (r.errno !== 0) throw new SysError(`${steps[i]!.what} in pid ${pid}'s namespace`, r.errno, r.message);
+      if (r.errno !== 0) throw sysError(`${steps[i]!.what} in pid ${pid}'s namespace`, r.errno, { detail: r.message });
     });
   } finally {
     inside.close();
@@ -377,7 +379,7 @@ export function release(config: Config, caller: Caller, by: { id: string } | { p
     const gone = [...s.collected, ...s.busy.filter((l) => l.state === 'releasing')].filter(wanted);
     if (chosen.length === 0 && gone.length > 0) return gone;
     if (chosen.length === 0) {
-      throw new NetsetupError(EXIT.DENIED, 'id' in by ? `lease ${by.id}` : `pid ${by.pid}`, 'no such lease of yours', 'See your leases with netsetup list');
+      throw new NsboxError({ exit: EXIT.DENIED, what: 'id' in by ? `lease ${by.id}` : `pid ${by.pid}`, why: 'no such lease of yours', todo: 'See your leases with netsetup list' });
     }
     const rest = s.leases.filter((l) => !chosen.includes(l));
     save(s, [...rest, ...chosen.map((l): Lease => ({ ...l, state: 'pending' }))]);

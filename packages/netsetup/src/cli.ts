@@ -10,7 +10,8 @@ import { formatAnswer, releasingLine } from '@nsbox/shared/protocol';
 import { formatPublish, parsePublish, PublishSyntaxError, PUBLISH_SYNTAX, type PublishSpec } from '@nsbox/shared/publish';
 import * as actions from './actions.ts';
 import { DEFAULT_CONFIG_TEXT, findNetwork, type Config, type Network } from './config.ts';
-import { EXIT, NetsetupError } from './errors.ts';
+import { NsboxError } from '@nsbox/shared/error';
+import { EXIT } from './exit.ts';
 import { LEASE_ID, type Caller, type Lease } from './leases.ts';
 import { loadConfig } from './locate.ts';
 import { checkInstall, type Privilege } from './secure.ts';
@@ -61,7 +62,7 @@ export type Invocation =
   | { command: 'default-config' }
   | { command: 'help' };
 
-const usage = (why: string): NetsetupError => new NetsetupError(EXIT.USAGE, 'command line', why, 'Run netsetup --help');
+const usage = (why: string): NsboxError => new NsboxError({ exit: EXIT.USAGE, what: 'command line', why, todo: 'Run netsetup --help' });
 
 const COMMANDS = ['release', 'list', 'check', 'default-config', 'setup-host', 'teardown', 'help'];
 /** Options each command takes: true = takes a value, false = a flag. */
@@ -80,14 +81,14 @@ function publishArg(text: string): PublishSpec {
   try {
     return parsePublish(text);
   } catch (err) {
-    if (err instanceof PublishSyntaxError) throw new NetsetupError(EXIT.USAGE, `--publish ${text}`, err.reason, 'Run netsetup --help');
+    if (err instanceof PublishSyntaxError) throw new NsboxError({ exit: EXIT.USAGE, what: `--publish ${text}`, why: err.reason, todo: 'Run netsetup --help' });
     throw err;
   }
 }
 
 function pidArg(text: string): number {
   const pid = parsePid(text);
-  if (pid === undefined) throw new NetsetupError(EXIT.USAGE, `--pid ${JSON.stringify(text)}`, 'not a process id', 'Give a decimal pid such as 12345');
+  if (pid === undefined) throw new NsboxError({ exit: EXIT.USAGE, what: `--pid ${JSON.stringify(text)}`, why: 'not a process id', todo: 'Give a decimal pid such as 12345' });
   return pid;
 }
 
@@ -146,8 +147,8 @@ export function parseArgs(argv: string[]): Invocation {
       positionals(1);
       const id = positional[0];
       const pid = values['--pid'];
-      if ((id === undefined) === (pid === undefined)) throw new NetsetupError(EXIT.USAGE, 'release', 'give either a lease id or --pid', 'Run netsetup --help');
-      if (id !== undefined && !LEASE_ID.test(id)) throw new NetsetupError(EXIT.USAGE, `lease ${JSON.stringify(id)}`, 'not a lease id (8 hex digits)', 'See your leases with netsetup list');
+      if ((id === undefined) === (pid === undefined)) throw new NsboxError({ exit: EXIT.USAGE, what: 'release', why: 'give either a lease id or --pid', todo: 'Run netsetup --help' });
+      if (id !== undefined && !LEASE_ID.test(id)) throw new NsboxError({ exit: EXIT.USAGE, what: `lease ${JSON.stringify(id)}`, why: 'not a lease id (8 hex digits)', todo: 'See your leases with netsetup list' });
       return { command, by: id !== undefined ? { id } : { pid: pidArg(pid!) }, json, ...withConfig };
     }
     case 'list':
@@ -227,17 +228,17 @@ export function run(inv: Invocation, priv: Privilege): Outcome {
   const text = (t: string): Outcome => ({ text: t });
   const caller: Caller = { uid: priv.uid, gids: priv.gids };
   const configFor = (configOpt: string | undefined): { config: Config; source: string } => {
-    if (configOpt !== undefined && priv.uid !== 0) throw new NetsetupError(EXIT.DENIED, '--config', 'only root may name a configuration file', 'Leave it out');
+    if (configOpt !== undefined && priv.uid !== 0) throw new NsboxError({ exit: EXIT.DENIED, what: '--config', why: 'only root may name a configuration file', todo: 'Leave it out' });
     checkInstall();
     return loadConfig(fs.realpathSync.native('/proc/self/exe'), configOpt);
   };
   const network = (config: Config, name: string | undefined): Network => {
     const net = findNetwork(config, name);
-    if (!net) throw new NetsetupError(EXIT.USAGE, `--network ${name}`, 'no such network in the configuration', `Choose one of: ${config.networks.map((n) => n.name).join(', ')}`);
+    if (!net) throw new NsboxError({ exit: EXIT.USAGE, what: `--network ${name}`, why: 'no such network in the configuration', todo: `Choose one of: ${config.networks.map((n) => n.name).join(', ')}` });
     return net;
   };
   const rootOnly = (what: string): void => {
-    if (priv.uid !== 0) throw new NetsetupError(EXIT.DENIED, what, 'only root may do this', 'Ask the administrator');
+    if (priv.uid !== 0) throw new NsboxError({ exit: EXIT.DENIED, what: what, why: 'only root may do this', todo: 'Ask the administrator' });
   };
   const publishedText = (p: PublishSpec[]): string => p.map(formatPublish).join(',');
   const leaseLine = (l: Lease): string =>

@@ -2,7 +2,8 @@
 // Pure: text in, validated Config out (where the file is and whether it can be
 // trusted is trust.ts's job). The format is JSON; unknown keys are errors so a
 // typo never silently weakens a limit.
-import { EXIT, NetsetupError } from './errors.ts';
+import { NsboxError } from '@nsbox/shared/error';
+import { EXIT } from './exit.ts';
 import { ipv4ToInt, intToIpv4, isIPv4, isIPv6 } from './ipam.ts';
 
 export type Backend = 'auto' | 'nft' | 'legacy';
@@ -66,16 +67,13 @@ export const DEFAULT_CONFIG_TEXT = `${JSON.stringify(
   2,
 )}\n`;
 
-class ConfigError extends NetsetupError {
-  constructor(source: string, why: string) {
-    super(EXIT.CONFIG, `configuration ${source}`, why, 'Fix the file (see packages/netsetup/README.md) as root');
-  }
-}
+const configError = (source: string, why: string): NsboxError =>
+  new NsboxError({ exit: EXIT.CONFIG, what: `configuration ${source}`, why, todo: 'Fix the file (see packages/netsetup/README.md) as root' });
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function onlyKeys(source: string, where: string, o: Record<string, unknown>, allowed: string[]): void {
-  for (const k of Object.keys(o)) if (!allowed.includes(k)) throw new ConfigError(source, `${where}: unknown key "${k}"`);
+  for (const k of Object.keys(o)) if (!allowed.includes(k)) throw configError(source, `${where}: unknown key "${k}"`);
 }
 
 const IFNAME = /^[A-Za-z][A-Za-z0-9_-]{0,14}$/;
@@ -86,67 +84,67 @@ export function parseConfig(text: string, source: string): Config {
   try {
     raw = JSON.parse(text);
   } catch (err) {
-    throw new ConfigError(source, `not valid JSON (${(err as Error).message})`);
+    throw configError(source, `not valid JSON (${(err as Error).message})`);
   }
-  if (!isObject(raw)) throw new ConfigError(source, 'the top level must be an object');
+  if (!isObject(raw)) throw configError(source, 'the top level must be an object');
   onlyKeys(source, 'top level', raw, ['stateDir', 'iptables', 'networks']);
   const stateDir = raw.stateDir ?? '/run/nsbox';
   if (typeof stateDir !== 'string' || !/^\/[A-Za-z0-9_.\/-]*$/.test(stateDir) || stateDir.split('/').includes('..') || stateDir === '/') {
-    throw new ConfigError(source, 'stateDir must be an absolute path (letters, digits, _ . - /), not /');
+    throw configError(source, 'stateDir must be an absolute path (letters, digits, _ . - /), not /');
   }
   const iptables = raw.iptables ?? 'auto';
   if (iptables !== 'auto' && iptables !== 'nft' && iptables !== 'legacy') {
-    throw new ConfigError(source, 'iptables must be "auto", "nft" or "legacy"');
+    throw configError(source, 'iptables must be "auto", "nft" or "legacy"');
   }
-  if (!Array.isArray(raw.networks) || raw.networks.length === 0) throw new ConfigError(source, 'networks must be a non-empty array');
+  if (!Array.isArray(raw.networks) || raw.networks.length === 0) throw configError(source, 'networks must be a non-empty array');
   const networks = raw.networks.map((n, i) => parseNetwork(source, `networks[${i}]`, n));
   for (let i = 0; i < networks.length; i++) {
     for (let j = 0; j < i; j++) {
       const a = networks[i]!;
       const b = networks[j]!;
-      if (a.name === b.name) throw new ConfigError(source, `two networks are named "${a.name}"`);
-      if (a.bridge === b.bridge) throw new ConfigError(source, `networks "${a.name}" and "${b.name}" use the same bridge`);
-      if (overlaps(a.subnet, b.subnet)) throw new ConfigError(source, `the subnets of "${a.name}" and "${b.name}" overlap`);
+      if (a.name === b.name) throw configError(source, `two networks are named "${a.name}"`);
+      if (a.bridge === b.bridge) throw configError(source, `networks "${a.name}" and "${b.name}" use the same bridge`);
+      if (overlaps(a.subnet, b.subnet)) throw configError(source, `the subnets of "${a.name}" and "${b.name}" overlap`);
     }
   }
   return { stateDir: stateDir.replace(/\/+$/, ''), iptables, networks };
 }
 
 function parseNetwork(source: string, where: string, n: unknown): Network {
-  if (!isObject(n)) throw new ConfigError(source, `${where} must be an object`);
+  if (!isObject(n)) throw configError(source, `${where} must be an object`);
   onlyKeys(source, where, n, ['name', 'bridge', 'subnet', 'gateway', 'mtu', 'nat', 'dns', 'quota', 'publish']);
   const name = n.name ?? 'default';
-  if (typeof name !== 'string' || !NAME.test(name)) throw new ConfigError(source, `${where}.name must match ${NAME}`);
+  if (typeof name !== 'string' || !NAME.test(name)) throw configError(source, `${where}.name must match ${NAME}`);
   if (typeof n.bridge !== 'string' || !IFNAME.test(n.bridge)) {
-    throw new ConfigError(source, `${where}.bridge must be an interface name of 1-15 characters (letters, digits, _ -)`);
+    throw configError(source, `${where}.bridge must be an interface name of 1-15 characters (letters, digits, _ -)`);
   }
   if (typeof n.subnet !== 'string' || !/^[^/]+\/(0|[1-9][0-9]?)$/.test(n.subnet) || !isIPv4(n.subnet.split('/')[0]!) || Number(n.subnet.split('/')[1]) > 32) {
-    throw new ConfigError(source, `${where}.subnet must be an IPv4 CIDR such as 10.200.200.0/24`);
+    throw configError(source, `${where}.subnet must be an IPv4 CIDR such as 10.200.200.0/24`);
   }
   const [base, lenText] = n.subnet.split('/') as [string, string];
   const prefix = Number(lenText);
-  if (prefix < 8 || prefix > 29) throw new ConfigError(source, `${where}.subnet: the prefix length must be between 8 and 29`);
+  if (prefix < 8 || prefix > 29) throw configError(source, `${where}.subnet: the prefix length must be between 8 and 29`);
   const mask = prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0;
   const network = (ipv4ToInt(base) & mask) >>> 0;
   const broadcast = (network | (~mask >>> 0)) >>> 0;
   const subnet = `${intToIpv4(network)}/${prefix}`;
   const gatewayText = n.gateway ?? intToIpv4(network + 1);
   if (typeof gatewayText !== 'string' || !isIPv4(gatewayText)) {
-    throw new ConfigError(source, `${where}.gateway must be an IPv4 address`);
+    throw configError(source, `${where}.gateway must be an IPv4 address`);
   }
   const gw = ipv4ToInt(gatewayText);
   if (gw <= network || gw >= broadcast || ((gw & mask) >>> 0) !== network) {
-    throw new ConfigError(source, `${where}.gateway must be a host address inside ${subnet}`);
+    throw configError(source, `${where}.gateway must be a host address inside ${subnet}`);
   }
   const mtu = n.mtu ?? 1500;
   if (typeof mtu !== 'number' || !Number.isInteger(mtu) || mtu < 576 || mtu > 65535) {
-    throw new ConfigError(source, `${where}.mtu must be an integer from 576 to 65535`);
+    throw configError(source, `${where}.mtu must be an integer from 576 to 65535`);
   }
   const nat = n.nat ?? true;
-  if (typeof nat !== 'boolean') throw new ConfigError(source, `${where}.nat must be true or false`);
+  if (typeof nat !== 'boolean') throw configError(source, `${where}.nat must be true or false`);
   const dns = n.dns ?? [];
   if (!Array.isArray(dns) || dns.some((d) => typeof d !== 'string' || !(isIPv4(d) || isIPv6(d)))) {
-    throw new ConfigError(source, `${where}.dns must be an array of IP addresses`);
+    throw configError(source, `${where}.dns must be an array of IP addresses`);
   }
   return {
     name,
@@ -163,30 +161,30 @@ function parseNetwork(source: string, where: string, n: unknown): Network {
 }
 
 function parsePublishPolicy(source: string, where: string, p: unknown): PublishPolicy {
-  if (!isObject(p)) throw new ConfigError(source, `${where} must be an object`);
+  if (!isObject(p)) throw configError(source, `${where} must be an object`);
   onlyKeys(source, where, p, ['minPort', 'maxPerLease']);
   const int = (key: keyof PublishPolicy, min: number, max: number): number => {
     const v = p[key] ?? DEFAULT_PUBLISH[key];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new ConfigError(source, `${where}.${key} must be an integer from ${min} to ${max}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw configError(source, `${where}.${key} must be an integer from ${min} to ${max}`);
     return v;
   };
   return { minPort: int('minPort', 1, 65535), maxPerLease: int('maxPerLease', 0, 65535) };
 }
 
 function parseQuota(source: string, where: string, q: unknown): Quota {
-  if (!isObject(q)) throw new ConfigError(source, `${where} must be an object`);
+  if (!isObject(q)) throw configError(source, `${where} must be an object`);
   onlyKeys(source, where, q, ['users', 'groups']);
   const table = (key: 'users' | 'groups'): Record<string, number> => {
     const t = q[key] ?? {};
-    if (!isObject(t)) throw new ConfigError(source, `${where}.${key} must be an object`);
+    if (!isObject(t)) throw configError(source, `${where}.${key} must be an object`);
     const out: Record<string, number> = {};
     for (const [k, v] of Object.entries(t)) {
       const idOk = /^(0|[1-9][0-9]{0,9})$/.test(k) && Number(k) < 2 ** 32 - 1;
       if (!(idOk || (key === 'users' && k === '*'))) {
-        throw new ConfigError(source, `${where}.${key}: "${k}" must be a numeric ${key === 'users' ? 'uid or "*"' : 'gid'}`);
+        throw configError(source, `${where}.${key}: "${k}" must be a numeric ${key === 'users' ? 'uid or "*"' : 'gid'}`);
       }
       if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 65535) {
-        throw new ConfigError(source, `${where}.${key}.${k} must be an integer from 0 to 65535`);
+        throw configError(source, `${where}.${key}.${k} must be an integer from 0 to 65535`);
       }
       out[k] = v;
     }

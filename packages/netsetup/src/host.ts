@@ -1,14 +1,14 @@
 // The host side of a network: the bridge with its gateway address, IPv4
 // forwarding. Created once and then only checked.
 import fs from 'node:fs';
+import { EEXIST } from '@nsbox/shared/errno';
 import * as nl from '@nsbox/shared/netlink';
 import { overlaps, type Network } from './config.ts';
-import { EXIT, NetsetupError, SysError } from './errors.ts';
+import { NsboxError, sysError } from '@nsbox/shared/error';
+import { EXIT } from './exit.ts';
 import { broadcastOf } from './ipam.ts';
 import { randomBytes } from './random.ts';
 import type { Rtnl } from './rtnl.ts';
-
-const EEXIST = 17;
 
 /** A random locally administered unicast MAC with the given first byte. */
 export function randomMac(first: number): string {
@@ -22,7 +22,7 @@ export function randomMac(first: number): string {
 export function ensureBridge(rtnl: Rtnl, net: Network, links?: nl.Link[]): nl.Link {
   let bridge = links ? links.find((l) => l.name === net.bridge) : rtnl.link(net.bridge);
   if (bridge && bridge.kind !== 'bridge') {
-    throw new NetsetupError(EXIT.CONFIG, `network "${net.name}"`, `device ${net.bridge} exists and is not a bridge`, 'Choose another bridge name in the configuration');
+    throw new NsboxError({ exit: EXIT.CONFIG, what: `network "${net.name}"`, why: `device ${net.bridge} exists and is not a bridge`, todo: 'Choose another bridge name in the configuration' });
   }
   if (!bridge) {
     const clash = rtnl
@@ -30,16 +30,11 @@ export function ensureBridge(rtnl: Rtnl, net: Network, links?: nl.Link[]): nl.Li
       .filter((r) => r.family === nl.AF_INET && r.table !== 255 && r.type === nl.RTN_UNICAST)
       .find((r) => overlaps(`${r.dst ?? '0.0.0.0'}/${r.dstLen}`, net.subnet) && r.dstLen > 0);
     if (clash) {
-      throw new NetsetupError(
-        EXIT.CONFIG,
-        `network "${net.name}"`,
-        `its subnet ${net.subnet} overlaps the host route ${clash.dst}/${clash.dstLen}`,
-        'Choose a subnet the host does not use in the configuration',
-      );
+      throw new NsboxError({ exit: EXIT.CONFIG, what: `network "${net.name}"`, why: `its subnet ${net.subnet} overlaps the host route ${clash.dst}/${clash.dstLen}`, todo: 'Choose a subnet the host does not use in the configuration' });
     }
     rtnl.do(`create bridge ${net.bridge}`, (seq) => nl.newBridge(seq, net.bridge, net.mtu, randomMac(0x02)));
     bridge = rtnl.link(net.bridge);
-    if (!bridge) throw new NetsetupError(EXIT.SYSTEM, `create bridge ${net.bridge}`, 'it vanished right after creation', 'Try again');
+    if (!bridge) throw new NsboxError({ exit: EXIT.SYSTEM, what: `create bridge ${net.bridge}`, why: 'it vanished right after creation', todo: 'Try again' });
   }
   const index = bridge.index;
   // Adding the gateway address exclusively is the check: EEXIST means it is there
@@ -57,7 +52,7 @@ export function ensureBridge(rtnl: Rtnl, net: Network, links?: nl.Link[]): nl.Li
   });
   const results = rtnl.batch(requests, `set up ${net.bridge}`);
   results.forEach((r, i) => {
-    if (!steps[i]!.ok.includes(r.errno)) throw new SysError(steps[i]!.what, r.errno, r.message);
+    if (!steps[i]!.ok.includes(r.errno)) throw sysError(steps[i]!.what, r.errno, { detail: r.message });
   });
   const netconf = results[1]!.replies.find((m) => m.type === nl.RTM_NEWNETCONF);
   if (!netconf || nl.parseNetconfForwarding(netconf.payload) !== 1) enableForwarding();

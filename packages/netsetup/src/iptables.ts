@@ -2,7 +2,8 @@
 // list, a fixed environment and -w. The rules themselves come from firewall.ts.
 import fs from 'node:fs';
 import type { Backend, Network } from './config.ts';
-import { EXIT, NetsetupError } from './errors.ts';
+import { NsboxError } from '@nsbox/shared/error';
+import { EXIT } from './exit.ts';
 import { addLeaseScript, dnatChain, dropLeasesScript, fwdChain, jumps, natChain, restoreScript } from './firewall.ts';
 import type { Lease } from './leases.ts';
 import { FIXED_ENV } from './secure.ts';
@@ -35,11 +36,11 @@ export function tools(backend: Backend): Tools {
       }
       const problem = untrusted(real, 'file');
       if (problem) {
-        throw new NetsetupError(EXIT.CONFIG, `${p}`, `refusing to run it: ${problem.path} ${problem.why}`, 'Reinstall iptables from the distribution');
+        throw new NsboxError({ exit: EXIT.CONFIG, what: `${p}`, why: `refusing to run it: ${problem.path} ${problem.why}`, todo: 'Reinstall iptables from the distribution' });
       }
       return p;
     }
-    throw new NetsetupError(EXIT.CONFIG, name, `not found in ${DIRS.join(', ')}`, `Install iptables (backend "${backend}")`);
+    throw new NsboxError({ exit: EXIT.CONFIG, what: name, why: `not found in ${DIRS.join(', ')}`, todo: `Install iptables (backend "${backend}")` });
   };
   const restore = find(NAMES[backend].restore);
   let iptables: string | undefined;
@@ -56,7 +57,7 @@ function launch(file: string, args: string[]): Child {
   try {
     return start(file, args, FIXED_ENV);
   } catch (err) {
-    throw new NetsetupError(EXIT.SYSTEM, `run ${file}`, (err as Error).message, 'Check the iptables installation');
+    throw new NsboxError({ exit: EXIT.SYSTEM, what: `run ${file}`, why: err instanceof NsboxError ? err.why : String(err), todo: 'Check the iptables installation' });
   }
 }
 
@@ -81,7 +82,7 @@ export function applyRules(t: Tools, net: Network, leases: Lease[]): void {
   let r = restore(t, restoreScript(net, leases, true));
   if (r.status !== 0) r = restore(t, restoreScript(net, leases, false));
   if (r.status !== 0) {
-    throw new NetsetupError(EXIT.SYSTEM, `install iptables rules for ${net.bridge}`, `${t.restore} failed: ${r.stderr}`, 'Check that the iptables backend in the configuration matches the host');
+    throw new NsboxError({ exit: EXIT.SYSTEM, what: `install iptables rules for ${net.bridge}`, why: `${t.restore} failed: ${r.stderr}`, todo: 'Check that the iptables backend in the configuration matches the host' });
   }
 }
 

@@ -2,7 +2,8 @@
 // take one more, which records are stale). Stored by state.ts.
 import type { PublishSpec } from '@nsbox/shared/publish';
 import type { Network } from './config.ts';
-import { EXIT, NetsetupError } from './errors.ts';
+import { NsboxError } from '@nsbox/shared/error';
+import { EXIT } from './exit.ts';
 
 export interface Lease {
   /** 8 lowercase hex digits; also names the host veth ("nsb" + id). */
@@ -51,25 +52,15 @@ export function admit(net: Network, leases: Lease[], caller: Caller): number[] {
     .filter((g, i, all) => all.indexOf(g) === i && net.quota.groups[String(g)] !== undefined)
     .map((g) => ({ gid: g, limit: net.quota.groups[String(g)]! }));
   if (userLimit === undefined && groupLimits.length === 0) {
-    throw new NetsetupError(EXIT.DENIED, `network "${net.name}"`, `uid ${caller.uid} is not allowed to use it`, 'Ask the administrator to add you to its quota');
+    throw new NsboxError({ exit: EXIT.DENIED, what: `network "${net.name}"`, why: `uid ${caller.uid} is not allowed to use it`, todo: 'Ask the administrator to add you to its quota' });
   }
   if (userLimit !== undefined && mine >= userLimit) {
-    throw new NetsetupError(
-      EXIT.QUOTA,
-      `network "${net.name}"`,
-      `uid ${caller.uid} already holds ${mine} of ${userLimit} allowed leases`,
-      'Release one (netsetup list; netsetup release ID) or ask the administrator for a higher quota',
-    );
+    throw new NsboxError({ exit: EXIT.QUOTA, what: `network "${net.name}"`, why: `uid ${caller.uid} already holds ${mine} of ${userLimit} allowed leases`, todo: 'Release one (netsetup list; netsetup release ID) or ask the administrator for a higher quota' });
   }
   for (const { gid, limit } of groupLimits) {
     const used = leases.filter((l) => l.network === net.name && l.groups.includes(gid)).length;
     if (used >= limit) {
-      throw new NetsetupError(
-        EXIT.QUOTA,
-        `network "${net.name}"`,
-        `group ${gid} already holds ${used} of ${limit} allowed leases`,
-        'Release one or ask the administrator for a higher quota',
-      );
+      throw new NsboxError({ exit: EXIT.QUOTA, what: `network "${net.name}"`, why: `group ${gid} already holds ${used} of ${limit} allowed leases`, todo: 'Release one or ask the administrator for a higher quota' });
     }
   }
   return groupLimits.map((g) => g.gid);

@@ -6,7 +6,8 @@
 // The rules that do the publishing are in firewall.ts.
 import { ANY_ADDRESS, formatPublish, type PublishSpec } from '@nsbox/shared/publish';
 import type { Network } from './config.ts';
-import { EXIT, NetsetupError } from './errors.ts';
+import { NsboxError } from '@nsbox/shared/error';
+import { EXIT } from './exit.ts';
 import type { Caller, Lease } from './leases.ts';
 import type { BoundSocket } from './sockets.ts';
 
@@ -29,7 +30,7 @@ export function admitPublish(net: Network, caller: Caller, specs: PublishSpec[],
   const root = caller.uid === 0;
   const { minPort, maxPerLease } = net.publish;
   const refuse = (code: (typeof EXIT)[keyof typeof EXIT], s: PublishSpec, why: string, todo: string): never => {
-    throw new NetsetupError(code, `publish ${formatPublish(s)}`, why, todo);
+    throw new NsboxError({ exit: code, what: `publish ${formatPublish(s)}`, why, todo: todo });
   };
 
   specs.forEach((s, i) => {
@@ -37,10 +38,10 @@ export function admitPublish(net: Network, caller: Caller, specs: PublishSpec[],
     if (earlier) refuse(EXIT.USAGE, s, `host port ${s.hostPort}/${s.protocol} is also in publish ${formatPublish(earlier)}`, 'Give each host port once');
   });
   if (!root && specs.length > 0 && maxPerLease === 0) {
-    throw new NetsetupError(EXIT.DENIED, `network "${net.name}"`, 'it lets only root publish ports (publish.maxPerLease is 0)', 'Ask the administrator to raise publish.maxPerLease in the configuration');
+    throw new NsboxError({ exit: EXIT.DENIED, what: `network "${net.name}"`, why: 'it lets only root publish ports (publish.maxPerLease is 0)', todo: 'Ask the administrator to raise publish.maxPerLease in the configuration' });
   }
   if (!root && specs.length > maxPerLease) {
-    throw new NetsetupError(EXIT.QUOTA, `network "${net.name}"`, `${specs.length} ports requested, a sandbox may publish at most ${maxPerLease}`, 'Publish fewer ports or ask the administrator to raise publish.maxPerLease');
+    throw new NsboxError({ exit: EXIT.QUOTA, what: `network "${net.name}"`, why: `${specs.length} ports requested, a sandbox may publish at most ${maxPerLease}`, todo: 'Publish fewer ports or ask the administrator to raise publish.maxPerLease' });
   }
   for (const s of specs) {
     if (isLoopback(s.hostAddress)) {

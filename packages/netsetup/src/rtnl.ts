@@ -2,10 +2,12 @@
 // acks and dumps. A socket belongs to the network namespace its creator was in at
 // socket() time; openIn() creates one inside another namespace by entering it on
 // this thread only (setns affects the calling thread) and returning at once.
+import { EIO, ENODEV } from '@nsbox/shared/errno';
 import * as nl from '@nsbox/shared/netlink';
 import { libc, errno } from '@nsbox/shared/libc';
 import { CLONE_NEWNET, NETLINK_EXT_ACK, SOCK_CLOEXEC, SOCK_RAW, SOL_NETLINK } from '@nsbox/shared/syscalls';
-import { EXIT, SysError } from './errors.ts';
+import { sysError } from '@nsbox/shared/error';
+import { EXIT } from './exit.ts';
 
 const RECV_SIZE = 64 * 1024;
 
@@ -22,7 +24,7 @@ export class Rtnl {
   static open(): Rtnl {
     const c = libc();
     const fd = c.socket(nl.AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, nl.NETLINK_ROUTE) as number;
-    if (fd < 0) throw new SysError('open a netlink socket', errno());
+    if (fd < 0) throw sysError('open a netlink socket', errno());
     c.setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, [1], 4);
     return new Rtnl(fd);
   }
@@ -30,7 +32,7 @@ export class Rtnl {
   /** A socket inside the namespace `netnsFd`; `homeFd` is this process's own. */
   static openIn(netnsFd: number, homeFd: number): Rtnl {
     const c = libc();
-    if (c.setns(netnsFd, CLONE_NEWNET) !== 0) throw new SysError("enter the target's network namespace", errno());
+    if (c.setns(netnsFd, CLONE_NEWNET) !== 0) throw sysError("enter the target's network namespace", errno());
     let sock: Rtnl | undefined;
     let failure: unknown;
     try {
@@ -42,7 +44,7 @@ export class Rtnl {
       // Staying in the target's namespace would make every later step (and every
       // child, such as iptables) act there: stop at once. The lease is still
       // pending, so the next call's GC removes what this one made.
-      process.stderr.write(`netsetup: return to the host network namespace: errno ${errno()}. Run netsetup again\n`);
+      process.stderr.write(`${sysError('return to the host network namespace', errno(), { todo: 'Run netsetup again' }).line('netsetup')}\n`);
       process.exit(EXIT.INTERNAL);
     }
     if (failure) throw failure;
@@ -60,12 +62,12 @@ export class Rtnl {
 
   private send(bytes: Buffer, what: string): void {
     const n = Number(libc().send(this.fd, bytes, bytes.length, 0));
-    if (n !== bytes.length) throw new SysError(`${what}: send to netlink`, n < 0 ? errno() : 5);
+    if (n !== bytes.length) throw sysError(`${what}: send to netlink`, n < 0 ? errno() : EIO);
   }
 
   private receive(what: string): nl.Message[] {
     const n = Number(libc().recv(this.fd, this.buf, RECV_SIZE, 0));
-    if (n < 0) throw new SysError(`${what}: receive from netlink`, errno());
+    if (n < 0) throw sysError(`${what}: receive from netlink`, errno());
     return nl.parseMessages(Buffer.from(this.buf.subarray(0, n)));
   }
 
@@ -98,7 +100,7 @@ export class Rtnl {
   do(what: string, build: (seq: number) => Buffer): void {
     const seq = this.nextSeq();
     const [r] = this.batch([{ seq, bytes: build(seq) }], what);
-    if (r!.errno !== 0) throw new SysError(what, r!.errno, r!.message);
+    if (r!.errno !== 0) throw sysError(what, r!.errno, { detail: r!.message });
   }
 
   /** A dump request: every message of the reply (NLMSG_DONE ends it). */
@@ -112,7 +114,7 @@ export class Rtnl {
         if (m.type === nl.NLMSG_DONE) return out;
         if (m.type === nl.NLMSG_ERROR) {
           const e = nl.parseError(m);
-          if (e.errno !== 0) throw new SysError(what, e.errno, e.message);
+          if (e.errno !== 0) throw sysError(what, e.errno, { detail: e.message });
           return out;
         }
         out.push(m);
@@ -130,8 +132,8 @@ export class Rtnl {
         if (m.type === nl.RTM_NEWLINK) return nl.parseLink(m.payload);
         if (m.type === nl.NLMSG_ERROR) {
           const e = nl.parseError(m);
-          if (e.errno === 19) return undefined;
-          throw new SysError(`look up ${name}`, e.errno, e.message);
+          if (e.errno === ENODEV) return undefined;
+          throw sysError(`look up ${name}`, e.errno, { detail: e.message });
         }
       }
     }

@@ -2,10 +2,11 @@
 // else", PLATFORM.md section 4). Runs before anything else in main.
 import fs from 'node:fs';
 import sea from 'node:sea';
-import { libc } from '@nsbox/shared/libc';
+import { errno, libc } from '@nsbox/shared/libc';
 import { NETSETUP_PATH } from '@nsbox/shared/protocol';
 import { AT_SECURE, F_SETFD, PR_SET_DUMPABLE } from '@nsbox/shared/syscalls';
-import { EXIT, NetsetupError } from './errors.ts';
+import { NsboxError, sysError } from '@nsbox/shared/error';
+import { EXIT } from './exit.ts';
 import { mark } from './timing.ts';
 
 /** The whole environment of netsetup after sanitising, and of every child. */
@@ -64,7 +65,8 @@ function reexec(): never {
   // Node marks stdin/stdout/stderr close-on-exec at startup (PLATFORM.md 2.7).
   for (const fd of [0, 1, 2]) libc().fcntl(fd, F_SETFD, 'int', 0);
   libc().execve('/proc/self/exe', ['netsetup', ...args, null], [...env, null]);
-  process.stderr.write('netsetup: re-execute with a clean environment: execve failed. Check the installation\n');
+  const failed = sysError('re-execute with a clean environment', errno(), { todo: 'Check the installation' });
+  process.stderr.write(`${failed.line('netsetup')}\n`);
   process.exit(EXIT.CONFIG);
 }
 
@@ -73,19 +75,14 @@ function reexec(): never {
 export function checkInstall(): void {
   if (process.geteuid!() !== 0) {
     const capEff = /^CapEff:\s+([0-9a-f]+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0';
-    throw new NetsetupError(
-      EXIT.CONFIG,
-      'installation',
-      BigInt(`0x${capEff}`) !== 0n ? 'netsetup runs with file capabilities instead of setuid root' : 'netsetup is not running as root (not installed setuid root)',
-      'Install it with scripts/install.sh (owner root, mode 4755)',
-    );
+    throw new NsboxError({ exit: EXIT.CONFIG, what: 'installation', why: BigInt(`0x${capEff}`) !== 0n ? 'netsetup runs with file capabilities instead of setuid root' : 'netsetup is not running as root (not installed setuid root)', todo: 'Install it with scripts/install.sh (owner root, mode 4755)' });
   }
   const exe = fs.statSync('/proc/self/exe');
   if (exe.uid !== 0 || (exe.mode & 0o022) !== 0) {
-    throw new NetsetupError(EXIT.CONFIG, 'installation', `the netsetup binary is ${exe.uid !== 0 ? `owned by uid ${exe.uid}` : 'writable by group or others'}`, 'Reinstall it owned by root, mode 4755');
+    throw new NsboxError({ exit: EXIT.CONFIG, what: 'installation', why: `the netsetup binary is ${exe.uid !== 0 ? `owned by uid ${exe.uid}` : 'writable by group or others'}`, todo: 'Reinstall it owned by root, mode 4755' });
   }
   const map = fs.readFileSync('/proc/self/uid_map', 'utf8').trim().split(/\s+/);
   if (map.join(' ') !== '0 0 4294967295') {
-    throw new NetsetupError(EXIT.CONFIG, 'installation', 'netsetup is not running in the initial user namespace', 'Run it from the host, not from inside a container');
+    throw new NsboxError({ exit: EXIT.CONFIG, what: 'installation', why: 'netsetup is not running in the initial user namespace', todo: 'Run it from the host, not from inside a container' });
   }
 }

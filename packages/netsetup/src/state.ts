@@ -5,9 +5,10 @@
 import { sleepSync } from '@nsbox/shared/sleep';
 import fs from 'node:fs';
 import { libc, errno } from '@nsbox/shared/libc';
-import { describeErrno, ENOENT } from '@nsbox/shared/errno';
+import { describeErrno, EAGAIN, ENOENT } from '@nsbox/shared/errno';
 import { AT_FDCWD, LOCK_EX, LOCK_NB } from '@nsbox/shared/syscalls';
-import { EXIT, NetsetupError, SysError } from './errors.ts';
+import { NsboxError, sysError } from '@nsbox/shared/error';
+import { EXIT } from './exit.ts';
 import { parseLeaseFile, type Lease } from './leases.ts';
 import { untrusted } from './trust.ts';
 
@@ -32,22 +33,22 @@ export class State {
     try {
       fd = fs.openSync(lockPath, O_RDWR | O_CREAT | O_NOFOLLOW, 0o600);
     } catch (err) {
-      throw new NetsetupError(EXIT.CONFIG, `state lock ${lockPath}`, `cannot open it (${(err as NodeJS.ErrnoException).code})`, 'Remove it as root (netsetup teardown)');
+      throw new NsboxError({ exit: EXIT.CONFIG, what: `state lock ${lockPath}`, why: `cannot open it (${(err as NodeJS.ErrnoException).code})`, todo: 'Remove it as root (netsetup teardown)' });
     }
     const st = fs.fstatSync(fd);
     if (!st.isFile() || st.uid !== 0) {
       fs.closeSync(fd);
-      throw new NetsetupError(EXIT.CONFIG, `state lock ${lockPath}`, 'is not a root-owned regular file', 'Remove it as root');
+      throw new NsboxError({ exit: EXIT.CONFIG, what: `state lock ${lockPath}`, why: 'is not a root-owned regular file', todo: 'Remove it as root' });
     }
     const c = libc();
     const deadline = Date.now() + LOCK_WAIT_MS;
     for (let delay = 1; ; delay = Math.min(delay * 2, 5)) {
       if (c.flock(fd, LOCK_EX | LOCK_NB) === 0) break;
       const e = errno();
-      if (e !== 11) throw new SysError(`lock ${lockPath}`, e);
+      if (e !== EAGAIN) throw sysError(`lock ${lockPath}`, e);
       if (Date.now() > deadline) {
         fs.closeSync(fd);
-        throw new NetsetupError(EXIT.BUSY, `lock ${lockPath}`, `another netsetup has held it for ${LOCK_WAIT_MS / 1000} s`, 'Try again; if it persists, look for a stopped netsetup process');
+        throw new NsboxError({ exit: EXIT.BUSY, what: `lock ${lockPath}`, why: `another netsetup has held it for ${LOCK_WAIT_MS / 1000} s`, todo: 'Try again; if it persists, look for a stopped netsetup process' });
       }
       sleepSync(delay);
     }
@@ -65,15 +66,15 @@ export class State {
       fd = fs.openSync(file, O_RDONLY | O_NOFOLLOW);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw new NetsetupError(EXIT.CONFIG, `state file ${file}`, `cannot open it (${(err as NodeJS.ErrnoException).code})`, 'Remove it as root (netsetup teardown)');
+      throw new NsboxError({ exit: EXIT.CONFIG, what: `state file ${file}`, why: `cannot open it (${(err as NodeJS.ErrnoException).code})`, todo: 'Remove it as root (netsetup teardown)' });
     }
     try {
       const st = fs.fstatSync(fd);
-      if (!st.isFile() || st.uid !== 0) throw new NetsetupError(EXIT.CONFIG, `state file ${file}`, 'is not a root-owned regular file', 'Remove it as root');
+      if (!st.isFile() || st.uid !== 0) throw new NsboxError({ exit: EXIT.CONFIG, what: `state file ${file}`, why: 'is not a root-owned regular file', todo: 'Remove it as root' });
       return parseLeaseFile(fs.readFileSync(fd, 'utf8')).leases;
     } catch (err) {
-      if (err instanceof NetsetupError) throw err;
-      throw new NetsetupError(EXIT.CONFIG, `state file ${file}`, `cannot be read (${(err as Error).message})`, 'Run netsetup teardown as root');
+      if (err instanceof NsboxError) throw err;
+      throw new NsboxError({ exit: EXIT.CONFIG, what: `state file ${file}`, why: `cannot be read (${(err as Error).message})`, todo: 'Run netsetup teardown as root' });
     } finally {
       fs.closeSync(fd);
     }
@@ -104,7 +105,7 @@ export class State {
         fs.renameSync(tmp, file);
       }
     } catch (err) {
-      throw new NetsetupError(EXIT.SYSTEM, `write state file ${file}`, (err as Error).message, 'Check free space on the state filesystem');
+      throw new NsboxError({ exit: EXIT.SYSTEM, what: `write state file ${file}`, why: (err as Error).message, todo: 'Check free space on the state filesystem' });
     }
   }
 
@@ -130,18 +131,13 @@ function ensureDir(dir: string): void {
       fs.mkdirSync(dir, { mode: 0o700 });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new NetsetupError(EXIT.CONFIG, `state directory ${dir}`, `cannot create it (${(err as NodeJS.ErrnoException).code})`, 'Check the stateDir setting and that its parent exists');
+        throw new NsboxError({ exit: EXIT.CONFIG, what: `state directory ${dir}`, why: `cannot create it (${(err as NodeJS.ErrnoException).code})`, todo: 'Check the stateDir setting and that its parent exists' });
       }
     }
   }
   const problem = untrusted(dir, 'directory');
   const st = fs.lstatSync(dir);
   if (problem || (st.mode & 0o077) !== 0) {
-    throw new NetsetupError(
-      EXIT.CONFIG,
-      `state directory ${dir}`,
-      `refusing to use it: ${problem ? `${problem.path === dir ? 'it' : problem.path} ${problem.why}` : `its mode is ${(st.mode & 0o7777).toString(8)}, not 700`}`,
-      'Remove it (netsetup creates it root-owned, mode 700) or set stateDir to a root-only location',
-    );
+    throw new NsboxError({ exit: EXIT.CONFIG, what: `state directory ${dir}`, why: `refusing to use it: ${problem ? `${problem.path === dir ? 'it' : problem.path} ${problem.why}` : `its mode is ${(st.mode & 0o7777).toString(8)}, not 700`}`, todo: 'Remove it (netsetup creates it root-owned, mode 700) or set stateDir to a root-only location' });
   }
 }

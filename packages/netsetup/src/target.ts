@@ -5,7 +5,8 @@
 import fs from 'node:fs';
 import { libc, errno } from '@nsbox/shared/libc';
 import { currentArch, NS_GET_OWNER_UID, NS_GET_USERNS, SYSCALLS, SYS_pidfd_send_signal } from '@nsbox/shared/syscalls';
-import { EXIT, NetsetupError } from './errors.ts';
+import { NsboxError } from '@nsbox/shared/error';
+import { EXIT } from './exit.ts';
 
 export interface Target {
   pid: number;
@@ -16,13 +17,8 @@ export interface Target {
   close(): void;
 }
 
-export const notYours = (pid: number): NetsetupError =>
-  new NetsetupError(
-    EXIT.DENIED,
-    `pid ${pid}`,
-    'no such process of yours in a network namespace of your own',
-    'Give the pid of a process you started in its own user and network namespace (e.g. unshare -Urn)',
-  );
+export const notYours = (pid: number): NsboxError =>
+  new NsboxError({ exit: EXIT.DENIED, what: `pid ${pid}`, why: 'no such process of yours in a network namespace of your own', todo: 'Give the pid of a process you started in its own user and network namespace (e.g. unshare -Urn)' });
 
 function pidfdAlive(pidfd: number): boolean {
   return Number(libc().syscall(SYS_pidfd_send_signal, 'int', pidfd, 'int', 0, 'void *', null, 'unsigned int', 0)) === 0;
@@ -55,12 +51,7 @@ export function pin(pid: number, callerUid: number, homeNetns: fs.Stats): Target
 
     const ns = fs.fstatSync(netnsFd);
     if (ns.ino === homeNetns.ino && ns.dev === homeNetns.dev) {
-      throw new NetsetupError(
-        EXIT.DENIED,
-        `pid ${pid}`,
-        "it is in the host's network namespace",
-        'Start the process in its own user and network namespace (e.g. unshare -Urn) and give that pid',
-      );
+      throw new NsboxError({ exit: EXIT.DENIED, what: `pid ${pid}`, why: "it is in the host's network namespace", todo: 'Start the process in its own user and network namespace (e.g. unshare -Urn) and give that pid' });
     }
     if (callerUid !== 0) {
       usernsFd = Number(c.ioctl(netnsFd, NS_GET_USERNS));

@@ -4,7 +4,8 @@
 // else can rename or remove root's entries in it).
 import fs from 'node:fs';
 import path from 'node:path';
-import { EXIT, NetsetupError } from './errors.ts';
+import { NsboxError } from '@nsbox/shared/error';
+import { EXIT } from './exit.ts';
 
 export interface TrustProblem {
   path: string;
@@ -40,11 +41,6 @@ export function untrusted(file: string, kind: 'file' | 'directory'): TrustProble
 export function requireTrusted(file: string, kind: 'file' | 'directory', what: string): void {
   const p = untrusted(file, kind);
   if (p) {
-    throw new NetsetupError(
-      EXIT.CONFIG,
-      `${what} ${file}`,
-      `refusing to trust it: ${p.path === file ? 'it' : `directory ${p.path}`} ${p.why}`,
-      'Every directory on the path and the file itself must be owned by root and not writable by group or others (chown root:root; chmod go-w)',
-    );
+    throw new NsboxError({ exit: EXIT.CONFIG, what: `${what} ${file}`, why: `refusing to trust it: ${p.path === file ? 'it' : `directory ${p.path}`} ${p.why}`, todo: 'Every directory on the path and the file itself must be owned by root and not writable by group or others (chown root:root; chmod go-w)' });
   }
 }
