@@ -1,10 +1,10 @@
 import test from 'ava';
-import { parseConfig } from '../../packages/netsetup/src/config.ts';
+import { parseConfig } from '../../packages/netsetup/src/policy/config.ts';
 import { NsboxError } from '../../packages/shared/src/error.ts';
 import { EXIT } from '../../packages/netsetup/src/exit.ts';
-import { addLeaseScript, dropLeasesScript, restoreScript } from '../../packages/netsetup/src/firewall.ts';
-import { admit, isoTime, partition, type Lease } from '../../packages/netsetup/src/leases.ts';
-import { parsePid } from '../../packages/netsetup/src/target.ts';
+import { addLeaseScript, dropLeasesScript, restoreScript } from '../../packages/netsetup/src/policy/firewall.ts';
+import { admit, isoTime, partition, type Lease } from '../../packages/netsetup/src/policy/leases.ts';
+import { parsePid } from '../../packages/netsetup/src/kernel/target.ts';
 
 const config = parseConfig(
   JSON.stringify({ networks: [{ name: 'n', bridge: 'nstest0', subnet: '10.231.0.0/24', quota: { users: { '1000': 2, '*': 1 }, groups: { '500': 3 } } }] }),

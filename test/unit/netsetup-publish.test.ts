@@ -1,12 +1,12 @@
 import test from 'ava';
 import { parsePublish } from '../../packages/shared/src/publish.ts';
-import { DEFAULT_CONFIG_TEXT, parseConfig } from '../../packages/netsetup/src/config.ts';
+import { DEFAULT_CONFIG_TEXT, parseConfig } from '../../packages/netsetup/src/policy/config.ts';
 import { NsboxError } from '../../packages/shared/src/error.ts';
 import { EXIT } from '../../packages/netsetup/src/exit.ts';
-import { addLeaseScript, dropLeasesScript, restoreScript } from '../../packages/netsetup/src/firewall.ts';
-import type { Lease } from '../../packages/netsetup/src/leases.ts';
-import { admitPublish, type HostFacts } from '../../packages/netsetup/src/publishing.ts';
-import { parseProcNet } from '../../packages/netsetup/src/sockets.ts';
+import { addLeaseScript, dropLeasesScript, restoreScript } from '../../packages/netsetup/src/policy/firewall.ts';
+import type { Lease } from '../../packages/netsetup/src/policy/leases.ts';
+import { admitPublish, type HostFacts } from '../../packages/netsetup/src/policy/publishing.ts';
+import { parseProcNet } from '../../packages/netsetup/src/kernel/sockets.ts';
 
 const config = parseConfig(JSON.stringify({ networks: [{ name: 'n', bridge: 'nstest0', subnet: '10.231.0.0/24', publish: { minPort: 2000, maxPerLease: 3 } }] }), 'test');
 const net = config.networks[0]!;

@@ -9,13 +9,13 @@ import { currentArch, SYSCALLS } from '@nsbox/shared/syscalls';
 import { formatAnswer, releasingLine } from '@nsbox/shared/protocol';
 import { formatPublish, parsePublish, PublishSyntaxError, PUBLISH_SYNTAX, type PublishSpec } from '@nsbox/shared/publish';
 import * as actions from './actions.ts';
-import { DEFAULT_CONFIG_TEXT, findNetwork, type Config, type Network } from './config.ts';
+import { DEFAULT_CONFIG_TEXT, findNetwork, type Config, type Network } from './policy/config.ts';
 import { NsboxError } from '@nsbox/shared/error';
 import { EXIT } from './exit.ts';
-import { LEASE_ID, type Caller, type Lease } from './leases.ts';
-import { loadConfig } from './locate.ts';
-import { checkInstall, type Privilege } from './secure.ts';
-import { parsePid } from './target.ts';
+import { LEASE_ID, type Caller, type Lease } from './policy/leases.ts';
+import { loadConfig } from './setuid/locate.ts';
+import { checkInstall, type Privilege } from './setuid/secure.ts';
+import { parsePid } from './kernel/target.ts';
 import { mark } from './timing.ts';
 
 export const HELP = `Usage: netsetup --pid PID [--network NAME] [--json] [--hold] [--publish SPEC]...

@@ -4,7 +4,7 @@ import { sleepSync } from '@nsbox/shared/sleep';
 import fs from 'node:fs';
 import { NsboxError } from '@nsbox/shared/error';
 import { EXIT } from './exit.ts';
-import { harden } from './secure.ts';
+import { harden } from './setuid/secure.ts';
 import { parseArgs, run } from './cli.ts';
 import { libc } from '@nsbox/shared/libc';
 import { mark, report } from './timing.ts';

@@ -5,13 +5,7 @@
 // little-endian on every platform nsbox supports (x86_64, arm64).
 import fs from 'node:fs';
 import type { Protocol } from '@nsbox/shared/publish';
-
-export interface BoundSocket {
-  protocol: Protocol;
-  /** The IPv4 address it receives on; 0.0.0.0 for a wildcard (IPv4 or dual-stack IPv6). */
-  address: string;
-  port: number;
-}
+import type { BoundSocket } from '../policy/publishing.ts';
 
 const TCP_LISTEN = 0x0a;
 /** An unconnected UDP socket (TCP_CLOSE): it receives from anyone. */

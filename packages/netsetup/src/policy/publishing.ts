@@ -4,12 +4,19 @@
 // that says which port is refused and what to do. Checked before anything is
 // created, so a refused request leaves no lease, veth or rule behind.
 // The rules that do the publishing are in firewall.ts.
-import { ANY_ADDRESS, formatPublish, type PublishSpec } from '@nsbox/shared/publish';
+import { ANY_ADDRESS, formatPublish, type Protocol, type PublishSpec } from '@nsbox/shared/publish';
 import type { Network } from './config.ts';
 import { NsboxError } from '@nsbox/shared/error';
-import { EXIT } from './exit.ts';
+import { EXIT } from '../exit.ts';
 import type { Caller, Lease } from './leases.ts';
-import type { BoundSocket } from './sockets.ts';
+
+/** A socket bound on the host (kernel/sockets.ts reads them). */
+export interface BoundSocket {
+  protocol: Protocol;
+  /** The IPv4 address it receives on; 0.0.0.0 for a wildcard (IPv4 or dual-stack IPv6). */
+  address: string;
+  port: number;
+}
 
 export interface HostFacts {
   /** IPv4 addresses on the host's interfaces. */

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import { libc, errno } from '@nsbox/shared/libc';
 import { currentArch, NS_GET_OWNER_UID, NS_GET_USERNS, SYSCALLS, SYS_pidfd_send_signal } from '@nsbox/shared/syscalls';
 import { NsboxError } from '@nsbox/shared/error';
-import { EXIT } from './exit.ts';
+import { EXIT } from '../exit.ts';
 
 export interface Target {
   pid: number;

@@ -3,7 +3,7 @@
 import type { PublishSpec } from '@nsbox/shared/publish';
 import type { Network } from './config.ts';
 import { NsboxError } from '@nsbox/shared/error';
-import { EXIT } from './exit.ts';
+import { EXIT } from '../exit.ts';
 
 export interface Lease {
   /** 8 lowercase hex digits; also names the host veth ("nsb" + id). */

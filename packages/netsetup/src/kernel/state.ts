@@ -8,9 +8,9 @@ import { libc, errno } from '@nsbox/shared/libc';
 import { describeErrno, EAGAIN, ENOENT } from '@nsbox/shared/errno';
 import { AT_FDCWD, LOCK_EX, LOCK_NB } from '@nsbox/shared/syscalls';
 import { NsboxError, sysError } from '@nsbox/shared/error';
-import { EXIT } from './exit.ts';
-import { parseLeaseFile, type Lease } from './leases.ts';
-import { untrusted } from './trust.ts';
+import { EXIT } from '../exit.ts';
+import { parseLeaseFile, type Lease } from '../policy/leases.ts';
+import { untrusted } from '../setuid/trust.ts';
 
 const LOCK_WAIT_MS = 20_000;
 const RENAME_EXCHANGE = 2;

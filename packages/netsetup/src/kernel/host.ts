@@ -3,10 +3,10 @@
 import fs from 'node:fs';
 import { EEXIST } from '@nsbox/shared/errno';
 import * as nl from '@nsbox/shared/netlink';
-import { overlaps, type Network } from './config.ts';
+import { overlaps, type Network } from '../policy/config.ts';
 import { NsboxError, sysError } from '@nsbox/shared/error';
-import { EXIT } from './exit.ts';
-import { broadcastOf } from './ipam.ts';
+import { EXIT } from '../exit.ts';
+import { broadcastOf } from '../policy/ipam.ts';
 import { randomBytes } from './random.ts';
 import type { Rtnl } from './rtnl.ts';
 

@@ -5,7 +5,7 @@
 // root-owned and not writable by others.
 import fs from 'node:fs';
 import path from 'node:path';
-import { DEFAULT_CONFIG_TEXT, parseConfig, type Config } from './config.ts';
+import { DEFAULT_CONFIG_TEXT, parseConfig, type Config } from '../policy/config.ts';
 import { requireTrusted } from './trust.ts';
 
 export const SYSTEM_CONFIG = '/etc/nsbox/netsetup.conf';

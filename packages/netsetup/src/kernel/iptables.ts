@@ -1,14 +1,14 @@
 // Runs iptables: by absolute path, never through a shell, with a fixed argument
 // list, a fixed environment and -w. The rules themselves come from firewall.ts.
 import fs from 'node:fs';
-import type { Backend, Network } from './config.ts';
+import type { Backend, Network } from '../policy/config.ts';
 import { NsboxError } from '@nsbox/shared/error';
-import { EXIT } from './exit.ts';
-import { addLeaseScript, dnatChain, dropLeasesScript, fwdChain, jumps, natChain, restoreScript } from './firewall.ts';
-import type { Lease } from './leases.ts';
-import { FIXED_ENV } from './secure.ts';
+import { EXIT } from '../exit.ts';
+import { addLeaseScript, dnatChain, dropLeasesScript, fwdChain, jumps, natChain, restoreScript } from '../policy/firewall.ts';
+import type { Lease } from '../policy/leases.ts';
+import { FIXED_ENV } from '../setuid/secure.ts';
 import { start, type Child, type Outcome } from '@nsbox/shared/spawn';
-import { untrusted } from './trust.ts';
+import { untrusted } from '../setuid/trust.ts';
 
 const NAMES: Record<Backend, { iptables: string; restore: string }> = {
   auto: { iptables: 'iptables', restore: 'iptables-restore' },

@@ -6,8 +6,8 @@ import { errno, libc } from '@nsbox/shared/libc';
 import { NETSETUP_PATH } from '@nsbox/shared/protocol';
 import { AT_SECURE, F_SETFD, PR_SET_DUMPABLE } from '@nsbox/shared/syscalls';
 import { NsboxError, sysError } from '@nsbox/shared/error';
-import { EXIT } from './exit.ts';
-import { mark } from './timing.ts';
+import { EXIT } from '../exit.ts';
+import { mark } from '../timing.ts';
 
 /** The whole environment of netsetup after sanitising, and of every child. */
 export const FIXED_ENV: Record<string, string> = { PATH: NETSETUP_PATH, LC_ALL: 'C' };

@@ -3,7 +3,7 @@
 // trusted is trust.ts's job). The format is JSON; unknown keys are errors so a
 // typo never silently weakens a limit.
 import { NsboxError } from '@nsbox/shared/error';
-import { EXIT } from './exit.ts';
+import { EXIT } from '../exit.ts';
 import { ipv4ToInt, intToIpv4, isIPv4, isIPv6 } from './ipam.ts';
 
 export type Backend = 'auto' | 'nft' | 'legacy';

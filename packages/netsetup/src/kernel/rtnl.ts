@@ -7,7 +7,7 @@ import * as nl from '@nsbox/shared/netlink';
 import { libc, errno } from '@nsbox/shared/libc';
 import { CLONE_NEWNET, NETLINK_EXT_ACK, SOCK_CLOEXEC, SOCK_RAW, SOL_NETLINK } from '@nsbox/shared/syscalls';
 import { sysError } from '@nsbox/shared/error';
-import { EXIT } from './exit.ts';
+import { EXIT } from '../exit.ts';
 
 const RECV_SIZE = 64 * 1024;
 
