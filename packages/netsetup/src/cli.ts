@@ -8,7 +8,11 @@ import { libc } from '@nsbox/shared/libc';
 import { currentArch, SYSCALLS } from '@nsbox/shared/syscalls';
 import { formatAnswer, releasingLine } from '@nsbox/shared/protocol';
 import { formatPublish, parsePublish, PublishSyntaxError, PUBLISH_SYNTAX, type PublishSpec } from '@nsbox/shared/publish';
-import * as actions from './actions.ts';
+import { connect } from './connect.ts';
+import { list } from './list.ts';
+import { release, releaseHeld } from './release.ts';
+import { setupHost } from './setup-host.ts';
+import { teardown } from './teardown.ts';
 import { DEFAULT_CONFIG_TEXT, findNetwork, type Config, type Network } from './policy/config.ts';
 import { NsboxError } from '@nsbox/shared/error';
 import { EXIT } from './exit.ts';
@@ -257,7 +261,7 @@ export function run(inv: Invocation, priv: Privilege): Outcome {
       const net = network(config, inv.network);
       const pid = inv.pid === 'stdin' ? readPid(0) : inv.pid;
       if (pid === undefined) return text('');
-      const c = actions.connect(config, net, caller, pid, inv.publish);
+      const c = connect(config, net, caller, pid, inv.publish);
       const line = formatAnswer(c, inv.json);
       if (!inv.hold) return text(line);
       return {
@@ -274,16 +278,16 @@ export function run(inv: Invocation, priv: Privilege): Outcome {
             }
             detachStderr();
           };
-          actions.releaseHeld(config, caller, c.lease, releasing);
+          releaseHeld(config, caller, c.lease, releasing);
         },
       };
     }
     case 'release': {
-      const gone = actions.release(configFor(inv.config).config, caller, inv.by);
+      const gone = release(configFor(inv.config).config, caller, inv.by);
       return text(inv.json ? `${JSON.stringify(gone)}\n` : gone.map((l) => `released ${l.id} (${l.address}, ${l.hostVeth})\n`).join(''));
     }
     case 'list': {
-      const leases = actions.list(configFor(inv.config).config, caller);
+      const leases = list(configFor(inv.config).config, caller);
       return text(inv.json ? `${JSON.stringify(leases)}\n` : leases.map(leaseLine).join(''));
     }
     case 'check': {
@@ -298,14 +302,14 @@ export function run(inv: Invocation, priv: Privilege): Outcome {
       rootOnly('setup-host');
       const { config } = configFor(inv.config);
       const nets = inv.network !== undefined ? [network(config, inv.network)] : config.networks;
-      actions.setupHost(config, nets);
+      setupHost(config, nets);
       return text(`host side ready: ${nets.map((n) => `${n.bridge} ${n.gateway}/${n.prefix}`).join(', ')}\n`);
     }
     case 'teardown': {
       rootOnly('teardown');
       const { config } = configFor(inv.config);
       const nets = inv.network !== undefined ? [network(config, inv.network)] : config.networks;
-      const n = actions.teardown(config, nets);
+      const n = teardown(config, nets);
       return text(`removed ${nets.map((x) => x.bridge).join(', ')} and ${n} lease(s)\n`);
     }
   }

@@ -25,9 +25,8 @@ export class State {
     this.lockFd = lockFd;
   }
 
-  /** Makes sure the state directory is sound and takes the lock. */
+  /** Takes the lock; the directory must have passed ensureDir(). */
   static lock(dir: string): State {
-    ensureDir(dir);
     const lockPath = `${dir}/lock`;
     let fd: number;
     try {
@@ -125,7 +124,8 @@ export class State {
   }
 }
 
-function ensureDir(dir: string): void {
+/** Makes sure the state directory exists and is root's alone (0700, on a trusted path). */
+export function ensureDir(dir: string): void {
   if (fs.lstatSync(dir, { throwIfNoEntry: false }) === undefined) {
     try {
       fs.mkdirSync(dir, { mode: 0o700 });
