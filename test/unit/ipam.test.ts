@@ -1,5 +1,6 @@
 import test from 'ava';
-import { allocate, broadcastOf, capacity, intToIpv4, ipv4ToInt } from '../../packages/netsetup/src/policy/ipam.ts';
+import { allocate, broadcastOf, capacity } from '../../packages/netsetup/src/policy/ipam.ts';
+import { intToIpv4, ipv4ToInt } from '../../packages/shared/src/ipv4.ts';
 
 const net = { subnet: '10.231.0.0/24', gateway: '10.231.0.1' };
 

@@ -1,5 +1,6 @@
 import test from 'ava';
 import * as nl from '../../packages/shared/src/netlink.ts';
+import { bytesToIpv4, ipv4Bytes } from '../../packages/shared/src/ipv4.ts';
 
 test('attributes are padded to 4 bytes and carry their unpadded length', (t) => {
   const a = nl.attrStr(nl.IFLA_IFNAME, 'eth0');
@@ -53,7 +54,7 @@ test('address and route requests encode IPv4 and the interface', (t) => {
   const addr = nl.parseAddress(a.payload);
   t.deepEqual(addr, { family: nl.AF_INET, prefixlen: 24, index: 5, address: '10.231.0.2' });
   const bcast = nl.parseAttrs(a.payload.subarray(nl.IFADDRMSG_LEN)).find((x) => x.type === nl.IFA_BROADCAST)!;
-  t.is(nl.ipv4String(bcast.value), '10.231.0.255');
+  t.is(bytesToIpv4(bcast.value), '10.231.0.255');
 
   const r = nl.parseMessages(nl.newDefaultRoute(2, 5, '10.231.0.1'))[0]!;
   t.is(r.type, nl.RTM_NEWROUTE);
@@ -96,8 +97,8 @@ test('malformed input is rejected, not misread', (t) => {
   const a = nl.attrU32(1, 5);
   a.writeUInt16LE(2, 0);
   t.throws(() => nl.parseAttrs(a), { message: /malformed/ });
-  t.throws(() => nl.ipv4Bytes('10.0.0'), { message: /IPv4/ });
-  t.throws(() => nl.ipv4Bytes('10.0.0.256'));
+  t.throws(() => ipv4Bytes('10.0.0'), { message: /IPv4/ });
+  t.throws(() => ipv4Bytes('10.0.0.256'));
   t.throws(() => nl.macBytes('fe:01:02:03:04'));
 });
 

@@ -1,7 +1,7 @@
 import test from 'ava';
-import { DEFAULT_CONFIG_TEXT, overlaps, parseConfig } from '../../packages/netsetup/src/policy/config.ts';
+import { DEFAULT_CONFIG_TEXT, parseConfig } from '../../packages/netsetup/src/policy/config.ts';
 import { configCandidates } from '../../packages/netsetup/src/setuid/locate.ts';
-import { isIPv4, isIPv6 } from '../../packages/netsetup/src/policy/ipam.ts';
+import { isIPv4, isIPv6, overlaps } from '../../packages/shared/src/ipv4.ts';
 import { NsboxError } from '../../packages/shared/src/error.ts';
 import { EXIT } from '../../packages/netsetup/src/exit.ts';
 

@@ -3,7 +3,8 @@
 import fs from 'node:fs';
 import { EEXIST } from '@nsbox/shared/errno';
 import * as nl from '@nsbox/shared/netlink';
-import { overlaps, type Network } from '../policy/config.ts';
+import { overlaps } from '@nsbox/shared/ipv4';
+import type { Network } from '../policy/config.ts';
 import { NsboxError, sysError } from '@nsbox/shared/error';
 import { EXIT } from '../exit.ts';
 import { broadcastOf } from '../policy/ipam.ts';

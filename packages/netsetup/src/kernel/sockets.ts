@@ -4,6 +4,7 @@
 // Addresses in those files are raw words in the host's byte order, which is
 // little-endian on every platform nsbox supports (x86_64, arm64).
 import fs from 'node:fs';
+import { bytesToIpv4 } from '@nsbox/shared/ipv4';
 import type { Protocol } from '@nsbox/shared/publish';
 import type { BoundSocket } from '../policy/publishing.ts';
 
@@ -29,7 +30,7 @@ export function parseProcNet(text: string, protocol: Protocol): BoundSocket[] {
     else if (bytes.every((b) => b === 0)) v4 = Buffer.alloc(4);
     else if (bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) v4 = bytes.subarray(12);
     if (!v4) continue;
-    out.push({ protocol, address: Array.from(v4).join('.'), port: parseInt(portHex, 16) });
+    out.push({ protocol, address: bytesToIpv4(v4), port: parseInt(portHex, 16) });
   }
   return out;
 }

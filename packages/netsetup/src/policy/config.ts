@@ -4,7 +4,7 @@
 // typo never silently weakens a limit.
 import { NsboxError } from '@nsbox/shared/error';
 import { EXIT } from '../exit.ts';
-import { ipv4ToInt, intToIpv4, isIPv4, isIPv6 } from './ipam.ts';
+import { cidrRange, intToIpv4, ipv4ToInt, isIPv4, isIPv6, overlaps } from '@nsbox/shared/ipv4';
 
 export type Backend = 'auto' | 'nft' | 'legacy';
 
@@ -121,19 +121,16 @@ function parseNetwork(source: string, where: string, n: unknown): Network {
   if (typeof n.subnet !== 'string' || !/^[^/]+\/(0|[1-9][0-9]?)$/.test(n.subnet) || !isIPv4(n.subnet.split('/')[0]!) || Number(n.subnet.split('/')[1]) > 32) {
     throw configError(source, `${where}.subnet must be an IPv4 CIDR such as 10.200.200.0/24`);
   }
-  const [base, lenText] = n.subnet.split('/') as [string, string];
-  const prefix = Number(lenText);
+  const prefix = Number(n.subnet.split('/')[1]);
   if (prefix < 8 || prefix > 29) throw configError(source, `${where}.subnet: the prefix length must be between 8 and 29`);
-  const mask = prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0;
-  const network = (ipv4ToInt(base) & mask) >>> 0;
-  const broadcast = (network | (~mask >>> 0)) >>> 0;
+  const { network, broadcast } = cidrRange(n.subnet);
   const subnet = `${intToIpv4(network)}/${prefix}`;
   const gatewayText = n.gateway ?? intToIpv4(network + 1);
   if (typeof gatewayText !== 'string' || !isIPv4(gatewayText)) {
     throw configError(source, `${where}.gateway must be an IPv4 address`);
   }
   const gw = ipv4ToInt(gatewayText);
-  if (gw <= network || gw >= broadcast || ((gw & mask) >>> 0) !== network) {
+  if (gw <= network || gw >= broadcast) {
     throw configError(source, `${where}.gateway must be a host address inside ${subnet}`);
   }
   const mtu = n.mtu ?? 1500;
@@ -191,20 +188,6 @@ function parseQuota(source: string, where: string, q: unknown): Quota {
     return out;
   };
   return { users: table('users'), groups: table('groups') };
-}
-
-/** Whether two canonical IPv4 CIDRs share any address. */
-export function overlaps(a: string, b: string): boolean {
-  const range = (c: string): [number, number] => {
-    const [base, len] = c.split('/') as [string, string];
-    const l = Number(len);
-    const mask = l === 0 ? 0 : (~0 << (32 - l)) >>> 0;
-    const start = (ipv4ToInt(base) & mask) >>> 0;
-    return [start, (start | (~mask >>> 0)) >>> 0];
-  };
-  const [as, ae] = range(a);
-  const [bs, be] = range(b);
-  return as <= be && bs <= ae;
 }
 
 export function findNetwork(config: Config, name: string | undefined): Network | undefined {
