@@ -13,10 +13,8 @@ export const NLMSG_ERROR = 2;
 export const NLMSG_DONE = 3;
 
 export const NLM_F_REQUEST = 0x1;
-export const NLM_F_MULTI = 0x2;
 export const NLM_F_ACK = 0x4;
 export const NLM_F_DUMP = 0x300;
-export const NLM_F_REPLACE = 0x100;
 export const NLM_F_EXCL = 0x200;
 export const NLM_F_CREATE = 0x400;
 
@@ -61,7 +59,6 @@ export const NETCONFA_IFINDEX_ALL = -1;
 export const RT_TABLE_MAIN = 254;
 export const RTPROT_BOOT = 3;
 export const RT_SCOPE_UNIVERSE = 0;
-export const RT_SCOPE_HOST = 254;
 export const RTN_UNICAST = 1;
 
 export const IFF_UP = 0x1;

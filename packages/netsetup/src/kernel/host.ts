@@ -62,6 +62,6 @@ export function ensureBridge(rtnl: Rtnl, net: Network, links?: nl.Link[]): nl.Li
 
 const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';
 
-export function enableForwarding(): void {
+function enableForwarding(): void {
   if (fs.readFileSync(IP_FORWARD, 'utf8').trim() !== '1') fs.writeFileSync(IP_FORWARD, '1\n');
 }

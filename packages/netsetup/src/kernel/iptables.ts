@@ -112,9 +112,8 @@ export function startLeaseRules(t: Tools, net: Network, lease: Lease, child?: Ch
   return change(t, net, addLeaseScript(net, lease), child);
 }
 
-/** Starts deleting the rules of `gone` (finish() with the network's remaining
- *  leases), with `child` from startRestore() if there is one. */
-export const startDropLeaseRules = (t: Tools, net: Network, gone: Lease[], child?: Child): RuleChange => change(t, net, dropLeasesScript(net, gone), child);
+/** Starts deleting the rules of `gone` (finish() with the network's remaining leases). */
+export const startDropLeaseRules = (t: Tools, net: Network, gone: Lease[]): RuleChange => change(t, net, dropLeasesScript(net, gone));
 
 /** Deletes the rules of `gone` without the fallback (for use outside the state
  *  lock, where a rebuild could race with other calls); false when it did not apply. */

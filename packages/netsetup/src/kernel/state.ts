@@ -14,7 +14,7 @@ import { untrusted } from '../setuid/trust.ts';
 
 const LOCK_WAIT_MS = 20_000;
 const RENAME_EXCHANGE = 2;
-const { O_RDWR, O_RDONLY, O_WRONLY, O_CREAT, O_TRUNC, O_NOFOLLOW } = fs.constants;
+const { O_RDWR, O_RDONLY, O_WRONLY, O_CREAT, O_NOFOLLOW } = fs.constants;
 
 export class State {
   dir: string;

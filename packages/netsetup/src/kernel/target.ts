@@ -3,7 +3,7 @@
 // and a use). "No such process" and "not yours" give the same error, so the
 // helper tells nobody anything about other users' processes.
 import fs from 'node:fs';
-import { libc, errno } from '@nsbox/shared/libc';
+import { libc } from '@nsbox/shared/libc';
 import { currentArch, NS_GET_OWNER_UID, NS_GET_USERNS, SYSCALLS, SYS_pidfd_send_signal } from '@nsbox/shared/syscalls';
 import { NsboxError } from '@nsbox/shared/error';
 import { EXIT } from '../exit.ts';
@@ -88,4 +88,3 @@ export function parsePid(text: string): number | undefined {
   const n = Number(text);
   return n <= 4194304 ? n : undefined;
 }
-void errno;

@@ -8,7 +8,7 @@ import { cidrRange, intToIpv4, ipv4ToInt, isIPv4, isIPv6, overlaps } from '@nsbo
 
 export type Backend = 'auto' | 'nft' | 'legacy';
 
-export interface Quota {
+interface Quota {
   /** uid (decimal) or "*" → maximum concurrent leases of that user. */
   users: Record<string, number>;
   /** gid (decimal) → maximum concurrent leases charged to that group. */
@@ -16,14 +16,14 @@ export interface Quota {
 }
 
 /** What non-root callers may publish on a network's host side (root: any port, any number). */
-export interface PublishPolicy {
+interface PublishPolicy {
   /** Lowest host port a non-root caller may publish. */
   minPort: number;
   /** Most ports one lease of a non-root caller may publish; 0 turns publishing off for them. */
   maxPerLease: number;
 }
 
-export const DEFAULT_PUBLISH: PublishPolicy = { minPort: 1024, maxPerLease: 16 };
+const DEFAULT_PUBLISH: PublishPolicy = { minPort: 1024, maxPerLease: 16 };
 
 export interface Network {
   name: string;

@@ -15,8 +15,8 @@ export const natChain = (net: Pick<Network, 'bridge'>): string => `NSBOX-POST-${
 export const fwdChain = (net: Pick<Network, 'bridge'>): string => `NSBOX-FWD-${net.bridge}`;
 /** Published ports: DNAT of new connections to the host's addresses (nat PREROUTING and OUTPUT). */
 export const dnatChain = (net: Pick<Network, 'bridge'>): string => `NSBOX-DNAT-${net.bridge}`;
-export const netTag = (net: Pick<Network, 'bridge'>): string => `nsbox:${net.bridge}`;
-export const leaseTag = (id: string): string => `nsbox:lease:${id}`;
+const netTag = (net: Pick<Network, 'bridge'>): string => `nsbox:${net.bridge}`;
+const leaseTag = (id: string): string => `nsbox:lease:${id}`;
 
 /** The jump rules from the built-in chains (without -A/-I/-D/-C). */
 export function jumps(net: Pick<Network, 'bridge'>): { table: 'nat' | 'filter'; chain: string; rule: string[] }[] {

@@ -28,13 +28,12 @@ export interface Lease {
   published: PublishSpec[];
 }
 
-export interface LeaseFile {
+interface LeaseFile {
   version: 1;
   leases: Lease[];
 }
 
-export const HOST_VETH_PREFIX = 'nsb';
-export const hostVethName = (id: string): string => `${HOST_VETH_PREFIX}${id}`;
+export const hostVethName = (id: string): string => `nsb${id}`;
 export const LEASE_ID = /^[0-9a-f]{8}$/;
 
 export interface Caller {
@@ -72,7 +71,7 @@ export interface Holder {
   start: number;
 }
 
-export interface HostLink {
+interface HostLink {
   index: number;
   name: string;
   kind?: string;

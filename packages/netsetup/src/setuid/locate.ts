@@ -8,7 +8,7 @@ import path from 'node:path';
 import { DEFAULT_CONFIG_TEXT, parseConfig, type Config } from '../policy/config.ts';
 import { requireTrusted } from './trust.ts';
 
-export const SYSTEM_CONFIG = '/etc/nsbox/netsetup.conf';
+const SYSTEM_CONFIG = '/etc/nsbox/netsetup.conf';
 
 export function configCandidates(exe: string): string[] {
   const dir = path.dirname(exe);
@@ -23,7 +23,7 @@ export function loadConfig(exe: string, override?: string): { config: Config; so
   for (const file of candidates) {
     if (!override && !exists(file)) continue;
     const real = fs.realpathSync.native(file);
-    requireTrusted(real, 'file', 'configuration');
+    requireTrusted(real);
     return { config: parseConfig(fs.readFileSync(real, 'utf8'), real), source: real };
   }
   return { config: parseConfig(DEFAULT_CONFIG_TEXT, '(built-in default)'), source: '(built-in default)' };

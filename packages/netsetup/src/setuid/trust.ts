@@ -7,7 +7,7 @@ import path from 'node:path';
 import { NsboxError } from '@nsbox/shared/error';
 import { EXIT } from '../exit.ts';
 
-export interface TrustProblem {
+interface TrustProblem {
   path: string;
   why: string;
 }
@@ -38,9 +38,10 @@ export function untrusted(file: string, kind: 'file' | 'directory'): TrustProble
   return undefined;
 }
 
-export function requireTrusted(file: string, kind: 'file' | 'directory', what: string): void {
-  const p = untrusted(file, kind);
+/** Refuses a configuration file that root cannot trust. */
+export function requireTrusted(file: string): void {
+  const p = untrusted(file, 'file');
   if (p) {
-    throw new NsboxError({ exit: EXIT.CONFIG, what: `${what} ${file}`, why: `refusing to trust it: ${p.path === file ? 'it' : `directory ${p.path}`} ${p.why}`, todo: 'Every directory on the path and the file itself must be owned by root and not writable by group or others (chown root:root; chmod go-w)' });
+    throw new NsboxError({ exit: EXIT.CONFIG, what: `configuration ${file}`, why: `refusing to trust it: ${p.path === file ? 'it' : `directory ${p.path}`} ${p.why}`, todo: 'Every directory on the path and the file itself must be owned by root and not writable by group or others (chown root:root; chmod go-w)' });
   }
 }
