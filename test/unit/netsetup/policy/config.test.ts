@@ -1,16 +1,20 @@
 import test from 'ava';
-import { DEFAULT_CONFIG_TEXT, parseConfig } from '../../packages/netsetup/src/policy/config.ts';
-import { configCandidates } from '../../packages/netsetup/src/setuid/locate.ts';
-import { isIPv4, isIPv6, overlaps } from '../../packages/shared/src/ipv4.ts';
-import { NsboxError } from '../../packages/shared/src/error.ts';
-import { EXIT } from '../../packages/netsetup/src/exit.ts';
+import { DEFAULT_CONFIG_TEXT, parseConfig } from '../../../../packages/netsetup/src/policy/config.ts';
+import { NsboxError } from '../../../../packages/shared/src/error.ts';
+import { EXIT } from '../../../../packages/netsetup/src/exit.ts';
 
 const base = { stateDir: '/run/x', networks: [{ bridge: 'nstest0', subnet: '10.231.0.0/24' }] };
+
 const parse = (o: unknown): ReturnType<typeof parseConfig> => parseConfig(JSON.stringify(o), 'test.conf');
+
 const refused = (t: import('ava').ExecutionContext, o: unknown, re: RegExp): void => {
   const err = t.throws(() => parse(o), { instanceOf: NsboxError, message: re }) as NsboxError;
   t.is(err.exit, EXIT.CONFIG);
 };
+
+const pubConfig = parseConfig(JSON.stringify({ networks: [{ name: 'n', bridge: 'nstest0', subnet: '10.231.0.0/24', publish: { minPort: 2000, maxPerLease: 3 } }] }), 'test');
+
+const pubNet = pubConfig.networks[0]!;
 
 test('the built-in default parses', (t) => {
   const c = parseConfig(DEFAULT_CONFIG_TEXT, 'default');
@@ -61,21 +65,22 @@ test('invalid configurations are refused with the reason', (t) => {
   refused(t, { networks: [{ bridge: 'a0', subnet: '10.231.0.0/24' }, { bridge: 'a1', subnet: '10.231.1.0/24' }] }, /named "default"/);
 });
 
-test('overlap of CIDRs', (t) => {
-  t.true(overlaps('10.0.0.0/8', '10.231.0.0/24'));
-  t.true(overlaps('10.231.0.0/24', '10.231.0.128/25'));
-  t.false(overlaps('10.231.0.0/24', '10.231.1.0/24'));
-  t.true(overlaps('0.0.0.0/0', '192.168.0.0/16'));
-});
-
-test('configuration is looked up next to the installed binary, then in /etc', (t) => {
-  t.deepEqual(configCandidates('/opt/nsbox/bin/netsetup'), ['/opt/nsbox/etc/nsbox/netsetup.conf', '/etc/nsbox/netsetup.conf']);
-  t.deepEqual(configCandidates('/opt/netsetup'), ['/etc/nsbox/netsetup.conf']);
-});
-
-test('addresses: IPv4 dotted quads and IPv6 text forms', (t) => {
-  for (const a of ['1.2.3.4', '0.0.0.0', '255.255.255.255']) t.true(isIPv4(a), a);
-  for (const a of ['1.2.3', '01.2.3.4', '256.1.1.1', '1.2.3.4.5', '', 'a.b.c.d', '1.2.3.-4']) t.false(isIPv4(a), a);
-  for (const a of ['::', '::1', '1::', 'fe80::1', '2001:db8::8a2e:370:7334', '1:2:3:4:5:6:7:8', '::ffff:1.2.3.4', '1:2:3:4:5:6:1.2.3.4']) t.true(isIPv6(a), a);
-  for (const a of ['', ':', ':::', '1:2:3:4:5:6:7:8:9', '1::2::3', '12345::', 'g::', '1.2.3.4::', '1:2:3:4:5:6:7:1.2.3.4', 'fe80::1%eth0', '1:2:3:4:5:6:7']) t.false(isIPv6(a), a);
+test('configuration: publish policy defaults, limits and unknown keys', (t) => {
+  const d = parseConfig(DEFAULT_CONFIG_TEXT, 'default').networks[0]!;
+  t.deepEqual(d.publish, { minPort: 1024, maxPerLease: 16 });
+  const implicit = parseConfig(JSON.stringify({ networks: [{ bridge: 'b', subnet: '10.231.0.0/24' }] }), 't').networks[0]!;
+  t.deepEqual(implicit.publish, { minPort: 1024, maxPerLease: 16 });
+  t.deepEqual(pubNet.publish, { minPort: 2000, maxPerLease: 3 });
+  const partial = parseConfig(JSON.stringify({ networks: [{ bridge: 'b', subnet: '10.231.0.0/24', publish: { minPort: 80 } }] }), 't').networks[0]!;
+  t.deepEqual(partial.publish, { minPort: 80, maxPerLease: 16 });
+  for (const [publish, re] of [
+    [{ minPort: 0 }, /publish\.minPort must be an integer from 1 to 65535/],
+    [{ minPort: 1024.5 }, /minPort/],
+    [{ maxPerLease: -1 }, /publish\.maxPerLease must be an integer from 0 to 65535/],
+    [{ ports: 1 }, /publish: unknown key "ports"/],
+    [[], /publish must be an object/],
+  ] as const) {
+    const err = t.throws(() => parseConfig(JSON.stringify({ networks: [{ bridge: 'b', subnet: '10.231.0.0/24', publish }] }), 't.conf'), { message: re }) as NsboxError;
+    t.is(err.exit, EXIT.CONFIG);
+  }
 });

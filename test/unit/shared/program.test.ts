@@ -1,5 +1,5 @@
 import test from 'ava';
-import { assemble, decodeFailures, link } from '../../packages/shared/src/program.ts';
+import { assemble, decodeFailures, link } from '../../../packages/shared/src/program.ts';
 
 test('steps are 64-byte records after a 64-byte header; pointers are linked to the base', (t) => {
   const image = assemble([

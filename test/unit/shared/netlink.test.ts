@@ -1,6 +1,15 @@
 import test from 'ava';
-import * as nl from '../../packages/shared/src/netlink.ts';
-import { bytesToIpv4, ipv4Bytes } from '../../packages/shared/src/ipv4.ts';
+import * as nl from '../../../packages/shared/src/netlink.ts';
+import { bytesToIpv4, ipv4Bytes } from '../../../packages/shared/src/ipv4.ts';
+
+function errorMessage(errno: number, flags: number, tlvs: Buffer[] = []): nl.Message {
+  const orig = nl.setLinkUp(9, 3);
+  const body = Buffer.alloc(4);
+  body.writeInt32LE(-errno);
+  const hdrOnly = orig.subarray(0, nl.NLMSG_HDRLEN);
+  const payload = Buffer.concat([body, flags & nl.NLM_F_CAPPED ? hdrOnly : orig, ...tlvs]);
+  return { type: nl.NLMSG_ERROR, flags, seq: 9, pid: 0, payload };
+}
 
 test('attributes are padded to 4 bytes and carry their unpadded length', (t) => {
   const a = nl.attrStr(nl.IFLA_IFNAME, 'eth0');
@@ -72,15 +81,6 @@ test('several messages in one buffer parse in order, with 4-byte alignment', (t)
   t.deepEqual(ms.map((m) => [m.type, m.seq]), [[nl.RTM_NEWLINK, 1], [nl.RTM_GETLINK, 2], [nl.RTM_DELLINK, 3]]);
   t.is(nl.parseLink(ms[2]!.payload).index, 4);
 });
-
-function errorMessage(errno: number, flags: number, tlvs: Buffer[] = []): nl.Message {
-  const orig = nl.setLinkUp(9, 3);
-  const body = Buffer.alloc(4);
-  body.writeInt32LE(-errno);
-  const hdrOnly = orig.subarray(0, nl.NLMSG_HDRLEN);
-  const payload = Buffer.concat([body, flags & nl.NLM_F_CAPPED ? hdrOnly : orig, ...tlvs]);
-  return { type: nl.NLMSG_ERROR, flags, seq: 9, pid: 0, payload };
-}
 
 test('errors: plain, acks, and extended-ack messages', (t) => {
   t.deepEqual(nl.parseError(errorMessage(0, 0)), { errno: 0 });

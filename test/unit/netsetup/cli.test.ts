@@ -1,7 +1,7 @@
 import test from 'ava';
-import { parseArgs } from '../../packages/netsetup/src/cli.ts';
-import { NsboxError } from '../../packages/shared/src/error.ts';
-import { EXIT } from '../../packages/netsetup/src/exit.ts';
+import { parseArgs } from '../../../packages/netsetup/src/cli.ts';
+import { NsboxError } from '../../../packages/shared/src/error.ts';
+import { EXIT } from '../../../packages/netsetup/src/exit.ts';
 
 const usage = (t: import('ava').ExecutionContext, argv: string[], message: string): void => {
   const err = t.throws(() => parseArgs(argv), { instanceOf: NsboxError });

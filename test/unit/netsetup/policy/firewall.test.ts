@@ -1,78 +1,39 @@
 import test from 'ava';
-import { parseConfig } from '../../packages/netsetup/src/policy/config.ts';
-import { NsboxError } from '../../packages/shared/src/error.ts';
-import { EXIT } from '../../packages/netsetup/src/exit.ts';
-import { addLeaseScript, dropLeasesScript, restoreScript } from '../../packages/netsetup/src/policy/firewall.ts';
-import { admit, isoTime, partition, type Lease } from '../../packages/netsetup/src/policy/leases.ts';
-import { parsePid } from '../../packages/netsetup/src/kernel/target.ts';
+import { parseConfig } from '../../../../packages/netsetup/src/policy/config.ts';
+import { addLeaseScript, dropLeasesScript, restoreScript } from '../../../../packages/netsetup/src/policy/firewall.ts';
+import type { Lease } from '../../../../packages/netsetup/src/policy/leases.ts';
+import { parsePublish } from '../../../../packages/shared/src/publish.ts';
 
 const config = parseConfig(
   JSON.stringify({ networks: [{ name: 'n', bridge: 'nstest0', subnet: '10.231.0.0/24', quota: { users: { '1000': 2, '*': 1 }, groups: { '500': 3 } } }] }),
   'test',
 );
+
 const net = config.networks[0]!;
+
 let next = 0;
+
 const lease = (uid: number, extra: Partial<Lease> = {}): Lease => {
   const id = (next++).toString(16).padStart(8, '0');
   return { id, network: 'n', uid, groups: [], address: `10.231.0.${next + 1}`, hostVeth: `nsb${id}`, hostIndex: 100 + next, pid: 1000 + next, state: 'ready', created: '', published: [], ...extra };
 };
 
-test('pids are parsed strictly', (t) => {
-  t.is(parsePid('1'), 1);
-  t.is(parsePid('4194304'), 4194304);
-  for (const bad of ['', '0', '-1', '1x', '01', ' 1', '1;id', '4194305', '99999999999999999999', '1e3', '0x10']) t.is(parsePid(bad), undefined, bad);
-});
+const pubConfig = parseConfig(JSON.stringify({ networks: [{ name: 'n', bridge: 'nstest0', subnet: '10.231.0.0/24', publish: { minPort: 2000, maxPerLease: 3 } }] }), 'test');
 
-test('quota per user: the exact error at the limit', (t) => {
-  t.deepEqual(admit(net, [lease(1000)], { uid: 1000, gids: [1000] }), []);
-  const err = t.throws(() => admit(net, [lease(1000), lease(1000)], { uid: 1000, gids: [1000] }), { instanceOf: NsboxError }) as NsboxError;
-  t.is(err.exit, EXIT.QUOTA);
-  t.is(err.message, 'network "n": uid 1000 already holds 2 of 2 allowed leases. Release one (netsetup list; netsetup release ID) or ask the administrator for a higher quota');
-  // "*" applies to others; other users' leases do not count.
-  t.notThrows(() => admit(net, [lease(1000), lease(1000)], { uid: 1001, gids: [1001] }));
-  t.throws(() => admit(net, [lease(1001)], { uid: 1001, gids: [1001] }), { message: /1 of 1/ });
-});
+const pubNet = pubConfig.networks[0]!;
 
-test('quota per group, charged to the groups used', (t) => {
-  const onlyGroups = { ...net, quota: { users: {}, groups: { '500': 2 } } };
-  t.deepEqual(admit(onlyGroups, [], { uid: 1002, gids: [1002, 500] }), [500]);
-  const held = [lease(1003, { groups: [500] }), lease(1004, { groups: [500] })];
-  const err = t.throws(() => admit(onlyGroups, held, { uid: 1002, gids: [500] })) as NsboxError;
-  t.is(err.exit, EXIT.QUOTA);
-  t.regex(err.message, /group 500 already holds 2 of 2/);
-  const denied = t.throws(() => admit(onlyGroups, [], { uid: 1002, gids: [1002] })) as NsboxError;
-  t.is(denied.exit, EXIT.DENIED);
-  t.deepEqual(admit(onlyGroups, held, { uid: 0, gids: [0] }), [], 'root is not limited');
-});
-
-test('GC: leases whose veth is gone, renamed or reused, and pending ones without a holder, are stale', (t) => {
-  const a = lease(1000);
-  const b = lease(1000);
-  const c = lease(1000);
-  const d = lease(1000, { state: 'pending' });
-  const links = [
-    { index: a.hostIndex, name: a.hostVeth, kind: 'veth' },
-    { index: b.hostIndex + 50, name: b.hostVeth, kind: 'veth' },
-    { index: d.hostIndex, name: d.hostVeth, kind: 'veth' },
-  ];
-  const { live, stale } = partition([a, b, c, d], links, () => true);
-  t.deepEqual(live, [a]);
-  t.deepEqual(stale, [b, c, d]);
-});
-
-test('GC: a lease being set up or released is left to its holder while the holder lives, else it is stale', (t) => {
-  for (const state of ['pending', 'releasing'] as const) {
-    const mine = lease(1000, { state, holder: { pid: 10, start: 5 } });
-    const orphan = lease(1000, { state, holder: { pid: 11, start: 6 } });
-    const reused = lease(1000, { state, holder: { pid: 10, start: 4 } });
-    const unowned = lease(1000, { state });
-    const all = [mine, orphan, reused, unowned];
-    const links = all.map((l) => ({ index: l.hostIndex, name: l.hostVeth, kind: 'veth' }));
-    const r = partition(all, links, (h) => h.pid === 10 && h.start === 5);
-    t.deepEqual(r.busy, [mine], state);
-    t.deepEqual(r.stale, [orphan, reused, unowned], state);
-    t.deepEqual(r.live, [], state);
-  }
+const pubLease = (id: string, address: string, published: string[], uid = 1000): Lease => ({
+  id,
+  network: 'n',
+  uid,
+  groups: [],
+  address,
+  hostVeth: `nsb${id}`,
+  hostIndex: 7,
+  pid: 99,
+  state: 'ready',
+  created: '',
+  published: published.map(parsePublish),
 });
 
 test('rules: own chains rebuilt whole, MASQUERADE only leaving the subnet, the subnet forwarded; a lease without published ports has none of its own', (t) => {
@@ -140,8 +101,50 @@ test('release: a lease\'s rules are deleted one by one, each exactly as it was a
   t.is(added.length, 3);
 });
 
-test('lease times are ISO 8601 UTC, as Date would print them', (t) => {
-  for (const ms of [0, 1, 86_399_999, 951_782_400_000, 951_868_799_999, 1_700_000_000_123, 4_107_542_400_000, 253_402_300_799_999, -1, -62_167_219_200_000]) {
-    t.is(isoTime(ms), new Date(ms).toISOString(), String(ms));
-  }
+test('rules: DNAT on every local address or one address, FORWARD for the DNAT, hairpin MASQUERADE, all tagged', (t) => {
+  const l = pubLease('abcdef01', '10.231.0.9', ['8080:80', '192.0.2.5:5353:53/udp']);
+  const s = restoreScript(pubNet, [l], false);
+  const tag = '-m comment --comment nsbox:lease:abcdef01';
+  const expected = [
+    `-A NSBOX-DNAT-nstest0 -m addrtype --dst-type LOCAL -p tcp -m tcp --dport 8080 ${tag} -j DNAT --to-destination 10.231.0.9:80`,
+    `-A NSBOX-DNAT-nstest0 -d 192.0.2.5/32 -p udp -m udp --dport 5353 ${tag} -j DNAT --to-destination 10.231.0.9:53`,
+    `-A NSBOX-POST-nstest0 -s 10.231.0.0/24 -d 10.231.0.9/32 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT ${tag} -j MASQUERADE`,
+    `-A NSBOX-POST-nstest0 -s 10.231.0.0/24 -d 10.231.0.9/32 -p udp -m udp --dport 53 -m conntrack --ctstate DNAT ${tag} -j MASQUERADE`,
+    `-A NSBOX-FWD-nstest0 -o nstest0 -d 10.231.0.9/32 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT ${tag} -j ACCEPT`,
+    `-A NSBOX-FWD-nstest0 -o nstest0 -d 10.231.0.9/32 -p udp -m udp --dport 53 -m conntrack --ctstate DNAT ${tag} -j ACCEPT`,
+  ];
+  const lines = s.split('\n');
+  for (const e of expected) t.true(lines.includes(e), e);
+  // nat rules in the nat table, filter rules in the filter table.
+  const filterAt = lines.indexOf('*filter');
+  t.true(lines.findIndex((x) => x.startsWith('-A NSBOX-DNAT-')) < filterAt);
+  t.true(lines.findIndex((x) => x.startsWith('-A NSBOX-FWD-')) > filterAt);
+  // Every lease rule carries the tag; without publications there is nothing in the DNAT chain.
+  t.true(lines.filter((x) => x.includes('10.231.0.9')).every((x) => x.includes(tag)));
+  t.false(restoreScript(pubNet, [pubLease('abcdef01', '10.231.0.9', [])], false).includes('-A NSBOX-DNAT-'));
+  // Released: the rebuild without the lease has none of its rules, but keeps the chains and jumps.
+  const rebuilt = restoreScript(pubNet, [], true);
+  t.false(rebuilt.includes('abcdef01'));
+  t.true(rebuilt.includes(':NSBOX-DNAT-nstest0 - [0:0]'));
+  t.true(rebuilt.includes('-I PREROUTING 1 -m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0'));
+});
+
+test('rules fast path: the publications are appended in the same transaction as the lease', (t) => {
+  const l = pubLease('abcdef02', '10.231.0.10', ['8080:80']);
+  const s = addLeaseScript(pubNet, l).split('\n');
+  const filterAt = s.indexOf('*filter');
+  const dnat = s.indexOf('-A NSBOX-DNAT-nstest0 -m addrtype --dst-type LOCAL -p tcp -m tcp --dport 8080 -m comment --comment nsbox:lease:abcdef02 -j DNAT --to-destination 10.231.0.10:80');
+  t.true(dnat > 0 && dnat < filterAt);
+  t.true(s.indexOf('-C PREROUTING -m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0') < dnat);
+  t.true(s.some((x, i) => i > filterAt && x.includes('--ctstate DNAT') && x.includes('-j ACCEPT')));
+  t.is(s.filter((x) => x === 'COMMIT').length, 2);
+});
+
+test('a released or stale lease loses its published-port rules too: -D of exactly what was added, nat and filter', (t) => {
+  const l = pubLease('0000000a', '10.231.0.7', ['8080:80', '5353:53/udp']);
+  const added = addLeaseScript(pubNet, l).split('\n').filter((x) => x.startsWith('-A ') && x.includes('nsbox:lease:0000000a'));
+  const deleted = dropLeasesScript(pubNet, [l]).split('\n');
+  t.deepEqual(deleted.filter((x) => x.startsWith('-D ')), added.map((x) => x.replace(/^-A /, '-D ')));
+  t.true(deleted.indexOf('*nat') < deleted.indexOf('*filter'));
+  t.true(added.some((x) => x.includes('-j DNAT')));
 });

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { formatPublish, parsePublish, PublishSyntaxError, type PublishSpec } from '../../packages/shared/src/publish.ts';
+import { formatPublish, parsePublish, PublishSyntaxError, type PublishSpec } from '../../../packages/shared/src/publish.ts';
 
 test('the forms of a published port', (t) => {
   t.deepEqual(parsePublish('8080:80'), { hostAddress: '0.0.0.0', hostPort: 8080, port: 80, protocol: 'tcp' });

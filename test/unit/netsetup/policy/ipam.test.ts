@@ -1,13 +1,7 @@
 import test from 'ava';
-import { allocate, broadcastOf, capacity } from '../../packages/netsetup/src/policy/ipam.ts';
-import { intToIpv4, ipv4ToInt } from '../../packages/shared/src/ipv4.ts';
+import { allocate, broadcastOf, capacity } from '../../../../packages/netsetup/src/policy/ipam.ts';
 
 const net = { subnet: '10.231.0.0/24', gateway: '10.231.0.1' };
-
-test('conversions round-trip', (t) => {
-  for (const a of ['0.0.0.0', '10.231.0.1', '255.255.255.255', '192.168.1.254']) t.is(intToIpv4(ipv4ToInt(a)), a);
-  t.throws(() => ipv4ToInt('1.2.3'));
-});
 
 test('allocation takes the lowest free host address, skipping the gateway', (t) => {
   t.is(allocate(net, []), '10.231.0.2');
