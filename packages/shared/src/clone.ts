@@ -1,5 +1,5 @@
 // Starts a stub program in a new process made by glibc clone(CLONE_VM): the only
-// way a Node process can get a child into new namespaces (see PLATFORM.md). The
+// way a Node process can get a child into new namespaces (docs/platform.md §1-2). The
 // child blocks on a sync pipe until release(), so the caller can write its id maps
 // and set up its network first; every failed step comes back over a close-on-exec
 // pipe, whose EOF means the child has exec'd or died.

@@ -1,5 +1,5 @@
-// Process hygiene for a setuid-root Node program (SECURITY.md "Before anything
-// else", PLATFORM.md section 4). Runs before anything else in main.
+// Process hygiene for a setuid-root Node program (docs/security.md §1,
+// docs/platform.md §4). Runs before anything else in main.
 import fs from 'node:fs';
 import sea from 'node:sea';
 import { errno, libc } from '@nsbox/shared/libc';
@@ -62,7 +62,7 @@ export function harden(): Privilege {
 function reexec(): never {
   const args = sea.isSea() ? process.argv.slice(2) : [...process.execArgv, ...process.argv.slice(1)];
   const env = Object.entries(FIXED_ENV).map(([k, v]) => `${k}=${v}`);
-  // Node marks stdin/stdout/stderr close-on-exec at startup (PLATFORM.md 2.7).
+  // Node marks stdin/stdout/stderr close-on-exec at startup (docs/platform.md §2).
   for (const fd of [0, 1, 2]) libc().fcntl(fd, F_SETFD, 'int', 0);
   libc().execve('/proc/self/exe', ['netsetup', ...args, null], [...env, null]);
   const failed = sysError('re-execute with a clean environment', errno(), { todo: 'Check the installation' });
