@@ -39,7 +39,7 @@ const PROGRAMS: Record<string, string> = {
   launcher: 'packages/launcher/src/main.ts',
   netsetup: 'packages/netsetup/src/main.ts',
 };
-export const PROBES: Record<string, string> = {
+const PROBES: Record<string, string> = {
   'probe-empty': 'scripts/probes/empty.ts',
   'probe-entry': 'scripts/probes/entry.ts',
   'probe-commander': 'scripts/probes/commander.ts',
@@ -153,28 +153,21 @@ async function buildProgram(name: string, native: string): Promise<void> {
   console.log(`built ${path.relative(root, out)} (${(fs.statSync(out).size / 1e6).toFixed(0)} MB)`);
 }
 
-/** Builds the named programs and probes (default: the programs). */
-export async function buildAll(names: string[]): Promise<void> {
-  fs.mkdirSync(build, { recursive: true });
-  const native = koffiNative();
-  for (const name of names) await buildProgram(name, native);
-}
-
-if (import.meta.filename === process.argv[1]) {
-  const cli = new Command('node scripts/build.ts')
-    .description('Build the programs (default: launcher netsetup) or probes into dist/ as single executables.')
-    .argument('[program...]', `what to build: ${Object.keys(ENTRIES).join(', ')}, or "probes" for every probe`)
-    .addHelpText('after', '\nProbes are built exactly like the programs, for the benchmarks (scripts/bench.ts, scripts/bench-netsetup.ts).')
-    .action(async (wanted: string[]) => {
-      const names = wanted.length === 0 ? Object.keys(PROGRAMS) : [...new Set(wanted.flatMap((n) => (n === 'probes' ? Object.keys(PROBES) : [n])))];
-      const unknown = names.filter((n) => !(n in ENTRIES));
-      if (unknown.length > 0) cli.error(`build: unknown program '${unknown[0]}' (choose from: ${Object.keys(ENTRIES).join(', ')}, probes)`);
-      await buildAll(names);
-    });
-  try {
-    await cli.parseAsync();
-  } catch (err) {
-    console.error(`build: ${(err as Error).message}`);
-    process.exitCode = 1;
-  }
+const cli = new Command('node scripts/build.ts')
+  .description('Build the programs (default: launcher netsetup) or probes into dist/ as single executables.')
+  .argument('[program...]', `what to build: ${Object.keys(ENTRIES).join(', ')}, or "probes" for every probe`)
+  .addHelpText('after', '\nProbes are built exactly like the programs, for the benchmarks (scripts/bench.ts, scripts/bench-netsetup.ts).')
+  .action(async (wanted: string[]) => {
+    const names = wanted.length === 0 ? Object.keys(PROGRAMS) : [...new Set(wanted.flatMap((n) => (n === 'probes' ? Object.keys(PROBES) : [n])))];
+    const unknown = names.filter((n) => !(n in ENTRIES));
+    if (unknown.length > 0) cli.error(`build: unknown program '${unknown[0]}' (choose from: ${Object.keys(ENTRIES).join(', ')}, probes)`);
+    fs.mkdirSync(build, { recursive: true });
+    const native = koffiNative();
+    for (const name of names) await buildProgram(name, native);
+  });
+try {
+  await cli.parseAsync();
+} catch (err) {
+  console.error(`build: ${(err as Error).message}`);
+  process.exitCode = 1;
 }
