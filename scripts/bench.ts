@@ -10,6 +10,7 @@
 //                 --net none, `node -e 0` and rootless podman with slirp4netns
 //   throughput    iperf3 sandbox<->host against a root-made veth and slirp4netns
 //   concurrency   50 networked sandboxes at once against 50 podman containers
+//   imports       start-up cost of the runtime packages imported unbundled
 // Run as root, every command runs as --uid/--gid (spawned with that uid/gid and
 // no supplementary groups); run as anyone else, as the current user. The
 // networked sections need root: they install netsetup setuid into a temporary
@@ -24,6 +25,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { execaSync } from 'execa';
 import { concurrency } from './bench/concurrency.ts';
 import { createContext, ROOT, type Options, type Section } from './bench/context.ts';
+import { imports } from './bench/imports.ts';
 import { netStartup } from './bench/netstartup.ts';
 import type { SectionReport, Target } from './bench/report.ts';
 import { startup } from './bench/startup.ts';
@@ -126,6 +128,7 @@ const SECTIONS: Record<string, Section> = {
   net: { summary: 'networked sandbox start-up vs --net none, node -e 0, podman slirp4netns (root)', run: netStartup },
   throughput: { summary: 'iperf3 sandbox<->host vs root-made veth, slirp4netns (root)', run: throughput },
   concurrency: { summary: 'N networked sandboxes at once vs N podman containers (root)', run: concurrency },
+  imports: { summary: 'start-up cost of importing koffi, ip-cidr, commander, execa unbundled (ESM)', run: imports },
 };
 
 // ---------------------------------------------------------------------------
