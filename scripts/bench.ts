@@ -169,6 +169,7 @@ async function main(argv: string[]): Promise<number> {
       kernel: os.release(),
       cpu: os.cpus()[0]?.model ?? 'unknown',
       cpus: os.availableParallelism(),
+      loadAverage: os.loadavg()[0],
       node: nodeVersion(opts.node),
       user: ctx.runAs ? { uid: ctx.runAs.uid, gid: ctx.runAs.gid } : { uid: process.getuid!(), gid: process.getgid!() },
     };
@@ -191,7 +192,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${JSON.stringify({ meta, sections }, null, 2)}\n`);
     } else {
       const out: string[] = [
-        `nsbox bench: ${meta.cpus} x ${meta.cpu}, Linux ${meta.kernel}, Node ${meta.node}, as uid ${meta.user.uid} gid ${meta.user.gid}`,
+        `nsbox bench: ${meta.cpus} x ${meta.cpu}, Linux ${meta.kernel}, Node ${meta.node}, as uid ${meta.user.uid} gid ${meta.user.gid}; load average ${meta.loadAverage!.toFixed(2)} at the start`,
       ];
       for (const [name, r] of Object.entries(reports)) {
         out.push('', `== ${name} ==`, '', ...r.text, '', 'Targets:');
