@@ -4,7 +4,7 @@
 // off, fixed environment, full root ids) and exits as netsetup does (_exit).
 // scripts/bench-netsetup.ts subtracts it to get netsetup's own work.
 import { libc } from '../../packages/shared/src/libc.ts';
-import { harden } from '../../packages/netsetup/src/secure.ts';
+import { harden } from '../../packages/netsetup/src/setuid/secure.ts';
 
 harden();
 libc()._exit(0);
