@@ -42,9 +42,19 @@ if [ "${1:-}" = --inside ]; then
   umount -l /.oldroot
   rmdir /.oldroot
   cd /root/nsbox
-  exec env -i HOME=/root USER=root LOGNAME=root TERM=dumb CI=true \
+  # setup.sh's demo makes the default network's bridge in the host's network
+  # namespace; if it is not there yet, remove it (and its rules) afterwards, with
+  # this root's netsetup and its state.
+  had_bridge=0
+  [ ! -e /sys/class/net/nsbox0 ] || had_bridge=1
+  status=0
+  env -i HOME=/root USER=root LOGNAME=root TERM=dumb CI=true \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    ${NSBOX_CI_ENV:-} bash -c 'scripts/setup.sh && scripts/test.sh'
+    ${NSBOX_CI_ENV:-} bash -c 'scripts/setup.sh && scripts/test.sh' || status=$?
+  if [ "$had_bridge" = 0 ] && [ -e /sys/class/net/nsbox0 ] && [ -x /usr/local/bin/netsetup ]; then
+    /usr/local/bin/netsetup teardown >/dev/null || echo "ci-debian: could not remove the bridge nsbox0 and its rules" >&2
+  fi
+  exit "$status"
 fi
 
 [ "$(id -u)" -eq 0 ] || { echo "ci-debian: run as root (it makes namespaces and mounts)" >&2; exit 1; }
@@ -132,20 +142,15 @@ echo "== ci: clone of $src into /root/nsbox"
   || echo "ci-debian: note: uncommitted changes in $src are not in the clone" >&2
 git clone -q --no-local "$src" "$new/root/nsbox"
 
-# The default network's bridge is made by setup.sh's demo in the host's network
-# namespace; if it is not there now, remove it (and its rules) afterwards.
-bridge=nsbox0
-had_bridge=0
-! ip link show dev "$bridge" >/dev/null 2>&1 || had_bridge=1
-
+start=$(date +%s)
+# In the background so that a signal to this script ends the namespace at once:
+# unshare passes it on as SIGKILL to the namespace's pid 1 (--kill-child), and the
+# kernel ends every other process in it and drops its mounts.
+unshare --mount --propagation private --pid --fork --kill-child -- "$src/scripts/ci-debian.sh" --inside "$new" &
+ns=$!
+trap 'kill -TERM "$ns" 2>/dev/null' INT TERM HUP
 status=0
-unshare --mount --propagation private --pid --fork --kill-child -- "$src/scripts/ci-debian.sh" --inside "$new" || status=$?
-
-if [ "$had_bridge" = 0 ] && ip link show dev "$bridge" >/dev/null 2>&1; then
-  # The installed netsetup finds its configuration next to itself (PREFIX/etc).
-  if [ -x "$new/usr/local/bin/netsetup" ]; then
-    "$new/usr/local/bin/netsetup" teardown >/dev/null 2>&1 \
-      || echo "ci-debian: could not remove bridge $bridge; remove it with: netsetup teardown" >&2
-  fi
-fi
+wait "$ns" || status=$?
+while kill -0 "$ns" 2>/dev/null; do wait "$ns" || status=$?; done
+echo "== ci: exit $status after $(( $(date +%s) - start )) s in the fresh root"
 exit "$status"
