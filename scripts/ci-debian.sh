@@ -3,7 +3,7 @@
 # scripts/test.sh) in a pristine Debian 12 root as a new user would, from a clone
 # of this checkout under /root (mode 0700, as an admin's clone is), with only the
 # host's Node 20, npm and their CA and registry settings added. Run as root:
-#   scripts/ci-debian.sh
+#   [NSBOX_CI_CACHE=DIR] [NSBOX_CI_NODE=/usr/bin/node] scripts/ci-debian.sh
 # The root is made once with debootstrap (--variant=minbase) from the host's Debian
 # mirror and kept as a tarball in $NSBOX_CI_CACHE (default /var/cache/nsbox-ci);
 # every run unpacks a fresh copy, enters it with pivot_root in a mount and pid
@@ -64,9 +64,11 @@ suite=bookworm
 arch=$(dpkg --print-architecture)
 mkdir -p "$NSBOX_CI_CACHE"
 
-node=$(readlink -f "$(command -v node)")
+# The machine's own Node (Debian's /usr/bin/node), not one a PATH puts first.
+node=$(readlink -f "${NSBOX_CI_NODE:-/usr/bin/node}")
 npm_dir=$(dirname "$node")/../lib/node_modules/npm
-[ -x "$node" ] && [ -d "$npm_dir" ] || { echo "ci-debian: the host's node and npm were not found (PATH: $PATH)" >&2; exit 1; }
+[ -x "$node" ] && [ -d "$npm_dir" ] || { echo "ci-debian: no node with npm at ${NSBOX_CI_NODE:-/usr/bin/node}; give its path with NSBOX_CI_NODE=" >&2; exit 1; }
+echo "== ci: the host's node $("$node" --version) and npm $("$node" "$npm_dir/bin/npm-cli.js" --version)"
 
 # The host's Debian mirror, as apt here uses it (debian.sources or sources.list).
 mirror=$(cat /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '/^URIs:/ && $2 ~ /debian\/?$/ {print $2; exit}')
@@ -144,11 +146,12 @@ git clone -q --no-local "$src" "$new/root/nsbox"
 
 start=$(date +%s)
 # In the background so that a signal to this script ends the namespace at once:
-# unshare passes it on as SIGKILL to the namespace's pid 1 (--kill-child), and the
-# kernel ends every other process in it and drops its mounts.
+# unshare (which blocks SIGTERM while it waits) is killed, --kill-child takes the
+# namespace's pid 1 with it, and the kernel ends every other process in the
+# namespace and drops its mounts.
 unshare --mount --propagation private --pid --fork --kill-child -- "$src/scripts/ci-debian.sh" --inside "$new" &
 ns=$!
-trap 'kill -TERM "$ns" 2>/dev/null' INT TERM HUP
+trap 'kill -KILL "$ns" 2>/dev/null' INT TERM HUP
 status=0
 wait "$ns" || status=$?
 while kill -0 "$ns" 2>/dev/null; do wait "$ns" || status=$?; done
