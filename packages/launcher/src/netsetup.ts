@@ -7,7 +7,7 @@ import { NsboxError } from '@nsbox/shared/error';
 import { readLine, start, type Child } from '@nsbox/shared/spawn';
 import { EXIT_LAUNCHER } from './outcome.ts';
 
-const INSTALL_HINT = "install it as root with 'scripts/install.sh' (netsetup root:root, mode 4755)";
+const INSTALL_HINT = "Install it as root with 'scripts/install.sh' (netsetup root:root, mode 4755)";
 
 /** Where to look for netsetup, in order (pure). */
 export function netsetupCandidates(explicit: string | undefined, launcherPath: string, pathVar: string | undefined): string[] {
