@@ -121,7 +121,7 @@ export function run(args: string[], o: RunOptions = {}): Promise<Result> {
 }
 
 /** Resolves once `text` has appeared on the child's stdout. */
-export function waitFor(child: Child, text: string, timeoutMs = 10_000): Promise<void> {
+export function waitFor(child: Child, text: string, timeoutMs = 30_000): Promise<void> {
   return new Promise((resolve, reject) => {
     let seen = '';
     const timer = setTimeout(() => reject(new Error(`timed out waiting for ${JSON.stringify(text)}; got ${JSON.stringify(seen)}`)), timeoutMs);
