@@ -1,5 +1,5 @@
 // Micro-benchmark of the bridge filter's hot path: binding and unbinding one
-// port (its four set elements), as one nf_tables netlink transaction each (what
+// port (its five set elements), as one nf_tables netlink transaction each (what
 // netsetup does) and, for comparison, through the nft program. Also the rare
 // operation, replacing the whole table. Not a test: prints a table. Run as root;
 // it uses a table of its own (no bridge, no ports, no traffic) and removes it.

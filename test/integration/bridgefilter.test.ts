@@ -295,7 +295,7 @@ test.serial('a port whose elements are removed sends nothing; bound again, it do
     const stale = portBinding(SCOPE, net('user'), { port: 'nstpzz', mac: '02:31:91:00:00:99', address: '10.231.91.99', uid: 7 });
     f.bind(stale);
     const found = f.bound().find((p) => p.port === 'nstpzz');
-    t.deepEqual(found, { port: 'nstpzz', macs: ['02:31:91:00:00:99'], addresses: ['10.231.91.99'], groups: [7], inGroups: [7] });
+    t.deepEqual(found, { port: 'nstpzz', macs: ['02:31:91:00:00:99'], addresses: ['10.231.91.99'], groups: [7], inGroups: [7], groupAddresses: [{ group: 7, address: '10.231.91.99' }] });
     f.sweep([found!]);
     t.deepEqual(
       f.bound().map((p) => p.port),

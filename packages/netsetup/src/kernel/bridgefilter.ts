@@ -2,7 +2,7 @@
 // is written rarely (setup, a new bridge, a repair) by the nft program, by
 // absolute path with a fixed environment; binding and unbinding a port happen on
 // every connect and release, so they are one nf_tables transaction over netlink
-// each: all four elements of a port appear or vanish together.
+// each: all five elements of a port appear or vanish together.
 import fs from 'node:fs';
 import { NsboxError, sysError } from '@nsbox/shared/error';
 import { errno, libc } from '@nsbox/shared/libc';
@@ -193,7 +193,7 @@ export class BridgeFilter {
     if (pending.size > 0) throw new NsboxError({ what, why: 'the kernel did not answer every change', todo: 'Try again', exit: EXIT_SYSTEM });
   }
 
-  /** Binds a port: its four elements, in one transaction. Fails (EEXIST) if the
+  /** Binds a port: its five elements, in one transaction. Fails (EEXIST) if the
    *  port has a group already, i.e. stale elements a sweep must remove first,
    *  and (ENOENT) if the table is missing: install it, with this binding. */
   bind(b: PortBinding): void {
@@ -208,14 +208,20 @@ export class BridgeFilter {
 
   /** Removes whatever elements `ports` have, as found by bound() (GC). */
   sweep(ports: PortElements[]): void {
-    this.transact(`remove the bindings of ${ports.map((p) => p.port).join(', ')}`, ports.flatMap(portElements).map((e) => ({ op: 'delete' as const, ...e })));
+    // Once each: two stale ports may share a group_ip element.
+    const seen = new Set<string>();
+    const unique = ports.flatMap(portElements).filter((e) => {
+      const id = `${e.set}:${Buffer.from(e.element.key).toString('hex')}`;
+      return !seen.has(id) && seen.add(id);
+    });
+    this.transact(`remove the bindings of ${ports.map((p) => p.port).join(', ')}`, unique.map((e) => ({ op: 'delete' as const, ...e })));
   }
 
   /** Every port with elements in the table (for GC: those without a live lease
    *  are swept). Throws ENOENT when the table is missing. */
   bound(): PortElements[] {
-    const dumped = { port_mac: [], port_ip: [], port_group: [], port_in_group: [] } as Record<'port_mac' | 'port_ip' | 'port_group' | 'port_in_group', nf.SetElement[]>;
-    for (const set of [SETS.mac, SETS.ip, SETS.group, SETS.inGroup]) dumped[set] = this.dump(set);
+    const dumped = { port_mac: [], port_ip: [], port_group: [], port_in_group: [], group_ip: [] } as Parameters<typeof decodeBound>[0];
+    for (const set of [SETS.mac, SETS.ip, SETS.group, SETS.inGroup, SETS.groupIp]) dumped[set] = this.dump(set);
     return decodeBound(dumped);
   }
 

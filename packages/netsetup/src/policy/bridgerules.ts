@@ -17,11 +17,12 @@
 // are isolated) are elements too.
 //
 // Isolation between owners: every port belongs to a group (its owner's uid on an
-// `isolation: "user"` network; one shared group on an `isolation: "none"` one);
-// frames go from port to port (bridge forward) only within a group, and a port
-// may not reach a sandbox address of an isolated network through the host's
-// routing either. Published ports are still reached through the host: their
-// DNAT happens after the bridge, on the host's own address.
+// `isolation: "user"` network; one shared group on an `isolation: "none"` one).
+// Frames go from port to port (bridge forward) only within a group; and IPv4
+// to a sandbox address of an isolated network only from a port of that
+// address's group, whichever way it travels (bridged, or routed back out by the
+// host), checked before the host's DNAT. Published ports are still reached:
+// they are addressed to the host, and DNAT'ed after that check.
 import { NsboxError } from '@nsbox/shared/error';
 import { ipv4Bytes, macBytes } from '@nsbox/shared/netlink';
 import type { SetElement } from '@nsbox/shared/nfnetlink';
@@ -75,6 +76,8 @@ export const SETS = {
   group: 'port_group',
   /** ifname . mark: the same pairs, to check the group of the output port. */
   inGroup: 'port_in_group',
+  /** mark . ipv4_addr: each group's addresses, to check the group of an IPv4 destination. */
+  groupIp: 'group_ip',
   /** ipv4_addr intervals: sandbox addresses of isolated networks (not their gateways). */
   isolated: 'isolated',
 } as const;
@@ -183,6 +186,7 @@ export function rulesetText(scope: FilterScope, networks: FilteredNetwork[], bou
     `  set ${SETS.ip} { type ifname . ipv4_addr;${elements(bound.map((b) => `${quote(b.port)} . ${b.address}`))} }`,
     `  map ${SETS.group} { type ifname : mark;${elements(bound.map((b) => `${quote(b.port)} : ${hex32(b.group)}`))} }`,
     `  set ${SETS.inGroup} { type ifname . mark;${elements(bound.map((b) => `${quote(b.port)} . ${hex32(b.group)}`))} }`,
+    `  set ${SETS.groupIp} { type mark . ipv4_addr;${elements(bound.map((b) => `${hex32(b.group)} . ${b.address}`))} }`,
     `  set ${SETS.isolated} { type ipv4_addr; flags interval;${elements(ranges)} }`,
     // What a port may send at all, to other ports or to the host.
     '  chain from_port {',
@@ -196,6 +200,15 @@ export function rulesetText(scope: FilterScope, networks: FilteredNetwork[], bou
     `    ether type arp iifname . arp saddr ether != @${SETS.mac} drop`,
     `    ether type arp iifname . arp saddr ip != @${SETS.ip} drop`,
     `    ether type ip iifname . ip saddr != @${SETS.ip} drop`,
+    '  }',
+    // IPv4 to an isolated network's sandbox address: only from its group. Run
+    // in prerouting, before br_netfilter's DNAT: a published port's connection
+    // is still addressed to the host there.
+    '  chain to_sandbox {',
+    `    meta mark set ${hex32(NO_GROUP)}`,
+    `    meta mark set iifname map @${SETS.group}`,
+    `    meta mark . ip daddr != @${SETS.groupIp} drop`,
+    '    meta mark set 0x00000000',
     '  }',
     // From port to port: within the input port's group only (or a published
     // port's DNAT, see above). The group travels in the mark for one lookup and
@@ -212,15 +225,14 @@ export function rulesetText(scope: FilterScope, networks: FilteredNetwork[], bou
     '  chain prerouting {',
     '    type filter hook prerouting priority -300; policy accept;',
     `    iifname ${ports} jump from_port`,
+    `    iifname ${ports} ether type ip ip daddr @${SETS.isolated} jump to_sandbox`,
     '  }',
     // Frames to the host. Those to link-local group addresses the bridge may
     // not forward (01:80:c2:00:00:0X, X < 3) skip prerouting and come straight
-    // here: the same checks again. And no sandbox address of an isolated
-    // network is reached by routing through the host.
+    // here: the same port checks again.
     '  chain input {',
     '    type filter hook input priority -300; policy accept;',
     `    iifname ${ports} jump from_port`,
-    `    iifname ${ports} ether type ip ip daddr @${SETS.isolated} drop`,
     '  }',
     '  chain forward {',
     '    type filter hook forward priority 100; policy accept;',
@@ -274,6 +286,7 @@ export function bindingElements(b: PortBinding): { set: string; element: SetElem
     { set: SETS.ip, element: { key: Buffer.concat([port, ipv4Bytes(b.address)]) } },
     { set: SETS.group, element: { key: port, data: mark(b.group) } },
     { set: SETS.inGroup, element: { key: Buffer.concat([port, mark(b.group)]) } },
+    { set: SETS.groupIp, element: { key: Buffer.concat([mark(b.group), ipv4Bytes(b.address)]) } },
   ];
 }
 
@@ -285,17 +298,19 @@ export interface PortElements {
   groups: number[];
   /** port_in_group pairs (may differ from `groups` only after tampering). */
   inGroups: number[];
+  /** group_ip pairs for the port's addresses. */
+  groupAddresses: { group: number; address: string }[];
 }
 
 const portName = (key: Buffer): string => key.toString('latin1', 0, IFNAMSIZ).replace(/\0.*$/s, '');
 
-/** Joins the dumped elements of the four port sets by port name. */
-export function decodeBound(dumped: Record<(typeof SETS)['mac' | 'ip' | 'group' | 'inGroup'], SetElement[]>): PortElements[] {
+/** Joins the dumped elements of the five port sets by port name. */
+export function decodeBound(dumped: Record<(typeof SETS)['mac' | 'ip' | 'group' | 'inGroup' | 'groupIp'], SetElement[]>): PortElements[] {
   const ports = new Map<string, PortElements>();
   const of = (key: Uint8Array): PortElements => {
     const name = portName(Buffer.from(key));
     let p = ports.get(name);
-    if (!p) ports.set(name, (p = { port: name, macs: [], addresses: [], groups: [], inGroups: [] }));
+    if (!p) ports.set(name, (p = { port: name, macs: [], addresses: [], groups: [], inGroups: [], groupAddresses: [] }));
     return p;
   };
   for (const e of dumped.port_mac) {
@@ -311,6 +326,12 @@ export function decodeBound(dumped: Record<(typeof SETS)['mac' | 'ip' | 'group' 
     const k = Buffer.from(e.key);
     of(k).inGroups.push(k.readUInt32LE(IFNAMSIZ));
   }
+  // Keyed by address, not port: given to the port(s) holding the address.
+  for (const e of dumped.group_ip) {
+    const k = Buffer.from(e.key);
+    const address = Array.from(k.subarray(4, 8)).join('.');
+    for (const p of ports.values()) if (p.addresses.includes(address)) p.groupAddresses.push({ group: k.readUInt32LE(0), address });
+  }
   return [...ports.values()].sort((a, b) => a.port.localeCompare(b.port));
 }
 
@@ -322,5 +343,6 @@ export function portElements(p: PortElements): { set: string; element: SetElemen
     ...p.addresses.map((a) => ({ set: SETS.ip, element: { key: Buffer.concat([port, ipv4Bytes(a)]) } })),
     ...(p.groups.length > 0 ? [{ set: SETS.group, element: { key: port } }] : []),
     ...p.inGroups.map((g) => ({ set: SETS.inGroup, element: { key: Buffer.concat([port, mark(g)]) } })),
+    ...p.groupAddresses.map((ga) => ({ set: SETS.groupIp, element: { key: Buffer.concat([mark(ga.group), ipv4Bytes(ga.address)]) } })),
   ];
 }

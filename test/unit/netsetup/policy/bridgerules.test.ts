@@ -69,6 +69,8 @@ test('the ruleset replaces both tables atomically and holds the bindings and ran
   t.true(lines.includes('  set port_ip { type ifname . ipv4_addr; elements = { "nsb0a1b2c3d" . 10.200.200.7 }; }'));
   t.true(lines.includes('  map port_group { type ifname : mark; elements = { "nsb0a1b2c3d" : 0x000003e8 }; }'));
   t.true(lines.includes('  set port_in_group { type ifname . mark; elements = { "nsb0a1b2c3d" . 0x000003e8 }; }'));
+  t.true(lines.includes('  set group_ip { type mark . ipv4_addr; elements = { 0x000003e8 . 10.200.200.7 }; }'));
+  t.true(lines.includes('    iifname "nsb*" ether type ip ip daddr @isolated jump to_sandbox'), 'checked in prerouting, before DNAT');
   t.true(lines.includes('  set isolated { type ipv4_addr; flags interval; elements = { 10.200.200.0, 10.200.200.2-10.200.200.254 }; }'), 'only the isolated network');
   t.true(lines.includes('  set bridges { type ifname; elements = { "nsbox0", "nsbox1" }; }'));
   t.true(lines.includes('    iifname "nsb*" jump from_port'));
@@ -94,30 +96,45 @@ test('element bytes: 16-byte NUL-padded names, a MAC padded to 8, IPv4 in networ
   const name = Buffer.concat([Buffer.from('nsb0a1b2c3d'), Buffer.alloc(5)]);
   t.deepEqual(
     els.map((e) => e.set),
-    [SETS.mac, SETS.ip, SETS.group, SETS.inGroup],
+    [SETS.mac, SETS.ip, SETS.group, SETS.inGroup, SETS.groupIp],
   );
   t.deepEqual(els[0]!.element, { key: Buffer.concat([name, Buffer.from([2, 0xab, 0, 0, 0, 1, 0, 0])]) });
   t.deepEqual(els[1]!.element, { key: Buffer.concat([name, Buffer.from([10, 200, 200, 7])]) });
   t.deepEqual(els[2]!.element, { key: name, data: Buffer.from([0xe8, 3, 0, 0]) });
   t.deepEqual(els[3]!.element, { key: Buffer.concat([name, Buffer.from([0xe8, 3, 0, 0])]) });
+  t.deepEqual(els[4]!.element, { key: Buffer.from([0xe8, 3, 0, 0, 10, 200, 200, 7]) });
 });
 
 test('dumped elements decode by port, and a port sweeps exactly what it has', (t) => {
   const a = portBinding(HOST_SCOPE, user, lease);
   const b = portBinding(HOST_SCOPE, none, { port: 'nsbffff0000', mac: '02:00:00:00:00:02', address: '10.200.200.8', uid: 0 });
-  const dumped = { port_mac: [], port_ip: [], port_group: [], port_in_group: [] } as unknown as Parameters<typeof decodeBound>[0];
+  const dumped = { port_mac: [], port_ip: [], port_group: [], port_in_group: [], group_ip: [] } as unknown as Parameters<typeof decodeBound>[0];
   for (const e of [...bindingElements(a), ...bindingElements(b)]) dumped[e.set as keyof typeof dumped].push(e.element);
   // A tampered extra MAC for the first port.
   dumped.port_mac.push({ key: Buffer.concat([Buffer.from('nsb0a1b2c3d\0\0\0\0\0'), Buffer.from([2, 0, 0, 0, 0, 9, 0, 0])]) });
   const found = decodeBound(dumped);
   t.deepEqual(found, [
-    { port: 'nsb0a1b2c3d', macs: ['02:ab:00:00:00:01', '02:00:00:00:00:09'], addresses: ['10.200.200.7'], groups: [1000], inGroups: [1000] },
-    { port: 'nsbffff0000', macs: ['02:00:00:00:00:02'], addresses: ['10.200.200.8'], groups: [OPEN_GROUP], inGroups: [OPEN_GROUP] },
+    {
+      port: 'nsb0a1b2c3d',
+      macs: ['02:ab:00:00:00:01', '02:00:00:00:00:09'],
+      addresses: ['10.200.200.7'],
+      groups: [1000],
+      inGroups: [1000],
+      groupAddresses: [{ group: 1000, address: '10.200.200.7' }],
+    },
+    {
+      port: 'nsbffff0000',
+      macs: ['02:00:00:00:00:02'],
+      addresses: ['10.200.200.8'],
+      groups: [OPEN_GROUP],
+      inGroups: [OPEN_GROUP],
+      groupAddresses: [{ group: OPEN_GROUP, address: '10.200.200.8' }],
+    },
   ]);
   const sweep = portElements(found[1]!);
   t.deepEqual(
     sweep,
     bindingElements(b).map((e) => ({ set: e.set, element: { key: e.element.key } })),
   );
-  t.is(portElements(found[0]!).length, 5);
+  t.is(portElements(found[0]!).length, 6);
 });
