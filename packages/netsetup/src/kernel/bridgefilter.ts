@@ -142,7 +142,7 @@ export class BridgeFilter {
     return { family: nf.NFPROTO_BRIDGE, table: this.scope.table, set };
   }
 
-  /** Reads what is queued, without waiting; undefined when nothing is. */
+  /** Reads what is queued (without waiting unless `wait`); undefined when nothing is. */
   private receive(what: string, wait: boolean): Message[] | undefined {
     const n = Number(libc().recv(this.fd, this.buf, RECV_SIZE, wait ? 0 : MSG_DONTWAIT));
     if (n < 0) {
@@ -161,8 +161,8 @@ export class BridgeFilter {
   /**
    * One transaction of element changes. The kernel handles a batch within
    * send() and queues its answers before returning (an ack per message, an
-   * error for each failing one), so they are read without waiting: a batch the
-   * kernel refused as a whole cannot leave this waiting for an ack.
+   * error for each failing one, or one error for a batch refused whole), so
+   * they are read without waiting: nothing here can wait for an ack that never comes.
    */
   private transact(what: string, changes: { op: 'add' | 'delete'; set: string; element: nf.SetElement }[]): void {
     if (changes.length === 0) return;
@@ -174,20 +174,20 @@ export class BridgeFilter {
       const seq = this.nextSeq();
       return { seq, bytes: op === 'add' ? nf.newSetElements(seq, this.ref(set), elements) : nf.delSetElements(seq, this.ref(set), elements) };
     });
-    this.send(nf.batch({ begin, end: this.nextSeq() }, messages.map((m) => m.bytes)), what);
+    const end = this.nextSeq();
+    this.send(nf.batch({ begin, end }, messages.map((m) => m.bytes)), what);
     const pending = new Set(messages.map((m) => m.seq));
+    const ours = new Set([begin, end, ...pending]);
     let failure: { errno: number; message?: string } | undefined;
-    for (let wait = true; pending.size > 0; ) {
-      const got = this.receive(what, wait);
+    while (pending.size > 0) {
+      const got = this.receive(what, false);
       if (!got) break;
       for (const m of got) {
-        if (m.type !== NLMSG_ERROR || !pending.has(m.seq)) continue;
+        if (m.type !== NLMSG_ERROR || !ours.has(m.seq)) continue;
         pending.delete(m.seq);
         const e = parseError(m);
         if (e.errno !== 0) failure ??= e;
       }
-      // Once one error is in, the rest is queued already or never comes.
-      wait = failure === undefined;
     }
     if (failure) throw sysError(what, failure.errno, { detail: failure.message, exit: EXIT_SYSTEM });
     if (pending.size > 0) throw new NsboxError({ what, why: 'the kernel did not answer every change', todo: 'Try again', exit: EXIT_SYSTEM });
