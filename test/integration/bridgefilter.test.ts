@@ -291,6 +291,18 @@ test.serial('a port whose elements are removed sends nothing; bound again, it do
     f.bind(a2);
     t.true(await arrives(A2, datagram(A2, m), A1.sock!, m), 'bound again, it arrives');
     t.throws(() => f.bind(a2), { message: /File exists \(EEXIST\)/ }, 'a port cannot be bound twice');
+    // A new lease on a name still bound to another MAC and address: the old
+    // elements go, so the port cannot keep both.
+    const reused = portBinding(SCOPE, net('user'), { ...A2, mac: '02:31:91:00:00:77', address: '10.231.91.77' });
+    f.bindReplacing(reused);
+    t.deepEqual(
+      f.bound().find((p) => p.port === A2.port),
+      { port: A2.port, macs: [reused.mac], addresses: [reused.address], groups: [A2.uid], inGroups: [A2.uid], groupAddresses: [{ group: A2.uid, address: reused.address }] },
+    );
+    t.false(await arrives(A2, datagram(A2, m), A1.sock!, m), 'the old MAC and address are no longer bound');
+    f.unbind(reused);
+    f.bindReplacing(a2);
+    t.true(await arrives(A2, datagram(A2, m), A1.sock!, m));
     // A stale port: elements without a veth; GC finds and sweeps it.
     const stale = portBinding(SCOPE, net('user'), { port: 'nstpzz', mac: '02:31:91:00:00:99', address: '10.231.91.99', uid: 7 });
     f.bind(stale);

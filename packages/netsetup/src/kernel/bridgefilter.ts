@@ -30,6 +30,7 @@ const EXIT_SYSTEM = 6;
 const EXIT_CONFIG = 5;
 export const NFT = '/usr/sbin/nft';
 const ENOENT = 2;
+const EEXIST = 17;
 const EAGAIN = 11;
 const MSG_DONTWAIT = 0x40;
 const RECV_SIZE = 64 * 1024;
@@ -198,6 +199,19 @@ export class BridgeFilter {
    *  and (ENOENT) if the table is missing: install it, with this binding. */
   bind(b: PortBinding): void {
     this.transact(`bind port ${b.port} to ${b.mac} and ${b.address}`, bindingElements(b).map((e) => ({ op: 'add' as const, ...e })));
+  }
+
+  /** bind(), after sweeping whatever stale elements the port has (EEXIST): a
+   *  name left bound by a lease that was never cleaned. Costs a listing only then. */
+  bindReplacing(b: PortBinding): void {
+    try {
+      this.bind(b);
+    } catch (err) {
+      if (!(err instanceof NsboxError) || err.errno !== EEXIST) throw err;
+      const stale = this.bound().filter((p) => p.port === b.port);
+      this.sweep(stale);
+      this.bind(b);
+    }
   }
 
   /** Unbinds a port exactly (release); ENOENT when one of its elements is
