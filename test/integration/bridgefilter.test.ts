@@ -11,7 +11,7 @@
 import test from 'ava';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { BridgeFilter, installTable, quietBridge, removeTable, tableMissing } from '../../packages/netsetup/src/kernel/bridgefilter.ts';
+import { BridgeFilter, checkTables, installTable, quietBridge, removeTable, tableMissing } from '../../packages/netsetup/src/kernel/bridgefilter.ts';
 import { portBinding, type FilteredNetwork, type FilterScope, type Isolation } from '../../packages/netsetup/src/policy/bridgerules.ts';
 import { arp, BROADCAST, ethernet, ETH_P_8021AD, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, PacketSocket, routerAdvertisement, tagged, udp4 } from '../helpers/frames.ts';
 
@@ -316,6 +316,20 @@ test.serial('a port whose elements are removed sends nothing; bound again, it do
   } finally {
     f.close();
   }
+});
+
+test.serial('a check finds tampered or missing tables (an accept rule, a flushed chain, a removed table); a reinstall repairs them', (t) => {
+  const nft = (...args: string[]): void => void execFileSync('nft', args);
+  t.deepEqual(checkTables(SCOPE, [net('user')]), [], 'as installed');
+  nft('insert', 'rule', 'bridge', SCOPE.table, 'prerouting', 'accept');
+  t.deepEqual(checkTables(SCOPE, [net('user')]), [`chain bridge prerouting has 3 rules, not 2`, `chain bridge prerouting has an accept rule`]);
+  install('user');
+  nft('flush', 'chain', 'bridge', SCOPE.table, 'from_port');
+  t.deepEqual(checkTables(SCOPE, [net('user')]), ['chain bridge from_port has 0 rules, not 10']);
+  nft('delete', 'table', 'ip', SCOPE.table);
+  t.deepEqual(checkTables(SCOPE, [net('user')]), [`table ip ${SCOPE.table} is missing`]);
+  install('user');
+  t.deepEqual(checkTables(SCOPE, [net('user')]), [], 'repaired');
 });
 
 test.serial('removing the table leaves nothing of it, and removing it again is no error', (t) => {

@@ -13,6 +13,8 @@ import { NETLINK_EXT_ACK, SOCK_CLOEXEC, SOCK_RAW, SOL_NETLINK } from '@nsbox/sha
 import {
   bindingElements,
   decodeBound,
+  expectedShape,
+  shapeProblems,
   portElements,
   removalText,
   rulesetText,
@@ -37,7 +39,7 @@ const RECV_SIZE = 64 * 1024;
 
 // ---------------------------------------------------------------- the table (nft)
 
-function nft(what: string, script: string): { status: number; stderr: string } {
+function nft(what: string, script: string, args = ['-f', '-']): { status: number; stderr: string; stdout: string } {
   let real: string;
   try {
     real = fs.realpathSync.native(NFT);
@@ -46,9 +48,16 @@ function nft(what: string, script: string): { status: number; stderr: string } {
   }
   const problem = untrusted(real, 'file');
   if (problem) throw new NsboxError({ what, why: `refusing to run ${NFT}: ${problem.path} ${problem.why}`, todo: 'Reinstall nftables from the distribution', exit: EXIT_CONFIG });
-  const child = start(NFT, ['-f', '-'], FIXED_ENV);
+  const child = start(NFT, args, FIXED_ENV, { stdout: 'pipe' });
   child.send(script);
-  return child.wait();
+  const chunks: Buffer[] = [];
+  const buf = Buffer.alloc(65536);
+  try {
+    for (let n; (n = fs.readSync(child.stdout, buf, 0, buf.length, null)) > 0; ) chunks.push(Buffer.from(buf.subarray(0, n)));
+  } finally {
+    fs.closeSync(child.stdout);
+  }
+  return { ...child.wait(), stdout: Buffer.concat(chunks).toString('utf8') };
 }
 
 /** Replaces the host's filter table, atomically, with one binding `bound` (the
@@ -71,6 +80,33 @@ export function removeTable(scope: FilterScope): void {
       throw new NsboxError({ what, why: `${NFT} failed: ${r.stderr || `exit status ${r.status}`}`, todo: `Remove it by hand: nft delete table ${family} ${scope.table}`, exit: EXIT_SYSTEM });
     }
   }
+}
+
+/**
+ * What is wrong with the tables now, compared with what installTable() would
+ * write for `networks` (netsetup check; a repair is installTable() with the
+ * live leases): missing tables, chains, rules or sets, an accept rule. Rules
+ * are compared by number per chain, not by content.
+ */
+export function checkTables(scope: FilterScope, networks: FilteredNetwork[]): string[] {
+  const expected = expectedShape(rulesetText(scope, networks, []));
+  const listed: Parameters<typeof shapeProblems>[1] = [];
+  const problems: string[] = [];
+  for (const family of ['bridge', 'ip'] as const) {
+    const what = `list the bridge filter (nftables table ${family} ${scope.table})`;
+    const r = nft(what, '', ['-j', '-t', 'list', 'table', family, scope.table]);
+    if (r.status !== 0) {
+      if (!/No such file or directory/.test(r.stderr)) throw new NsboxError({ what, why: `${NFT} failed: ${r.stderr || `exit status ${r.status}`}`, exit: EXIT_SYSTEM });
+      problems.push(`table ${family} ${scope.table} is missing`);
+      continue;
+    }
+    try {
+      listed.push(...(JSON.parse(r.stdout) as { nftables: Parameters<typeof shapeProblems>[1] }).nftables);
+    } catch {
+      throw new NsboxError({ what, why: `${NFT} wrote no JSON`, exit: EXIT_SYSTEM });
+    }
+  }
+  return problems.length > 0 ? problems : shapeProblems(expected, listed);
 }
 
 // ---------------------------------------------------------------- the bridge itself

@@ -346,3 +346,79 @@ export function portElements(p: PortElements): { set: string; element: SetElemen
     ...p.groupAddresses.map((ga) => ({ set: SETS.groupIp, element: { key: Buffer.concat([mark(ga.group), ipv4Bytes(ga.address)]) } })),
   ];
 }
+
+// ---------------------------------------------------------------- checking (netsetup check)
+
+/** What a table must have: per "family chain", its hook (if a base chain) and
+ *  number of rules; its sets and maps. Read from rulesetText's own output. */
+export interface TableShape {
+  chains: Record<string, { hook?: string; rules: number }>;
+  sets: string[];
+}
+
+/** The shape of the tables rulesetText() writes. */
+export function expectedShape(text: string): TableShape {
+  const shape: TableShape = { chains: {}, sets: [] };
+  let family = '';
+  let chain: string | undefined;
+  for (const line of text.split('\n')) {
+    const table = /^table (\w+) \S+ \{$/.exec(line);
+    if (table) family = table[1]!;
+    const set = /^ {2}(?:set|map) (\w+) \{/.exec(line);
+    if (set) shape.sets.push(`${family} ${set[1]}`);
+    const open = /^ {2}chain (\w+) \{$/.exec(line);
+    if (open) {
+      chain = `${family} ${open[1]}`;
+      shape.chains[chain] = { rules: 0 };
+    } else if (chain && line === '  }') chain = undefined;
+    else if (chain) {
+      const hook = /^\s+type filter hook (\w+) /.exec(line);
+      if (hook) shape.chains[chain]!.hook = hook[1]!;
+      else if (line.trim()) shape.chains[chain]!.rules++;
+    }
+  }
+  shape.sets.sort();
+  return shape;
+}
+
+interface NftJsonItem {
+  chain?: { family: string; name: string; hook?: string };
+  rule?: { family: string; chain: string; expr?: unknown[] };
+  set?: { family: string; name: string };
+  map?: { family: string; name: string };
+}
+
+/** What differs between the tables as listed (`nft -j -t list table`, the
+ *  items of both families) and `expected`, in words; empty when they match.
+ *  An accept verdict anywhere is a difference too. */
+export function shapeProblems(expected: TableShape, listed: NftJsonItem[]): string[] {
+  const problems: string[] = [];
+  const chains = new Map<string, { hook?: string; rules: number; accept: boolean }>();
+  const sets: string[] = [];
+  for (const item of listed) {
+    if (item.chain) chains.set(`${item.chain.family} ${item.chain.name}`, { hook: item.chain.hook, rules: 0, accept: false });
+    const s = item.set ?? item.map;
+    if (s) sets.push(`${s.family} ${s.name}`);
+  }
+  for (const item of listed) {
+    if (!item.rule) continue;
+    const c = chains.get(`${item.rule.family} ${item.rule.chain}`);
+    if (!c) continue;
+    c.rules++;
+    if (JSON.stringify(item.rule.expr ?? []).includes('"accept"')) c.accept = true;
+  }
+  for (const [name, want] of Object.entries(expected.chains)) {
+    const got = chains.get(name);
+    if (!got) problems.push(`chain ${name} is missing`);
+    else {
+      if (got.hook !== want.hook) problems.push(`chain ${name} is on hook ${got.hook ?? 'none'}, not ${want.hook ?? 'none'}`);
+      if (got.rules !== want.rules) problems.push(`chain ${name} has ${got.rules} rules, not ${want.rules}`);
+    }
+  }
+  for (const [name, got] of chains) {
+    if (!(name in expected.chains)) problems.push(`chain ${name} is not ours`);
+    if (got.accept) problems.push(`chain ${name} has an accept rule`);
+  }
+  for (const s of expected.sets) if (!sets.includes(s)) problems.push(`set ${s} is missing`);
+  return problems;
+}

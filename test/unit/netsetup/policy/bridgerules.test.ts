@@ -4,6 +4,7 @@ import {
   bindingElements,
   decodeBound,
   DNAT_MARK,
+  expectedShape,
   HOST_SCOPE,
   isolatedRanges,
   OPEN_GROUP,
@@ -11,6 +12,7 @@ import {
   portElements,
   rulesetText,
   SETS,
+  shapeProblems,
   type FilteredNetwork,
   type PortLease,
 } from '../../../../packages/netsetup/src/policy/bridgerules.ts';
@@ -137,4 +139,29 @@ test('dumped elements decode by port, and a port sweeps exactly what it has', (t
     bindingElements(b).map((e) => ({ set: e.set, element: { key: e.element.key } })),
   );
   t.is(portElements(found[0]!).length, 6);
+});
+
+test('the expected shape counts each chain\'s rules and names its hook; a listing is compared with it', (t) => {
+  const shape = expectedShape(rulesetText(HOST_SCOPE, [user], []));
+  t.deepEqual(shape.chains['bridge from_port'], { rules: 10 });
+  t.deepEqual(shape.chains['bridge prerouting'], { hook: 'prerouting', rules: 2 });
+  t.deepEqual(shape.chains['bridge forward'], { hook: 'forward', rules: 1 });
+  t.deepEqual(shape.chains['ip postrouting'], { hook: 'postrouting', rules: 1 });
+  t.deepEqual(shape.sets, ['bridge group_ip', 'bridge isolated', 'bridge port_group', 'bridge port_in_group', 'bridge port_ip', 'bridge port_mac', 'ip bridges']);
+  // A listing that matches, made from the shape itself.
+  const listed = [
+    ...Object.entries(shape.chains).flatMap(([name, c]) => {
+      const [family, chain] = name.split(' ') as [string, string];
+      return [{ chain: { family, name: chain, ...(c.hook ? { hook: c.hook } : {}) } }, ...Array.from({ length: c.rules }, () => ({ rule: { family, chain, expr: [{ drop: null }] } }))];
+    }),
+    ...shape.sets.map((s) => ({ set: { family: s.split(' ')[0]!, name: s.split(' ')[1]! } })),
+  ];
+  t.deepEqual(shapeProblems(shape, listed), []);
+  const tampered = [...listed, { rule: { family: 'bridge', chain: 'prerouting', expr: [{ accept: null }] } }, { chain: { family: 'bridge', name: 'extra' } }];
+  t.deepEqual(shapeProblems(shape, tampered.filter((i) => !('set' in i && i.set.name === 'port_mac'))), [
+    'chain bridge prerouting has 3 rules, not 2',
+    'chain bridge prerouting has an accept rule',
+    'chain bridge extra is not ours',
+    'set bridge port_mac is missing',
+  ]);
 });
