@@ -256,6 +256,18 @@ export class BridgeFilter {
     this.transact(`unbind port ${b.port}`, bindingElements(b).map((e) => ({ op: 'delete' as const, ...e })));
   }
 
+  /** unbind(), or when the port's elements are not exactly `b`'s (ENOENT: the
+   *  isolation setting changed since, or someone removed some), a sweep of
+   *  whatever the port has: for release and GC, which must leave it unbound. */
+  unbindAny(b: PortBinding): void {
+    try {
+      this.unbind(b);
+    } catch (err) {
+      if (!(err instanceof NsboxError) || err.errno !== ENOENT) throw err;
+      this.sweep(this.bound().filter((p) => p.port === b.port));
+    }
+  }
+
   /** Removes whatever elements `ports` have, as found by bound() (GC). */
   sweep(ports: PortElements[]): void {
     // Once each: two stale ports may share a group_ip element.
