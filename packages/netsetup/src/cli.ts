@@ -33,21 +33,23 @@ Give a process in its own network namespace one veth on an admin-approved bridge
 Options:
   --pid PID             the process whose network namespace to connect; '-':
                         read PID from the first line of stdin (no line: do
-                        nothing), so that netsetup can start before the process
+                        nothing; none within 5 s: exit 2), so that netsetup
+                        can start before the process
   --network NAME        a network from the configuration (default: the first)
   --json                print the result as JSON
   --hold                stay, and release the lease when stdin closes (how the
                         launcher runs netsetup)
-  --publish SPEC        forward a host port to the sandbox (repeatable): SPEC is
-                        ${PUBLISH_SYNTAX}; HOSTPORT on every
-                        address of the host, or on HOSTIP, goes to PORT inside
+  --publish SPEC        forward a host port to the sandbox (repeatable, at
+                        most 64): SPEC is ${PUBLISH_SYNTAX};
+                        HOSTPORT on every address of the host, or on HOSTIP,
+                        goes to PORT inside
   -h, --help            show this help
 
 Commands:
   release LEASE-ID | --pid PID [--json]   free a lease: its veth, address and rules
   list [--json]                           show the caller's leases (root: all)
   check [--json]                          check the installation and configuration;
-                                          print which configuration is used
+                                          print the binary and the configuration
   default-config                          print the built-in default configuration
   setup-host [--network NAME]             root: create the bridges, forwarding and
                                           NAT rules ahead of time
@@ -56,8 +58,9 @@ Commands:
 
 Exit codes: 0 ok, 2 usage, 3 not permitted (pid not yours, lease not yours,
 port or address refused), 4 quota or subnet exhausted, 5 installation or
-configuration refused, 6 kernel or iptables failure, 7 state lock busy,
-8 host port already published or in use, 1 internal error.
+configuration refused, 6 kernel or iptables failure (or state filesystem
+full), 7 state lock busy, 8 host port already published or in use, 9 a
+resource limit of yours (ulimit -n, -f, -v) too low, 1 internal error.
 `;
 
 /** What the command line asks for. `config` is root's hidden --config FILE. */
