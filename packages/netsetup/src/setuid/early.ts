@@ -22,4 +22,15 @@ export const INERT = new Set(['PATH', 'HOME', 'TERM', 'USER', 'LOGNAME', 'SHELL'
 /** Started setuid or setgid: real and effective ids differ (no FFI needed to tell). */
 export const SETUID = process.getuid!() !== process.geteuid!() || process.getgid!() !== process.getegid!();
 
-if (SETUID && process.env.NODE_V8_COVERAGE !== undefined) process.getBuiltinModule('node:v8').stopCoverage();
+/** The kernel's AT_SECURE (setuid, setgid or file capabilities), from
+ *  /proc/self/auxv: pairs of 64-bit words, type then value (x86_64, arm64). */
+function atSecure(): boolean {
+  const auxv = process.getBuiltinModule('node:fs').readFileSync('/proc/self/auxv');
+  for (let at = 0; at + 16 <= auxv.length; at += 16) {
+    if (auxv.readBigUInt64LE(at) === AT_SECURE) return auxv.readBigUInt64LE(at + 8) !== 0n;
+  }
+  return true; // unreadable: assume the worst
+}
+const AT_SECURE = 23n;
+
+if (process.env.NODE_V8_COVERAGE !== undefined && (SETUID || atSecure())) process.getBuiltinModule('node:v8').stopCoverage();
