@@ -4,8 +4,9 @@
 #   PREFIX/bin/netsetup           root:root 4755 (setuid root)
 #   PREFIX/etc/nsbox/netsetup.conf root:root 0644 (the default, unless one exists;
 #                                 or the file given with --config)
-# netsetup reads PREFIX/etc/nsbox/netsetup.conf when it runs as PREFIX/bin/netsetup,
-# else /etc/nsbox/netsetup.conf. For PREFIX=/usr the configuration goes to /etc/nsbox.
+# netsetup at PREFIX/bin/netsetup reads PREFIX/etc/nsbox/netsetup.conf and nothing
+# else (for PREFIX=/usr: /etc/nsbox/netsetup.conf); without it, or moved or linked
+# elsewhere, it refuses to run. Never hard-link the installed binary.
 # Every directory on those paths must be root-owned and not group/other-writable;
 # the last step runs `netsetup check`, which refuses otherwise and says why.
 #   scripts/install.sh [PREFIX] [--config FILE] [--dist DIR]

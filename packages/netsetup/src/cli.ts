@@ -4,7 +4,8 @@
 // Hand-written rather than commander: loading commander costs ~2 ms of each call.
 import { sleepSync } from '@nsbox/shared/sleep';
 import fs from 'node:fs';
-import { libc } from '@nsbox/shared/libc';
+import { errno, libc } from '@nsbox/shared/libc';
+import { EAGAIN, EINTR } from '@nsbox/shared/errno';
 import { currentArch, SYSCALLS } from '@nsbox/shared/syscalls';
 import { formatAnswer, releasingLine } from '@nsbox/shared/protocol';
 import { formatPublish, parsePublish, PublishSyntaxError, PUBLISH_SYNTAX, type PublishSpec } from '@nsbox/shared/publish';
@@ -20,6 +21,8 @@ import { LEASE_ID, type Caller, type Lease } from './policy/leases.ts';
 import { loadConfig } from './setuid/locate.ts';
 import { checkInstall, type Privilege } from './setuid/secure.ts';
 import { parsePid } from './kernel/target.ts';
+import { withDeadline } from './kernel/deadline.ts';
+import { ensureDir, takeWaitSlot } from './kernel/state.ts';
 import { mark } from './timing.ts';
 
 export const HELP = `Usage: netsetup --pid PID [--network NAME] [--json] [--hold] [--publish SPEC]...
@@ -30,21 +33,23 @@ Give a process in its own network namespace one veth on an admin-approved bridge
 Options:
   --pid PID             the process whose network namespace to connect; '-':
                         read PID from the first line of stdin (no line: do
-                        nothing), so that netsetup can start before the process
+                        nothing; none within 5 s: exit 2), so that netsetup
+                        can start before the process
   --network NAME        a network from the configuration (default: the first)
   --json                print the result as JSON
   --hold                stay, and release the lease when stdin closes (how the
                         launcher runs netsetup)
-  --publish SPEC        forward a host port to the sandbox (repeatable): SPEC is
-                        ${PUBLISH_SYNTAX}; HOSTPORT on every
-                        address of the host, or on HOSTIP, goes to PORT inside
+  --publish SPEC        forward a host port to the sandbox (repeatable, at
+                        most 64): SPEC is ${PUBLISH_SYNTAX};
+                        HOSTPORT on every address of the host, or on HOSTIP,
+                        goes to PORT inside
   -h, --help            show this help
 
 Commands:
   release LEASE-ID | --pid PID [--json]   free a lease: its veth, address and rules
   list [--json]                           show the caller's leases (root: all)
   check [--json]                          check the installation and configuration;
-                                          print which configuration is used
+                                          print the binary and the configuration
   default-config                          print the built-in default configuration
   setup-host [--network NAME]             root: create the bridges, forwarding and
                                           NAT rules ahead of time
@@ -53,8 +58,9 @@ Commands:
 
 Exit codes: 0 ok, 2 usage, 3 not permitted (pid not yours, lease not yours,
 port or address refused), 4 quota or subnet exhausted, 5 installation or
-configuration refused, 6 kernel or iptables failure, 7 state lock busy,
-8 host port already published or in use, 1 internal error.
+configuration refused, 6 kernel or iptables failure (or state filesystem
+full), 7 state lock busy, 8 host port already published or in use, 9 a
+resource limit of yours (ulimit -n, -f, -v) too low, 1 internal error.
 `;
 
 /** What the command line asks for. `config` is root's hidden --config FILE. */
@@ -96,8 +102,21 @@ function pidArg(text: string): number {
   return pid;
 }
 
+/** At most this many --publish, root included: checked while parsing, before any
+ *  work, so no request can make a call (or its pairwise checks under the state
+ *  lock) arbitrarily long. The network's publish.maxPerLease still applies below it. */
+export const MAX_PUBLISH = 64;
+/** At most this many arguments and bytes of them: the longest real command line
+ *  is a few options and MAX_PUBLISH specs. */
+export const MAX_ARGS = 2 * MAX_PUBLISH + 16;
+export const MAX_ARG_BYTES = 8192;
+
 /** Parses argv (without the program name). Throws a usage error (exit 2). */
 export function parseArgs(argv: string[]): Invocation {
+  if (argv.length > MAX_ARGS) throw usage(`${argv.length} arguments, at most ${MAX_ARGS} are accepted`);
+  let bytes = 0;
+  for (const a of argv) bytes += a.length + 1;
+  if (bytes > MAX_ARG_BYTES) throw usage(`the arguments are ${bytes} bytes long, at most ${MAX_ARG_BYTES} are accepted`);
   const first = argv[0];
   const command = first !== undefined && COMMANDS.includes(first) ? first : 'connect';
   const allowed = OPTIONS[command]!;
@@ -129,8 +148,10 @@ export function parseArgs(argv: string[]): Invocation {
     if (name !== arg) value = arg.slice(eq + 1);
     else if (i + 1 < argv.length) value = argv[++i]!;
     else throw usage(`option '${name} <value>' argument missing`);
-    if (name === '--publish') publish.push(value);
-    else values[name] = value;
+    if (name === '--publish') {
+      if (publish.length === MAX_PUBLISH) throw usage(`more than ${MAX_PUBLISH} --publish options`);
+      publish.push(value);
+    } else values[name] = value;
   }
   const json = flags.has('--json');
   const config = values['--config'];
@@ -179,21 +200,57 @@ export interface Outcome {
 
 const HOLD_IGNORES: NodeJS.Signals[] = ['SIGINT', 'SIGQUIT', 'SIGHUP'];
 
+/** How long `--pid -` waits for its pid: the launcher writes it within
+ *  milliseconds; a caller that never does must not keep a root process. */
+export const PID_WAIT_MS = 5000;
+/** How many `--pid -` of one user (not root) may wait for their pid at once. */
+export const MAX_WAITING = 8;
+
 /** The pid on the first line of fd, or undefined at EOF without one. Reads a
  *  byte at a time up to the newline, at most a pid's length: what follows on
- *  stdin is the holder's business (its end is the release). */
+ *  stdin is the holder's business (its end is the release). Gives up after
+ *  PID_WAIT_MS. */
 function readPid(fd: number): number | undefined {
   const line = Buffer.alloc(16);
   let n = 0;
-  for (;;) {
-    if (readWaiting(fd, line, n, 1) === 0) {
-      if (n === 0) return undefined;
-      break;
+  let eof = false;
+  const done = withDeadline(PID_WAIT_MS, () => {
+    for (;;) {
+      let got: number;
+      try {
+        got = fs.readSync(fd, line, n, 1, null);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EAGAIN') sleepSync(10);
+        else if (code !== 'EINTR') throw err;
+        return 'again';
+      }
+      if (got === 0) {
+        eof = true;
+        return 'done';
+      }
+      if (line[n] === 10) return 'done';
+      if (++n === line.length) return 'done';
     }
-    if (line[n] === 10) break;
-    if (++n === line.length) break;
-  }
+  });
+  if (!done) throw new NsboxError({ exit: EXIT.USAGE, what: '--pid -', why: `no pid arrived on stdin within ${PID_WAIT_MS / 1000} s`, todo: 'Write the pid and a newline to its stdin as soon as it starts (the launcher does)' });
+  if (eof && n === 0) return undefined;
   return pidArg(line.toString('latin1', 0, n));
+}
+
+/** Writes `text` to fd for at most `ms`; what cannot be written in time (a full
+ *  pipe nobody reads, a closed one) is dropped. */
+function writeLimited(fd: number, text: string, ms: number): void {
+  const bytes = Buffer.from(text);
+  let at = 0;
+  const c = libc();
+  withDeadline(ms, () => {
+    const n = Number(c.write(fd, bytes.subarray(at), bytes.length - at));
+    if (n > 0) at += n;
+    else if (n < 0 && errno() === EAGAIN) sleepSync(1);
+    else if (n < 0 && errno() !== EINTR) return 'done';
+    return at === bytes.length ? 'done' : 'again';
+  });
 }
 
 /** Blocks until fd reaches EOF (or cannot be read any more). */
@@ -216,6 +273,24 @@ function readWaiting(fd: number, buf: Buffer, offset: number, length: number): n
       if (code === 'EAGAIN') sleepSync(10);
       else if (code !== 'EINTR') throw err;
     }
+  }
+}
+
+/** How long the holder tries to write its releasing line. */
+const RELEASING_WRITE_MS = 2000;
+
+/** `--pid -`: the pid from stdin, waiting in one of the caller's MAX_WAITING slots. */
+function waitForPid(config: Config, caller: Caller): number | undefined {
+  if (caller.uid === 0) return readPid(0);
+  ensureDir(config.stateDir);
+  const slot = takeWaitSlot(config.stateDir, caller.uid, MAX_WAITING);
+  if (slot === undefined) {
+    throw new NsboxError({ exit: EXIT.QUOTA, what: '--pid -', why: `${MAX_WAITING} netsetup processes of uid ${caller.uid} are already waiting for their pid`, todo: 'Write their pids to their stdin or end them, then try again' });
+  }
+  try {
+    return readPid(0);
+  } finally {
+    fs.closeSync(slot);
   }
 }
 
@@ -259,7 +334,7 @@ export function run(inv: Invocation, priv: Privilege): Outcome {
       const { config } = configFor(inv.config);
       mark('configuration read');
       const net = network(config, inv.network);
-      const pid = inv.pid === 'stdin' ? readPid(0) : inv.pid;
+      const pid = inv.pid === 'stdin' ? waitForPid(config, caller) : inv.pid;
       if (pid === undefined) return text('');
       const c = connect(config, net, caller, pid, inv.publish);
       const line = formatAnswer(c, inv.json);
@@ -268,14 +343,11 @@ export function run(inv: Invocation, priv: Privilege): Outcome {
         text: line,
         afterwards: () => {
           waitForEof(0);
-          // Once the lock is held, any other call waits for this release: the
-          // launcher may go (its caller's next netsetup call sees the lease gone).
+          // Once the lease is marked, every other call treats it as gone: the
+          // launcher may go. Written after the lock is let go, for at most
+          // RELEASING_WRITE_MS: the caller's stdout may be a pipe nobody reads.
           const releasing = (): void => {
-            try {
-              fs.writeSync(1, releasingLine(c.lease, inv.json));
-            } catch {
-              // Nobody waits for it.
-            }
+            writeLimited(1, releasingLine(c.lease, inv.json), RELEASING_WRITE_MS);
             detachStderr();
           };
           releaseHeld(config, caller, c.lease, releasing);
@@ -291,11 +363,14 @@ export function run(inv: Invocation, priv: Privilege): Outcome {
       return text(inv.json ? `${JSON.stringify(leases)}\n` : leases.map(leaseLine).join(''));
     }
     case 'check': {
+      // checkInstall (in configFor) has refused a binary with more than one link.
       const { config, source } = configFor(inv.config);
+      const binary = fs.realpathSync.native('/proc/self/exe');
+      const links = fs.statSync('/proc/self/exe').nlink;
       return text(
         inv.json
-          ? `${JSON.stringify({ source, config })}\n`
-          : `ok: configuration ${source}, state in ${config.stateDir}, networks ${config.networks.map((n) => `${n.name} (${n.bridge} ${n.subnet})`).join(', ')}\n`,
+          ? `${JSON.stringify({ binary, links, source, config })}\n`
+          : `ok: binary ${binary} (${links} link), configuration ${source}, state in ${config.stateDir}, networks ${config.networks.map((n) => `${n.name} (${n.bridge} ${n.subnet})`).join(', ')}\n`,
       );
     }
     case 'setup-host': {

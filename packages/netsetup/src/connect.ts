@@ -19,7 +19,7 @@ import type { Config, Network } from './policy/config.ts';
 import { hasLeaseRules } from './policy/firewall.ts';
 import { allocate, broadcastOf } from './policy/ipam.ts';
 import { admit, hostVethName, isoTime, type Caller, type Lease } from './policy/leases.ts';
-import { admitPublish } from './policy/publishing.ts';
+import { admitPublish, type HostFacts } from './policy/publishing.ts';
 import { begin, deleteVethsNamed, end, save, thisProcess, update, withCall, type Call, type Session } from './records.ts';
 import { mark } from './timing.ts';
 
@@ -127,12 +127,21 @@ interface Reserved {
   mtu: number;
 }
 
+function hostFacts(call: Call, publish: PublishSpec[]): HostFacts {
+  const addresses = call.rtnl.addresses().flatMap((a) => (a.family === nl.AF_INET && a.address ? [a.address] : []));
+  return { addresses, sockets: boundSockets(publish.map((p) => p.protocol)) };
+}
+
 /** Under the lock: GC, quota, published ports, address, the bridge (and the
  *  network's rules with a new one), and the lease recorded as pending. */
 function reserve(call: Call, net: Network, caller: Caller, pid: number, publish: PublishSpec[]): Reserved {
   // An existing bridge is checked (address, up, forwarding) before the lock.
   let bridge: nl.Link | undefined;
   const holder = thisProcess();
+  // The host's addresses and bound sockets, before the lock: any user can make
+  // the socket tables long, and nothing under the lock may take time a user
+  // controls (a socket bound after this is shadowed by the DNAT anyway).
+  const host = publish.length > 0 ? hostFacts(call, publish) : undefined;
   const s = begin(call, (links) => {
     if (links.some((k) => k.name === net.bridge)) bridge = ensureBridge(call.rtnl, net, links);
   });
@@ -140,10 +149,7 @@ function reserve(call: Call, net: Network, caller: Caller, pid: number, publish:
     mark('locked, GC done');
     const others = [...s.leases, ...s.busy];
     const groups = admit(net, [...s.leases, ...s.busy.filter((l) => l.state === 'pending')], caller);
-    if (publish.length > 0) {
-      const addresses = call.rtnl.addresses().flatMap((a) => (a.family === nl.AF_INET && a.address ? [a.address] : []));
-      admitPublish(net, caller, publish, others, { addresses, sockets: boundSockets(publish.map((p) => p.protocol)) });
-    }
+    if (host) admitPublish(net, caller, publish, others, host);
     const address = allocate(net, others.filter((l) => l.network === net.name).map((l) => l.address));
     if (!address) {
       throw new NsboxError({ exit: EXIT.QUOTA, what: `network "${net.name}"`, why: `all addresses of ${net.subnet} are leased`, todo: 'Release a lease or ask the administrator for a larger subnet' });

@@ -21,4 +21,6 @@ export const EXIT = {
   BUSY: 7,
   /** A requested host port is already published by another lease or bound by a host socket. */
   CONFLICT: 8,
+  /** A resource limit of the caller (ulimit: RLIMIT_NOFILE, RLIMIT_FSIZE, RLIMIT_AS) is too low to start. */
+  LIMIT: 9,
 } as const;

@@ -1,12 +1,14 @@
 // Entry point of netsetup (bundled to CJS for the single executable: no
-// top-level await, no import.meta). Hardening comes before anything else.
+// top-level await, no import.meta). Hardening comes before anything else:
+// setuid/early.ts, imported first, runs before any other module's code.
+import './setuid/early.ts';
 import { sleepSync } from '@nsbox/shared/sleep';
 import fs from 'node:fs';
 import { NsboxError } from '@nsbox/shared/error';
 import { EXIT } from './exit.ts';
 import { harden } from './setuid/secure.ts';
 import { parseArgs, run } from './cli.ts';
-import { libc } from '@nsbox/shared/libc';
+import { libc, libcLoaded } from '@nsbox/shared/libc';
 import { mark, report } from './timing.ts';
 
 /** Writes all of `text` to fd, waiting out EAGAIN (a non-blocking pipe). */
@@ -50,8 +52,8 @@ function main(): number {
 const code = main();
 report();
 // Everything is written (synchronously); Node's own teardown would add ~1 ms.
-try {
-  libc()._exit(code);
-} catch {
-  process.exit(code); // the FFI module could not be loaded
-}
+// Before the FFI module is loaded (a refusal of the caller's limits), Node's
+// exit is the only way out, and a safe one: early.ts has stopped coverage or
+// re-executed without it, so nothing is written at exit.
+if (libcLoaded()) libc()._exit(code);
+process.exit(code);

@@ -3,7 +3,10 @@
 // Invariant: every veth and every lease rule netsetup makes belongs to a record,
 // written before the veth or rule exists and dropped only after both are gone.
 // The state lock guards the records alone and is held only to read and write
-// them (about 1 ms): work that waits for the kernel (veths, addresses, rules of
+// them (about 1 ms), never while waiting on anything a caller controls: not
+// their fds (the holder's releasing line comes after the lock), not the size of
+// their request (cli.ts caps it while parsing), not the host's socket tables
+// (read before it); waiting for it is bounded (kernel/state.ts). Work that waits for the kernel (veths, addresses, rules of
 // a release) is done outside it, on a record marked pending or releasing with
 // its holder (pid and start time). A record whose holder is dead, or a ready
 // one whose veth (same name and ifindex) is gone, is stale, and the next call's

@@ -58,18 +58,20 @@ function releaseIn(call: Call, caller: Caller, by: { id: string } | { pid: numbe
 
 /**
  * The holder's release (netsetup --hold at end of stdin). Under the lock it only
- * marks the lease as being released, so `onLocked` comes early and every later
- * call already treats the lease as gone (it no longer counts for quotas); then,
+ * marks the lease as being released, so every later call already treats the
+ * lease as gone (it no longer counts for quotas); `onMarked` runs right after the
+ * lock is let go (it writes to the caller's stdout, which must never be waited
+ * on under the lock: docs/security.md §5); then,
  * outside the lock and so in parallel with other holders, it deletes the veth
  * (by name) and the rules, which wait ~10-15 ms each for the kernel; then it
  * drops the record. Killed in between, the record names a dead holder and the
  * next call's GC finishes the job.
  */
-export function releaseHeld(config: Config, caller: Caller, id: string, onLocked: () => void): void {
-  withCall(config, (call) => releaseHeldIn(call, caller, id, onLocked));
+export function releaseHeld(config: Config, caller: Caller, id: string, onMarked: () => void): void {
+  withCall(config, (call) => releaseHeldIn(call, caller, id, onMarked));
 }
 
-function releaseHeldIn(call: Call, caller: Caller, id: string, onLocked: () => void): void {
+function releaseHeldIn(call: Call, caller: Caller, id: string, onMarked: () => void): void {
   const { config } = call;
   const lease = update(
     call,
@@ -78,8 +80,8 @@ function releaseHeldIn(call: Call, caller: Caller, id: string, onLocked: () => v
       if (l) state.write(records.map((r) => (r === l ? { ...l, state: 'releasing', holder: thisProcess() } : r)));
       return l;
     },
-    onLocked,
   );
+  onMarked();
   if (!lease) return;
   const net = config.networks.find((n) => n.name === lease.network);
   const { rtnl } = call;

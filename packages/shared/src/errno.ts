@@ -63,6 +63,7 @@ export function errnoName(errno: number): string {
 }
 
 export const ENOENT = 2;
+export const EINTR = 4;
 export const EIO = 5;
 export const EAGAIN = 11;
 export const EEXIST = 17;

@@ -30,6 +30,10 @@ const DECLARATIONS = {
   fcntl: 'int fcntl(int fd, int cmd, ...)',
   getrandom: 'long getrandom(_Out_ void *buf, size_t len, unsigned int flags)',
   memfd_create: 'int memfd_create(const char *name, unsigned int flags)',
+  sigaction: 'int sigaction(int sig, const void *act, void *oldact)',
+  setitimer: 'int setitimer(int which, const void *value, void *old)',
+  setrlimit: 'int setrlimit(int resource, const void *rlim)',
+  write: 'long write(int fd, const void *buf, size_t len)',
   renameat2: 'int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags)',
   // posix_spawn and its file actions (an opaque object, passed as a Buffer).
   posix_spawn: 'int posix_spawn(_Out_ int *pid, const char *path, void *actions, void *attr, const char **argv, const char **envp)',
@@ -61,6 +65,11 @@ export function libc(): Libc {
   }
   bound = table as Libc;
   return bound;
+}
+
+/** Whether libc() has loaded the FFI module already (it is not loaded just to ask). */
+export function libcLoaded(): boolean {
+  return bound !== undefined;
 }
 
 export function errno(): number {

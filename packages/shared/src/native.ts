@@ -28,7 +28,8 @@ function loadFromAsset(): KoffiApi {
     let fd = -1;
     try {
       fd = fs.openSync(dir, tmpfile | fs.constants.O_RDWR | fs.constants.O_EXCL, 0o500);
-      fs.writeSync(fd, bytes);
+      // A short write (a file-size limit) would leave a truncated file that dlopen maps: SIGBUS.
+      if (fs.writeSync(fd, bytes) !== bytes.length) throw new Error('short write (a file-size limit?)');
       const mod = { exports: {} as KoffiApi };
       process.dlopen(mod, `/proc/self/fd/${fd}`);
       return mod.exports;

@@ -2,17 +2,18 @@
 // holder dies (SIGKILL included). The directory must be root's own (0700); files
 // are opened without following symlinks and replaced by rename, so a planted
 // file or link is refused and a killed writer leaves the old file intact.
-import { sleepSync } from '@nsbox/shared/sleep';
 import fs from 'node:fs';
 import { libc, errno } from '@nsbox/shared/libc';
-import { describeErrno, EAGAIN, ENOENT } from '@nsbox/shared/errno';
+import { EAGAIN as EWOULDBLOCK, EINTR, ENOENT } from '@nsbox/shared/errno';
 import { AT_FDCWD, LOCK_EX, LOCK_NB } from '@nsbox/shared/syscalls';
 import { NsboxError, sysError } from '@nsbox/shared/error';
 import { EXIT } from '../exit.ts';
 import { parseLeaseFile, type Lease } from '../policy/leases.ts';
 import { untrusted } from '../setuid/trust.ts';
+import { withDeadline } from './deadline.ts';
 
-const LOCK_WAIT_MS = 20_000;
+/** How long a call waits for the lock before giving up (exit 7). */
+export const LOCK_WAIT_MS = 20_000;
 const RENAME_EXCHANGE = 2;
 const { O_RDWR, O_RDONLY, O_WRONLY, O_CREAT, O_NOFOLLOW } = fs.constants;
 
@@ -40,16 +41,25 @@ export class State {
       throw new NsboxError({ exit: EXIT.CONFIG, what: `state lock ${lockPath}`, why: 'is not a root-owned regular file', todo: 'Remove it as root' });
     }
     const c = libc();
-    const deadline = Date.now() + LOCK_WAIT_MS;
-    for (let delay = 1; ; delay = Math.min(delay * 2, 5)) {
-      if (c.flock(fd, LOCK_EX | LOCK_NB) === 0) break;
-      const e = errno();
-      if (e !== EAGAIN) throw sysError(`lock ${lockPath}`, e);
-      if (Date.now() > deadline) {
+    // Free (the common case): no timer. Taken: a blocking flock, interrupted
+    // after LOCK_WAIT_MS (kernel/deadline.ts), so waiting costs no polling.
+    if (c.flock(fd, LOCK_EX | LOCK_NB) !== 0) {
+      const first = errno();
+      if (first !== EWOULDBLOCK) {
+        fs.closeSync(fd);
+        throw sysError(`lock ${lockPath}`, first);
+      }
+      const got = withDeadline(LOCK_WAIT_MS, () => {
+        if (c.flock(fd, LOCK_EX) === 0) return 'done';
+        const e = errno();
+        if (e === EINTR) return 'again';
+        fs.closeSync(fd);
+        throw sysError(`lock ${lockPath}`, e);
+      });
+      if (!got) {
         fs.closeSync(fd);
         throw new NsboxError({ exit: EXIT.BUSY, what: `lock ${lockPath}`, why: `another netsetup has held it for ${LOCK_WAIT_MS / 1000} s`, todo: 'Try again; if it persists, look for a stopped netsetup process' });
       }
-      sleepSync(delay);
     }
     return new State(dir, fd);
   }
@@ -84,27 +94,42 @@ export class State {
    * which is then swapped with leases.json (renameat2 RENAME_EXCHANGE). Swapping
    * rather than renaming over it keeps the old inode as the next write's scratch
    * file: freeing an inode costs ~0.1-0.2 ms on tmpfs, and a connect writes twice.
+   * The whole record is written (short writes are continued) and its size checked
+   * before the swap; a full filesystem fails the call and leaves leases.json as it
+   * was. No fsync: the records live on tmpfs and are not meant to outlive a boot.
    */
   write(leases: Lease[]): void {
     const file = `${this.dir}/leases.json`;
     const tmp = `${this.dir}/leases.json.new`;
+    // The directory is root's alone (ensureDir), so truncating the scratch file is safe.
+    const text = Buffer.from(`${JSON.stringify({ version: 1, leases }, null, 1)}\n`);
     try {
-      // The directory is root's alone (ensureDir), so truncating the scratch file is safe.
-      const text = Buffer.from(`${JSON.stringify({ version: 1, leases }, null, 1)}\n`);
       // Overwritten in place, then cut to length: O_TRUNC would free all its pages first.
       const fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_NOFOLLOW, 0o600);
       try {
-        fs.writeSync(fd, text, 0, text.length, 0);
+        for (let at = 0; at < text.length; ) {
+          const n = fs.writeSync(fd, text, at, text.length - at, at);
+          if (n <= 0) throw Object.assign(new Error('short write'), { code: 'ENOSPC' });
+          at += n;
+        }
         fs.ftruncateSync(fd, text.length);
+        if (fs.fstatSync(fd).size !== text.length) throw Object.assign(new Error('size mismatch'), { code: 'EIO' });
       } finally {
         fs.closeSync(fd);
       }
-      if (libc().renameat2(AT_FDCWD, tmp, AT_FDCWD, file, RENAME_EXCHANGE) !== 0) {
-        if (errno() !== ENOENT) throw new Error(`swap ${tmp} and ${file}: ${describeErrno(errno())}`);
-        fs.renameSync(tmp, file);
-      }
     } catch (err) {
-      throw new NsboxError({ exit: EXIT.SYSTEM, what: `write state file ${file}`, why: (err as Error).message, todo: 'Check free space on the state filesystem' });
+      const code = (err as NodeJS.ErrnoException).code;
+      const why = code === 'ENOSPC' || code === 'EDQUOT' ? `the state filesystem is full (${code}); ${file} is unchanged` : code === 'EFBIG' ? `a file size limit stops it (EFBIG); ${file} is unchanged` : `${(err as Error).message}; ${file} is unchanged`;
+      throw new NsboxError({ exit: EXIT.SYSTEM, what: `write state file ${tmp}`, why, todo: `Free space on the filesystem of ${this.dir} (df ${this.dir}), then try again` });
+    }
+    if (libc().renameat2(AT_FDCWD, tmp, AT_FDCWD, file, RENAME_EXCHANGE) !== 0) {
+      const e = errno();
+      if (e !== ENOENT) throw sysError(`swap ${tmp} and ${file}`, e, { todo: 'Run netsetup teardown as root' });
+      try {
+        fs.renameSync(tmp, file);
+      } catch (err) {
+        throw new NsboxError({ exit: EXIT.SYSTEM, what: `rename ${tmp} to ${file}`, why: (err as Error).message, todo: 'Run netsetup teardown as root' });
+      }
     }
   }
 
@@ -121,6 +146,7 @@ export class State {
   /** Removes the files (teardown); keeps the lock file until unlock. */
   removeFiles(): void {
     for (const f of ['leases.json', 'leases.json.new']) fs.rmSync(`${this.dir}/${f}`, { force: true });
+    fs.rmSync(`${this.dir}/${WAITING}`, { recursive: true, force: true });
   }
 }
 
@@ -140,4 +166,33 @@ export function ensureDir(dir: string): void {
   if (problem || (st.mode & 0o077) !== 0) {
     throw new NsboxError({ exit: EXIT.CONFIG, what: `state directory ${dir}`, why: `refusing to use it: ${problem ? `${problem.path === dir ? 'it' : problem.path} ${problem.why}` : `its mode is ${(st.mode & 0o7777).toString(8)}, not 700`}`, todo: 'Remove it (netsetup creates it root-owned, mode 700) or set stateDir to a root-only location' });
   }
+}
+
+/** The directory of the `--pid -` wait slots, inside the state directory. */
+const WAITING = 'waiting';
+
+/**
+ * One of `max` wait slots of `uid` (dir must have passed ensureDir()): files
+ * `waiting/UID.K`, each held by an exclusive flock while a `--pid -` waits for its
+ * pid, so the kernel frees a slot when its holder exits, however it exits.
+ * Returns the slot's fd (closing it frees the slot), or undefined when all are taken.
+ */
+export function takeWaitSlot(dir: string, uid: number, max: number): number | undefined {
+  const slots = `${dir}/${WAITING}`;
+  try {
+    fs.mkdirSync(slots, { mode: 0o700 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new NsboxError({ exit: EXIT.CONFIG, what: `directory ${slots}`, why: `cannot create it (${(err as NodeJS.ErrnoException).code})`, todo: 'Run netsetup teardown as root' });
+  }
+  const st = fs.lstatSync(slots);
+  if (!st.isDirectory() || st.uid !== 0 || (st.mode & 0o077) !== 0) {
+    throw new NsboxError({ exit: EXIT.CONFIG, what: `directory ${slots}`, why: 'is not a root-only directory', todo: 'Run netsetup teardown as root' });
+  }
+  const c = libc();
+  for (let k = 0; k < max; k++) {
+    const fd = fs.openSync(`${slots}/${uid}.${k}`, O_RDWR | O_CREAT | O_NOFOLLOW, 0o600);
+    if (c.flock(fd, LOCK_EX | LOCK_NB) === 0) return fd;
+    fs.closeSync(fd);
+  }
+  return undefined;
 }

@@ -40,16 +40,18 @@ export function admitPublish(net: Network, caller: Caller, specs: PublishSpec[],
     throw new NsboxError({ exit: code, what: `publish ${formatPublish(s)}`, why, todo: todo });
   };
 
-  specs.forEach((s, i) => {
-    const earlier = specs.slice(0, i).find((e) => clash(e, s));
-    if (earlier) refuse(EXIT.USAGE, s, `host port ${s.hostPort}/${s.protocol} is also in publish ${formatPublish(earlier)}`, 'Give each host port once');
-  });
   if (!root && specs.length > 0 && maxPerLease === 0) {
     throw new NsboxError({ exit: EXIT.DENIED, what: `network "${net.name}"`, why: 'it lets only root publish ports (publish.maxPerLease is 0)', todo: 'Ask the administrator to raise publish.maxPerLease in the configuration' });
   }
   if (!root && specs.length > maxPerLease) {
     throw new NsboxError({ exit: EXIT.QUOTA, what: `network "${net.name}"`, why: `${specs.length} ports requested, a sandbox may publish at most ${maxPerLease}`, todo: 'Publish fewer ports or ask the administrator to raise publish.maxPerLease' });
   }
+  // Pairwise, so only after the count is known to be small (the command line
+  // caps it for root too: cli.ts MAX_PUBLISH).
+  specs.forEach((s, i) => {
+    const earlier = specs.slice(0, i).find((e) => clash(e, s));
+    if (earlier) refuse(EXIT.USAGE, s, `host port ${s.hostPort}/${s.protocol} is also in publish ${formatPublish(earlier)}`, 'Give each host port once');
+  });
   for (const s of specs) {
     if (isLoopback(s.hostAddress)) {
       refuse(EXIT.DENIED, s, "publishing on the host's loopback (127.0.0.0/8) is not supported", 'Leave the address out (every address of the host) or give another address of the host');

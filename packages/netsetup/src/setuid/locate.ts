@@ -1,32 +1,45 @@
-// Where the configuration comes from: PREFIX/etc/nsbox/netsetup.conf when the
-// binary is PREFIX/bin/netsetup and that file exists, else /etc/nsbox/netsetup.conf,
-// else the built-in default. Never from arguments (except root's --config) or
-// the environment. A file is used only if it and every directory above it are
-// root-owned and not writable by others.
+// Where the configuration comes from: one path, fixed by where the administrator
+// installed the binary: PREFIX/bin/netsetup reads PREFIX/etc/nsbox/netsetup.conf
+// (/etc/nsbox/netsetup.conf for PREFIX /usr or /), exactly what scripts/install.sh
+// writes. No fallback to /etc or a built-in default: a copy of the binary moved or
+// linked elsewhere (a hard link is refused anyway: secure.ts checkInstall) finds
+// no configuration there and refuses, instead of running without the admin's
+// quotas and policy. Never from arguments (except root's --config) or the
+// environment. A file is used only if it and every directory above it are
+// root-owned and not writable by others (trust.ts).
+//
+// Why derived rather than recorded in the binary at install time: the binary is a
+// Node single executable whose blob is injected at build time; patching it per
+// install would change what was built and tested. The path is a pure function of
+// the binary's real path, which only root can choose for a setuid-root binary
+// with one link on a trusted path.
 import fs from 'node:fs';
 import path from 'node:path';
-import { DEFAULT_CONFIG_TEXT, parseConfig, type Config } from '../policy/config.ts';
+import { NsboxError } from '@nsbox/shared/error';
+import { EXIT } from '../exit.ts';
+import { parseConfig, type Config } from '../policy/config.ts';
 import { requireTrusted } from './trust.ts';
 
-const SYSTEM_CONFIG = '/etc/nsbox/netsetup.conf';
+const CONFIG_NAME = 'etc/nsbox/netsetup.conf';
 
-export function configCandidates(exe: string): string[] {
+/** The configuration file of a binary at `exe` (a real path), or undefined when
+ *  the binary is not in a `bin` directory (not where install.sh puts it). */
+export function configPath(exe: string): string | undefined {
   const dir = path.dirname(exe);
-  const out: string[] = [];
-  if (path.basename(dir) === 'bin') out.push(path.join(path.dirname(dir), 'etc/nsbox/netsetup.conf'));
-  out.push(SYSTEM_CONFIG);
-  return [...new Set(out)];
+  if (path.basename(dir) !== 'bin') return undefined;
+  const prefix = path.dirname(dir);
+  return prefix === '/usr' ? `/${CONFIG_NAME}` : path.join(prefix, CONFIG_NAME);
 }
 
 export function loadConfig(exe: string, override?: string): { config: Config; source: string } {
-  const candidates = override ? [override] : configCandidates(exe);
-  for (const file of candidates) {
-    if (!override && !exists(file)) continue;
-    const real = fs.realpathSync.native(file);
-    requireTrusted(real);
-    return { config: parseConfig(fs.readFileSync(real, 'utf8'), real), source: real };
+  const file = override ?? configPath(exe);
+  if (file === undefined) {
+    throw new NsboxError({ exit: EXIT.CONFIG, what: `installation ${exe}`, why: 'netsetup is not in a bin directory, so it has no configuration', todo: 'Install it with scripts/install.sh PREFIX (as PREFIX/bin/netsetup)' });
   }
-  return { config: parseConfig(DEFAULT_CONFIG_TEXT, '(built-in default)'), source: '(built-in default)' };
+  if (!override && fs.lstatSync(file, { throwIfNoEntry: false }) === undefined) {
+    throw new NsboxError({ exit: EXIT.CONFIG, what: `configuration ${file}`, why: `it does not exist (netsetup at ${exe} reads only this file)`, todo: `Create it as root (netsetup default-config > ${file}) or reinstall with scripts/install.sh` });
+  }
+  const real = fs.realpathSync.native(file);
+  requireTrusted(real);
+  return { config: parseConfig(fs.readFileSync(real, 'utf8'), real), source: real };
 }
-
-const exists = (file: string): boolean => fs.lstatSync(file, { throwIfNoEntry: false }) !== undefined;
