@@ -10,13 +10,14 @@ import type { PublishSpec } from '@nsbox/shared/publish';
 import type { Child } from '@nsbox/shared/spawn';
 import { EXIT } from './exit.ts';
 import { ensureBridge, randomMac } from './kernel/host.ts';
-import { applyRules, removeRules, startLeaseRules, startRestore } from './kernel/iptables.ts';
+import { applyRules, backendIsNft, look, removeRules, startLeaseRules, startNatTable, startRestore, type NatTable, type RuleState } from './kernel/iptables.ts';
 import { randomBytes } from './kernel/random.ts';
 import { Rtnl } from './kernel/rtnl.ts';
 import { boundSockets } from './kernel/sockets.ts';
 import { notYours, pin, type Target } from './kernel/target.ts';
 import type { Config, Network } from './policy/config.ts';
-import { hasLeaseRules } from './policy/firewall.ts';
+import { dnatChain, hasLeaseRules } from './policy/firewall.ts';
+import { hostForwards } from './policy/hostforwards.ts';
 import { allocate, broadcastOf } from './policy/ipam.ts';
 import { admit, hostVethName, isoTime, type Caller, type Lease } from './policy/leases.ts';
 import { admitPublish } from './policy/publishing.ts';
@@ -50,6 +51,7 @@ export function connect(config: Config, net: Network, caller: Caller, pid: numbe
 
 function connectIn(call: Call, net: Network, caller: Caller, pid: number, publish: PublishSpec[]): Answer {
   const early = publish.length > 0 ? startRestore(call.tools) : undefined;
+  const natTable = publish.length > 0 ? startNatTable(call.tools) : undefined;
   let homeFd = -1;
   let target: Target | undefined;
   let lease: Lease | undefined;
@@ -58,7 +60,7 @@ function connectIn(call: Call, net: Network, caller: Caller, pid: number, publis
     homeFd = fs.openSync('/proc/self/ns/net', 'r');
     const pinned = (target = pin(pid, caller.uid, fs.fstatSync(homeFd)));
     mark('target pinned');
-    const reserved = reserve(call, net, caller, pid, publish);
+    const reserved = reserve(call, net, caller, pid, publish, natTable);
     lease = reserved.lease;
     const { mtu } = reserved;
     const hostVeth = lease.hostVeth;
@@ -115,6 +117,11 @@ function connectIn(call: Call, net: Network, caller: Caller, pid: number, publis
     throw err;
   } finally {
     early?.wait();
+    try {
+      natTable?.collect();
+    } catch {
+      // Only reaped here: its failure was reported, or did not matter.
+    }
     if (homeFd >= 0) fs.closeSync(homeFd);
     target?.close();
   }
@@ -129,20 +136,28 @@ interface Reserved {
 
 /** Under the lock: GC, quota, published ports, address, the bridge (and the
  *  network's rules with a new one), and the lease recorded as pending. */
-function reserve(call: Call, net: Network, caller: Caller, pid: number, publish: PublishSpec[]): Reserved {
-  // An existing bridge is checked (address, up, forwarding) before the lock.
+function reserve(call: Call, net: Network, caller: Caller, pid: number, publish: PublishSpec[], natTable: NatTable | undefined): Reserved {
+  // An existing bridge is checked (address, up, forwarding) before the lock,
+  // and so are its rules: a firewall reload may have removed them.
   let bridge: nl.Link | undefined;
+  let rules: RuleState | undefined;
   const holder = thisProcess();
+  const ours = new Set(call.config.networks.map(dnatChain));
+  const forwards = natTable ? hostForwards(natTable.collect(), (chain) => ours.has(chain)) : [];
   const s = begin(call, (links) => {
-    if (links.some((k) => k.name === net.bridge)) bridge = ensureBridge(call.rtnl, net, links);
+    if (!links.some((k) => k.name === net.bridge)) return;
+    bridge = ensureBridge(call.rtnl, net, links);
+    rules = look({ nft: backendIsNft(call.config.iptables), get save() { return call.tools.save; } }, net);
+    mark('rules looked at');
   });
   try {
     mark('locked, GC done');
+    if (rules && !rules.intact) applyRules(call.tools, net, s.leases);
     const others = [...s.leases, ...s.busy];
     const groups = admit(net, [...s.leases, ...s.busy.filter((l) => l.state === 'pending')], caller);
     if (publish.length > 0) {
       const addresses = call.rtnl.addresses().flatMap((a) => (a.family === nl.AF_INET && a.address ? [a.address] : []));
-      admitPublish(net, caller, publish, others, { addresses, sockets: boundSockets(publish.map((p) => p.protocol)) });
+      admitPublish(net, caller, publish, others, { addresses, sockets: boundSockets(publish.map((p) => p.protocol)), forwards });
     }
     const address = allocate(net, others.filter((l) => l.network === net.name).map((l) => l.address));
     if (!address) {
