@@ -88,7 +88,7 @@ export function admitPublish(net: Network, caller: Caller, specs: PublishSpec[],
     const local = host.addresses.filter((a) => !isLoopback(a));
     const forward = forwardOf(host.forwards, s.protocol, s.hostPort, s.hostAddress, local);
     if (forward) {
-      refuse(EXIT.CONFLICT, s, `host port ${s.hostPort}/${s.protocol} is forwarded by the host's own firewall (nat rule "${forward.rule.slice(0, 120)}")`, 'Choose another host port');
+      refuse(EXIT.CONFLICT, s, `host port ${s.hostPort}/${s.protocol} is forwarded by the host's own firewall (nat rule "${forward.rule.length > 160 ? `${forward.rule.slice(0, 157)}...` : forward.rule}")`, 'Choose another host port');
     }
     const bound = host.sockets.find((b) => clash({ ...b, hostPort: b.port, hostAddress: b.address }, s) && !isLoopback(b.address));
     if (bound) {
