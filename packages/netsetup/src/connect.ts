@@ -10,7 +10,7 @@ import type { PublishSpec } from '@nsbox/shared/publish';
 import type { Child } from '@nsbox/shared/spawn';
 import { EXIT } from './exit.ts';
 import { ensureBridge, randomMac } from './kernel/host.ts';
-import { applyRules, backendIsNft, look, removeRules, startLeaseRules, startNatTable, startRestore, type NatTable, type RuleState } from './kernel/iptables.ts';
+import { applyRules, backendIsNft, removeRules, startLeaseRules, startLook, startNatTable, startRestore, type Pending, type RuleState } from './kernel/iptables.ts';
 import { randomBytes } from './kernel/random.ts';
 import { Rtnl } from './kernel/rtnl.ts';
 import { boundSockets } from './kernel/sockets.ts';
@@ -52,6 +52,9 @@ export function connect(config: Config, net: Network, caller: Caller, pid: numbe
 function connectIn(call: Call, net: Network, caller: Caller, pid: number, publish: PublishSpec[]): Answer {
   const early = publish.length > 0 ? startRestore(call.tools) : undefined;
   const natTable = publish.length > 0 ? startNatTable(call.tools) : undefined;
+  // Whether a firewall reload took the network's rules (with legacy iptables an
+  // iptables-save, started now to overlap the rest).
+  const looking = startLook({ nft: backendIsNft(call.config.iptables), get save() { return call.tools.save; } }, net);
   let homeFd = -1;
   let target: Target | undefined;
   let lease: Lease | undefined;
@@ -60,7 +63,7 @@ function connectIn(call: Call, net: Network, caller: Caller, pid: number, publis
     homeFd = fs.openSync('/proc/self/ns/net', 'r');
     const pinned = (target = pin(pid, caller.uid, fs.fstatSync(homeFd)));
     mark('target pinned');
-    const reserved = reserve(call, net, caller, pid, publish, natTable);
+    const reserved = reserve(call, net, caller, pid, publish, natTable, looking);
     lease = reserved.lease;
     const { mtu } = reserved;
     const hostVeth = lease.hostVeth;
@@ -117,11 +120,8 @@ function connectIn(call: Call, net: Network, caller: Caller, pid: number, publis
     throw err;
   } finally {
     early?.wait();
-    try {
-      natTable?.collect();
-    } catch {
-      // Only reaped here: its failure was reported, or did not matter.
-    }
+    natTable?.close();
+    looking.close();
     if (homeFd >= 0) fs.closeSync(homeFd);
     target?.close();
   }
@@ -136,7 +136,7 @@ interface Reserved {
 
 /** Under the lock: GC, quota, published ports, address, the bridge (and the
  *  network's rules with a new one), and the lease recorded as pending. */
-function reserve(call: Call, net: Network, caller: Caller, pid: number, publish: PublishSpec[], natTable: NatTable | undefined): Reserved {
+function reserve(call: Call, net: Network, caller: Caller, pid: number, publish: PublishSpec[], natTable: Pending<string> | undefined, looking: Pending<RuleState>): Reserved {
   // An existing bridge is checked (address, up, forwarding) before the lock,
   // and so are its rules: a firewall reload may have removed them.
   let bridge: nl.Link | undefined;
@@ -147,7 +147,7 @@ function reserve(call: Call, net: Network, caller: Caller, pid: number, publish:
   const s = begin(call, (links) => {
     if (!links.some((k) => k.name === net.bridge)) return;
     bridge = ensureBridge(call.rtnl, net, links);
-    rules = look({ nft: backendIsNft(call.config.iptables), get save() { return call.tools.save; } }, net);
+    rules = looking.collect();
     mark('rules looked at');
   });
   try {

@@ -185,17 +185,34 @@ export interface RuleState {
  * netsetup's own chains alone goes unnoticed until a rebuild: it costs two
  * more dumps per connect and is nothing a reload does.)
  */
-export function look(t: Pick<Tools, 'nft' | 'save'>, net: Network): RuleState {
-  const js = jumps(net);
+export const look = (t: Pick<Tools, 'nft' | 'save'>, net: Network): RuleState => startLook(t, net).collect();
+
+/** look(), begun now: with legacy its iptables-save runs while the caller works;
+ *  close() reaps it when the answer is not wanted. */
+export function startLook(t: Pick<Tools, 'nft' | 'save'>, net: Network): Pending<RuleState> {
   if (!t.nft) {
-    const fwdRules = forwardRules(net).length;
-    const natRules = net.nat ? 1 : 0;
-    const r = saveOutput(t.save, []);
-    const present = presentInSave(net, r);
-    const count = (chain: string): number => r.split('\n').filter((l) => l.startsWith(`-A ${chain} `)).length;
-    return { present, intact: present.every(Boolean) && count(fwdChain(net)) >= fwdRules && count(natChain(net)) >= natRules };
+    const save = startSave(t.save, [], "read the host's iptables rules");
+    return { collect: () => fromSave(net, save.collect()), close: () => save.close() };
   }
-  const sock = Rtnl.open(NETLINK_NETFILTER);
+  let answer: RuleState | undefined;
+  return { collect: () => (answer ??= lookNft(net)), close: () => {} };
+}
+
+function fromSave(net: Network, save: string): RuleState {
+  const present = presentInSave(net, save);
+  const count = (chain: string): number => save.split('\n').filter((l) => l.startsWith(`-A ${chain} `)).length;
+  return { present, intact: present.every(Boolean) && count(fwdChain(net)) >= forwardRules(net).length && count(natChain(net)) >= (net.nat ? 1 : 0) };
+}
+
+function lookNft(net: Network): RuleState {
+  const js = jumps(net);
+  let sock: Rtnl;
+  try {
+    sock = Rtnl.open(NETLINK_NETFILTER);
+  } catch {
+    // No nfnetlink (nf_tables never loaded): no tables, no jumps.
+    return { present: js.map(() => false), intact: false };
+  }
   try {
     const rules = (table: string, chain: string): nl.Message[] | undefined => {
       try {
@@ -235,43 +252,39 @@ function readAll(fd: number): string {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** A look at the host's nat table started ahead of time (iptables-save -t nat,
- *  which takes a few ms): collect() waits for it. */
-export interface NatTable {
-  collect(): string;
+/** Something started ahead of time: collect() waits for its answer (once; the
+ *  same answer or failure after), close() reaps it without one. */
+export interface Pending<T> {
+  collect(): T;
+  close(): void;
 }
 
-export function startNatTable(t: Tools): NatTable {
-  const child = start(t.save, ['-t', 'nat'], FIXED_ENV, { stdout: 'pipe' });
-  child.closeInput();
-  let text: string | undefined;
-  return {
-    collect() {
-      if (text !== undefined) return text;
-      try {
-        text = readAll(child.stdout);
-      } finally {
-        fs.closeSync(child.stdout);
-      }
-      const r = child.wait();
-      if (r.status !== 0) {
-        throw new NsboxError({ exit: EXIT.SYSTEM, what: "read the host's nat table", why: `${t.save} failed: ${r.stderr}`, todo: 'Check that the iptables backend in the configuration matches the host' });
-      }
-      return text;
-    },
-  };
-}
+/** The host's nat table (iptables-save -t nat, a few ms), read while the caller works. */
+export const startNatTable = (t: Tools): Pending<string> => startSave(t.save, ['-t', 'nat'], "read the host's nat table");
 
-function saveOutput(file: string, args: string[]): string {
+function startSave(file: string, args: string[], what: string): Pending<string> {
   const child = start(file, args, FIXED_ENV, { stdout: 'pipe' });
   child.closeInput();
-  let text: string;
-  try {
-    text = readAll(child.stdout);
-  } finally {
+  let outcome: { text: string } | { error: NsboxError } | undefined;
+  const finish = (): { text: string } | { error: NsboxError } => {
+    if (outcome) return outcome;
+    let text = '';
+    try {
+      text = readAll(child.stdout);
+    } catch {
+      // Read what there was; the status says whether it is whole.
+    }
     fs.closeSync(child.stdout);
-  }
-  const r = child.wait();
-  if (r.status !== 0) throw new NsboxError({ exit: EXIT.SYSTEM, what: `run ${file}`, why: r.stderr, todo: 'Check the iptables installation' });
-  return text;
+    const r = child.wait();
+    outcome = r.status === 0 ? { text } : { error: new NsboxError({ exit: EXIT.SYSTEM, what, why: `${file} failed: ${r.stderr || `exit status ${r.status}`}`, todo: 'Check that the iptables backend in the configuration matches the host' }) };
+    return outcome;
+  };
+  return {
+    collect() {
+      const o = finish();
+      if ('error' in o) throw o.error;
+      return o.text;
+    },
+    close: () => void finish(),
+  };
 }
