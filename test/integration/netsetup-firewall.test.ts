@@ -5,7 +5,7 @@
 //   firewall reload; publish.ports limits what users may publish.
 // - A network's egress policy holds for its sandboxes' traffic.
 // - A firewall reload that flushes the network's rules is repaired by the next connect.
-// Traffic goes only to the test bridges (10.231.101-103.0/24), to two namespaces
+// Traffic goes only to the test bridges (10.231.101-104.0/24), to two namespaces
 // the test makes behind the host ("peer", 10.231.109.2 via the host's
 // 10.231.109.1; "svc", 10.231.108.2 via 10.231.108.1) and to the host's own
 // addresses on those links. The test's own host rules carry the comment
@@ -18,6 +18,7 @@ import type { Child } from '../helpers/sandbox.ts';
 
 const U = 1000;
 const IPT = '/usr/sbin/iptables';
+const LEGACY = '/usr/sbin/iptables-legacy';
 const TAG = 'nstestfw';
 const PEER_NS = 'nstestfwpeer';
 const PEER_VETH = 'nstestfwp';
@@ -36,7 +37,7 @@ const sh = (cmd: string[], input?: string): void => void execaSync(cmd[0]!, cmd.
 const quiet = (cmd: string[]): number | undefined => execaSync(cmd[0]!, cmd.slice(1), { stdio: 'ignore', reject: false }).exitCode;
 /** A rule of the test's own (iptables-save quotes comments or not, by version). */
 const ownRule = (line: string): boolean => new RegExp(`--comment "?${TAG}"?( |$)`).test(line);
-const save = (table: string): string[] => execaSync(`${IPT}-save`, ['-t', table], { stdin: 'ignore', stderr: 'ignore' }).stdout.split('\n');
+const save = (table: string, ipt = IPT): string[] => execaSync(`${ipt}-save`, ['-t', table], { stdin: 'ignore', stderr: 'ignore' }).stdout.split('\n');
 
 /** Deletes every rule of the test's own (comment "nstestfw") in nat and filter. */
 function removeTestRules(): void {
@@ -78,6 +79,7 @@ function installWith(octet: number, network: Record<string, unknown>): Install {
 let fw7: Install;
 let fw8: Install;
 let fw10: Install;
+let fw10legacy: Install;
 
 test.before(async () => {
   removeTestNetwork();
@@ -86,6 +88,8 @@ test.before(async () => {
   fw7 = installWith(101, { publish: { minPort: 1024, maxPerLease: 4, ports: ['18200-18299'] } });
   fw8 = installWith(102, { egress: { default: 'deny', allow: ['10.231.109.0/24', `${SVC_ADDR}:7001/tcp`], deny: [`${PEER_ADDR}:7002/tcp`] } });
   fw10 = installWith(103, {});
+  fw10legacy = install({ octet: 104, iptables: 'legacy' });
+  installs.push(fw10legacy);
   await serve(['ip', 'netns', 'exec', PEER_NS], 'peer', [7000, 7002]);
   await serve(['ip', 'netns', 'exec', SVC_NS], 'svc', [7000, 7001]);
 });
@@ -149,18 +153,18 @@ function hostForward(port: number): void {
  * `then`'s), as iptables-restore of a saved ruleset does. Whatever goes wrong,
  * the rules of others are put back.
  */
-function reload(chains: string[], bridge: string, then: () => void = () => {}): void {
-  const before = save('nat').filter((l) => chains.some((c) => l.startsWith(`-A ${c} `)));
-  for (const c of chains) sh([IPT, '-w', '-t', 'nat', '-F', c]);
+function reload(chains: string[], bridge: string, then: () => void = () => {}, ipt = IPT): void {
+  const before = save('nat', ipt).filter((l) => chains.some((c) => l.startsWith(`-A ${c} `)));
+  for (const c of chains) sh([ipt, '-w', '-t', 'nat', '-F', c]);
   try {
     then();
   } finally {
     const others = before.filter((l) => !l.includes(`NSBOX-POST-${bridge}`) && !l.includes(`NSBOX-DNAT-${bridge}`));
-    if (others.length > 0) sh([`${IPT}-restore`, '-w', '--noflush'], `*nat\n${others.join('\n')}\nCOMMIT\n`);
+    if (others.length > 0) sh([`${ipt}-restore`, '-w', '--noflush'], `*nat\n${others.join('\n')}\nCOMMIT\n`);
   }
 }
 
-const jumpCount = (chain: string, target: string): number => save('nat').filter((l) => l.startsWith(`-A ${chain} `) && l.endsWith(`-j ${target}`)).length;
+const jumpCount = (chain: string, target: string, ipt = IPT): number => save('nat', ipt).filter((l) => l.startsWith(`-A ${chain} `) && l.endsWith(`-j ${target}`)).length;
 
 test.serial("class 7: a host port the host already forwards is refused (8), and the host's forward keeps answering; a free port reaches the sandbox (control); publish.ports (3)", async (t) => {
   hostForward(18201);
@@ -248,6 +252,21 @@ test.serial('class 10: after `iptables -t nat -F POSTROUTING`, the next connect 
   for (const [l, uid] of [[ac.lease, U], [bc.lease, U + 1], [cc.lease, U + 2]] as const) t.is((await run(fw10, ['release', l], { uid })).code, 0);
 });
 
+test.serial('class 10, legacy backend: the look is an iptables-legacy-save; a flushed POSTROUTING is repaired by the next connect', async (t) => {
+  const a = await box(U);
+  const ac = await connect(fw10legacy, a);
+  const post = `NSBOX-POST-${fw10legacy.bridge}`;
+  t.is(jumpCount('POSTROUTING', post, LEGACY), 1);
+  t.is(jumpCount('POSTROUTING', post), 0, 'nothing in the nft backend');
+  reload(['POSTROUTING'], fw10legacy.bridge, () => {}, LEGACY);
+  t.is(await call(a, PEER_ADDR, 7000), `peer 7000 from ${ac.address}`);
+  const b = await box(U + 1);
+  const bc = await connect(fw10legacy, b);
+  t.is(jumpCount('POSTROUTING', post, LEGACY), 1);
+  t.is(await call(b, PEER_ADDR, 7000), `peer 7000 from ${HOST_ADDR}`);
+  for (const [l, uid] of [[ac.lease, U], [bc.lease, U + 1]] as const) t.is((await run(fw10legacy, ['release', l], { uid })).code, 0);
+});
+
 test.serial("class 8: the network's egress policy holds for its sandboxes: denied destinations are refused at once, allowed ones answer (control), the most specific entry wins; published ports still answer", async (t) => {
   const s = await box(U);
   const c = await connect(fw8, s, ['18205:80']);
@@ -271,8 +290,10 @@ test.serial('nothing is left: teardown removes the networks\' rules and chains; 
   for (const s of sandboxes.splice(0)) await s.kill();
   for (const i of installs.splice(0)) i.remove();
   for (const table of ['nat', 'filter']) {
-    const left = save(table).filter((l) => /nstest10[123]\b|NSBOX-[A-Z]+-nstest10[123]/.test(l) || ownRule(l));
-    t.deepEqual(left, [], table);
+    for (const ipt of [IPT, LEGACY]) {
+      const left = save(table, ipt).filter((l) => /nstest10[1-4]\b|NSBOX-[A-Z]+-nstest10[1-4]/.test(l) || ownRule(l));
+      t.deepEqual(left, [], `${ipt} ${table}`);
+    }
   }
-  for (const b of ['nstest101', 'nstest102', 'nstest103']) scrub(b);
+  for (const b of ['nstest101', 'nstest102', 'nstest103', 'nstest104']) scrub(b);
 });
