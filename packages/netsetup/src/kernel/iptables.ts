@@ -170,7 +170,8 @@ export function removeRules(t: Tools, net: Network): void {
 }
 
 /** What is left of a network's rules: its jumps (in jumps() order), and whether
- *  they and its chains' own rules are all there. */
+ *  they are all there (with legacy, whose look sees everything anyway, also its
+ *  chains' own network rules). */
 export interface RuleState {
   present: boolean[];
   intact: boolean;
