@@ -2,7 +2,7 @@
 // setuid netsetup's lock, start-up, waiting, location and state writes. Each test
 // performs the attack for real as an unprivileged user, shows it fails and the
 // victim keeps working, and has a control that shows the test would notice a
-// success. Subnets 10.231.{101,103}.0/24; traffic: none.
+// success. Subnets 10.231.{111,113}.0/24; traffic: none.
 import test from 'ava';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -62,7 +62,7 @@ async function timedRun(i: Install, args: string[], uid: number): Promise<{ code
 }
 
 test.before(() => {
-  inst = install({ octet: 101, quota: { users: { '*': 8 } }, publish: { maxPerLease: 16 } });
+  inst = install({ octet: 111, quota: { users: { '*': 8 } }, publish: { maxPerLease: 16 } });
   userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'nsbox-hygiene-'));
   fs.chownSync(userDir, U, U);
   fs.chmodSync(userDir, 0o755);
@@ -270,10 +270,10 @@ test.serial('class 9: a hard link of the binary, or the binary moved, is refused
 });
 
 test.serial('class 11: a full state filesystem fails the call, keeps the old record, leaves no veth', async (t) => {
-  const stateDir = `/run/nsbox-test-103-full-${process.pid}`;
+  const stateDir = `/run/nsbox-test-113-full-${process.pid}`;
   fs.mkdirSync(stateDir, { mode: 0o700 });
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'nsbox-test', stateDir]);
-  const full = install({ octet: 103, stateDir });
+  const full = install({ octet: 113, stateDir });
   cleanups.push(() => full.remove());
   cleanups.push(() => {
     spawnSync('umount', [stateDir]);

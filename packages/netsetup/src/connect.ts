@@ -10,13 +10,14 @@ import type { PublishSpec } from '@nsbox/shared/publish';
 import type { Child } from '@nsbox/shared/spawn';
 import { EXIT } from './exit.ts';
 import { ensureBridge, randomMac } from './kernel/host.ts';
-import { applyRules, removeRules, startLeaseRules, startRestore } from './kernel/iptables.ts';
+import { applyRules, backendIsNft, removeRules, startLeaseRules, startLook, startNatTable, startRestore, type Pending, type RuleState } from './kernel/iptables.ts';
 import { randomBytes } from './kernel/random.ts';
 import { Rtnl } from './kernel/rtnl.ts';
 import { boundSockets } from './kernel/sockets.ts';
 import { notYours, pin, type Target } from './kernel/target.ts';
 import type { Config, Network } from './policy/config.ts';
-import { hasLeaseRules } from './policy/firewall.ts';
+import { dnatChain, hasLeaseRules } from './policy/firewall.ts';
+import { hostForwards } from './policy/hostforwards.ts';
 import { allocate, broadcastOf } from './policy/ipam.ts';
 import { admit, hostVethName, isoTime, type Caller, type Lease } from './policy/leases.ts';
 import { admitPublish, type HostFacts } from './policy/publishing.ts';
@@ -50,6 +51,10 @@ export function connect(config: Config, net: Network, caller: Caller, pid: numbe
 
 function connectIn(call: Call, net: Network, caller: Caller, pid: number, publish: PublishSpec[]): Answer {
   const early = publish.length > 0 ? startRestore(call.tools) : undefined;
+  const natTable = publish.length > 0 ? startNatTable(call.tools) : undefined;
+  // Whether a firewall reload took the network's rules (with legacy iptables an
+  // iptables-save, started now to overlap the rest).
+  const looking = startLook({ nft: backendIsNft(call.config.iptables), get save() { return call.tools.save; } }, net);
   let homeFd = -1;
   let target: Target | undefined;
   let lease: Lease | undefined;
@@ -58,7 +63,7 @@ function connectIn(call: Call, net: Network, caller: Caller, pid: number, publis
     homeFd = fs.openSync('/proc/self/ns/net', 'r');
     const pinned = (target = pin(pid, caller.uid, fs.fstatSync(homeFd)));
     mark('target pinned');
-    const reserved = reserve(call, net, caller, pid, publish);
+    const reserved = reserve(call, net, caller, pid, publish, natTable, looking);
     lease = reserved.lease;
     const { mtu } = reserved;
     const hostVeth = lease.hostVeth;
@@ -115,6 +120,8 @@ function connectIn(call: Call, net: Network, caller: Caller, pid: number, publis
     throw err;
   } finally {
     early?.wait();
+    natTable?.close();
+    looking.close();
     if (homeFd >= 0) fs.closeSync(homeFd);
     target?.close();
   }
@@ -127,26 +134,34 @@ interface Reserved {
   mtu: number;
 }
 
-function hostFacts(call: Call, publish: PublishSpec[]): HostFacts {
+function hostFacts(call: Call, publish: PublishSpec[]): Omit<HostFacts, 'forwards'> {
   const addresses = call.rtnl.addresses().flatMap((a) => (a.family === nl.AF_INET && a.address ? [a.address] : []));
   return { addresses, sockets: boundSockets(publish.map((p) => p.protocol)) };
 }
 
 /** Under the lock: GC, quota, published ports, address, the bridge (and the
  *  network's rules with a new one), and the lease recorded as pending. */
-function reserve(call: Call, net: Network, caller: Caller, pid: number, publish: PublishSpec[]): Reserved {
-  // An existing bridge is checked (address, up, forwarding) before the lock.
+function reserve(call: Call, net: Network, caller: Caller, pid: number, publish: PublishSpec[], natTable: Pending<string> | undefined, looking: Pending<RuleState>): Reserved {
+  // An existing bridge is checked (address, up, forwarding) before the lock,
+  // and so are its rules: a firewall reload may have removed them.
   let bridge: nl.Link | undefined;
+  let rules: RuleState | undefined;
   const holder = thisProcess();
-  // The host's addresses and bound sockets, before the lock: any user can make
-  // the socket tables long, and nothing under the lock may take time a user
-  // controls (a socket bound after this is shadowed by the DNAT anyway).
-  const host = publish.length > 0 ? hostFacts(call, publish) : undefined;
+  // The host's addresses, bound sockets and forwards, before the lock: any user
+  // can make the socket tables long, and nothing under the lock may take time a
+  // user controls (a socket bound after this is shadowed by the DNAT anyway).
+  const ours = new Set(call.config.networks.map(dnatChain));
+  const forwards = natTable ? hostForwards(natTable.collect(), (chain) => ours.has(chain)) : [];
+  const host = publish.length > 0 ? { ...hostFacts(call, publish), forwards } : undefined;
   const s = begin(call, (links) => {
-    if (links.some((k) => k.name === net.bridge)) bridge = ensureBridge(call.rtnl, net, links);
+    if (!links.some((k) => k.name === net.bridge)) return;
+    bridge = ensureBridge(call.rtnl, net, links);
+    rules = looking.collect();
+    mark('rules looked at');
   });
   try {
     mark('locked, GC done');
+    if (rules && !rules.intact) applyRules(call.tools, net, s.leases);
     const others = [...s.leases, ...s.busy];
     const groups = admit(net, [...s.leases, ...s.busy.filter((l) => l.state === 'pending')], caller);
     if (host) admitPublish(net, caller, publish, others, host);

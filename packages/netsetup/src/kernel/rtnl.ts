@@ -20,10 +20,11 @@ export class Rtnl {
     this.fd = fd;
   }
 
-  /** A socket in the calling thread's current network namespace. */
-  static open(): Rtnl {
+  /** A socket in the calling thread's current network namespace (rtnetlink,
+   *  or another netlink protocol that speaks the same framing). */
+  static open(protocol = nl.NETLINK_ROUTE): Rtnl {
     const c = libc();
-    const fd = c.socket(nl.AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, nl.NETLINK_ROUTE) as number;
+    const fd = c.socket(nl.AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol) as number;
     if (fd < 0) throw sysError('open a netlink socket', errno());
     c.setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, [1], 4);
     return new Rtnl(fd);

@@ -5,6 +5,7 @@
 import { NsboxError } from '@nsbox/shared/error';
 import { EXIT } from '../exit.ts';
 import { cidrRange, intToIpv4, ipv4ToInt, isIPv4, isIPv6, overlaps } from '@nsbox/shared/ipv4';
+import { OPEN_EGRESS, ordered, parseEntry, parsePortRange, type Egress, type EgressEntry, type PortRange, type Verdict } from './egress.ts';
 
 export type Backend = 'auto' | 'nft' | 'legacy';
 
@@ -21,6 +22,8 @@ interface PublishPolicy {
   minPort: number;
   /** Most ports one lease of a non-root caller may publish; 0 turns publishing off for them. */
   maxPerLease: number;
+  /** Host port ranges a non-root caller may publish in (with minPort); undefined: any. */
+  ports?: PortRange[];
 }
 
 const DEFAULT_PUBLISH: PublishPolicy = { minPort: 1024, maxPerLease: 16 };
@@ -37,6 +40,8 @@ export interface Network {
   dns: string[];
   quota: Quota;
   publish: PublishPolicy;
+  /** What its sandboxes may connect to through the host (egress.ts). */
+  egress: Egress;
 }
 
 export interface Config {
@@ -112,7 +117,7 @@ export function parseConfig(text: string, source: string): Config {
 
 function parseNetwork(source: string, where: string, n: unknown): Network {
   if (!isObject(n)) throw configError(source, `${where} must be an object`);
-  onlyKeys(source, where, n, ['name', 'bridge', 'subnet', 'gateway', 'mtu', 'nat', 'dns', 'quota', 'publish']);
+  onlyKeys(source, where, n, ['name', 'bridge', 'subnet', 'gateway', 'mtu', 'nat', 'dns', 'quota', 'publish', 'egress']);
   const name = n.name ?? 'default';
   if (typeof name !== 'string' || !NAME.test(name)) throw configError(source, `${where}.name must match ${NAME}`);
   if (typeof n.bridge !== 'string' || !IFNAME.test(n.bridge)) {
@@ -154,18 +159,48 @@ function parseNetwork(source: string, where: string, n: unknown): Network {
     dns: dns as string[],
     quota: parseQuota(source, `${where}.quota`, n.quota ?? { users: { '*': 8 } }),
     publish: parsePublishPolicy(source, `${where}.publish`, n.publish ?? {}),
+    egress: n.egress === undefined ? OPEN_EGRESS : parseEgress(source, `${where}.egress`, n.egress),
   };
 }
 
 function parsePublishPolicy(source: string, where: string, p: unknown): PublishPolicy {
   if (!isObject(p)) throw configError(source, `${where} must be an object`);
-  onlyKeys(source, where, p, ['minPort', 'maxPerLease']);
-  const int = (key: keyof PublishPolicy, min: number, max: number): number => {
+  onlyKeys(source, where, p, ['minPort', 'maxPerLease', 'ports']);
+  const int = (key: 'minPort' | 'maxPerLease', min: number, max: number): number => {
     const v = p[key] ?? DEFAULT_PUBLISH[key];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw configError(source, `${where}.${key} must be an integer from ${min} to ${max}`);
     return v;
   };
-  return { minPort: int('minPort', 1, 65535), maxPerLease: int('maxPerLease', 0, 65535) };
+  const policy: PublishPolicy = { minPort: int('minPort', 1, 65535), maxPerLease: int('maxPerLease', 0, 65535) };
+  if (p.ports === undefined) return policy;
+  const ranges = Array.isArray(p.ports) && p.ports.length <= MAX_LIST ? p.ports.map((r) => (typeof r === 'string' ? parsePortRange(r) : undefined)) : [undefined];
+  if (ranges.some((r) => r === undefined)) {
+    throw configError(source, `${where}.ports must be a list of at most ${MAX_LIST} port ranges such as "8000-8999" or "443"`);
+  }
+  return { ...policy, ports: ranges as PortRange[] };
+}
+
+/** At most this many entries in a list (each becomes a rule). */
+const MAX_LIST = 256;
+
+function parseEgress(source: string, where: string, e: unknown): Egress {
+  if (!isObject(e)) throw configError(source, `${where} must be an object`);
+  onlyKeys(source, where, e, ['allow', 'deny', 'default']);
+  const verdict = e.default ?? 'allow';
+  if (verdict !== 'allow' && verdict !== 'deny') throw configError(source, `${where}.default must be "allow" or "deny"`);
+  const entries: EgressEntry[] = [];
+  for (const key of ['allow', 'deny'] as Verdict[]) {
+    const list = e[key] ?? [];
+    if (!Array.isArray(list) || list.length > MAX_LIST || list.some((x) => typeof x !== 'string')) {
+      throw configError(source, `${where}.${key} must be a list of at most ${MAX_LIST} strings`);
+    }
+    for (const text of list as string[]) {
+      const entry = parseEntry(key, text);
+      if (typeof entry === 'string') throw configError(source, `${where}.${key}: ${entry}`);
+      entries.push(entry);
+    }
+  }
+  return { entries: ordered(entries), default: verdict };
 }
 
 function parseQuota(source: string, where: string, q: unknown): Quota {

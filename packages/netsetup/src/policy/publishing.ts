@@ -8,6 +8,7 @@ import { ANY_ADDRESS, formatPublish, type Protocol, type PublishSpec } from '@ns
 import type { Network } from './config.ts';
 import { NsboxError } from '@nsbox/shared/error';
 import { EXIT } from '../exit.ts';
+import { forwardOf, type HostForward } from './hostforwards.ts';
 import type { Caller, Lease } from './leases.ts';
 
 /** A socket bound on the host (kernel/sockets.ts reads them). */
@@ -23,6 +24,8 @@ export interface HostFacts {
   addresses: string[];
   /** Listening TCP and unconnected UDP sockets of the host. */
   sockets: BoundSocket[];
+  /** The host's own forwards (its nat table's DNATs and REDIRECTs, hostforwards.ts). */
+  forwards: HostForward[];
 }
 
 /** Two publications take the same traffic: same protocol and host port, and the
@@ -35,7 +38,7 @@ const isLoopback = (address: string): boolean => address.startsWith('127.');
 
 export function admitPublish(net: Network, caller: Caller, specs: PublishSpec[], leases: Lease[], host: HostFacts): void {
   const root = caller.uid === 0;
-  const { minPort, maxPerLease } = net.publish;
+  const { minPort, maxPerLease, ports } = net.publish;
   const refuse = (code: (typeof EXIT)[keyof typeof EXIT], s: PublishSpec, why: string, todo: string): never => {
     throw new NsboxError({ exit: code, what: `publish ${formatPublish(s)}`, why, todo: todo });
   };
@@ -64,6 +67,14 @@ export function admitPublish(net: Network, caller: Caller, specs: PublishSpec[],
         `Publish a host port from ${minPort} up, or ask the administrator to lower publish.minPort of network "${net.name}" in the configuration`,
       );
     }
+    if (!root && ports && !ports.some(([lo, hi]) => s.hostPort >= lo && s.hostPort <= hi)) {
+      refuse(
+        EXIT.DENIED,
+        s,
+        `host port ${s.hostPort} is outside the ports network "${net.name}" lets users other than root publish (${ports.map(([lo, hi]) => (lo === hi ? `${lo}` : `${lo}-${hi}`)).join(', ')})`,
+        `Publish a host port in those ranges, or ask the administrator to widen publish.ports of network "${net.name}" in the configuration`,
+      );
+    }
     if (s.hostAddress !== ANY_ADDRESS && !host.addresses.includes(s.hostAddress)) {
       refuse(EXIT.DENIED, s, `${s.hostAddress} is not an address of this host`, "Give one of the host's addresses (ip -4 addr), or none for all of them");
     }
@@ -75,6 +86,11 @@ export function admitPublish(net: Network, caller: Caller, specs: PublishSpec[],
         const whose = l.uid === caller.uid ? `your lease ${l.id}` : 'another sandbox';
         refuse(EXIT.CONFLICT, s, `host port ${s.hostPort}/${s.protocol} is already published by ${whose} (${formatPublish(other)})`, 'Choose another host port');
       }
+    }
+    const local = host.addresses.filter((a) => !isLoopback(a));
+    const forward = forwardOf(host.forwards, s.protocol, s.hostPort, s.hostAddress, local);
+    if (forward) {
+      refuse(EXIT.CONFLICT, s, `host port ${s.hostPort}/${s.protocol} is forwarded by the host's own firewall (nat rule "${forward.rule.length > 160 ? `${forward.rule.slice(0, 157)}...` : forward.rule}")`, 'Choose another host port');
     }
     const bound = host.sockets.find((b) => clash({ ...b, hostPort: b.port, hostAddress: b.address }, s) && !isLoopback(b.address));
     if (bound) {

@@ -77,7 +77,10 @@ test('configuration: publish policy defaults, limits and unknown keys', (t) => {
     [{ minPort: 0 }, /publish\.minPort must be an integer from 1 to 65535/],
     [{ minPort: 1024.5 }, /minPort/],
     [{ maxPerLease: -1 }, /publish\.maxPerLease must be an integer from 0 to 65535/],
-    [{ ports: 1 }, /publish: unknown key "ports"/],
+    [{ ports: 1 }, /publish\.ports must be a list of at most 256 port ranges/],
+    [{ ports: ["8000-7999"] }, /publish\.ports must be a list/],
+    [{ ports: ["0"] }, /publish\.ports must be a list/],
+    [{ frobnicate: 1 }, /publish: unknown key "frobnicate"/],
     [[], /publish must be an object/],
   ] as const) {
     const err = t.throws(() => parseConfig(JSON.stringify({ networks: [{ bridge: 'b', subnet: '10.231.0.0/24', publish }] }), 't.conf'), { message: re }) as NsboxError;

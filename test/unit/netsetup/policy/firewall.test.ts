@@ -1,6 +1,6 @@
 import test from 'ava';
 import { parseConfig } from '../../../../packages/netsetup/src/policy/config.ts';
-import { addLeaseScript, dropLeasesScript, restoreScript } from '../../../../packages/netsetup/src/policy/firewall.ts';
+import { addLeaseScript, dropLeasesScript, forwardRules, jumps, presentInSave, restoreScript } from '../../../../packages/netsetup/src/policy/firewall.ts';
 import type { Lease } from '../../../../packages/netsetup/src/policy/leases.ts';
 import { parsePublish } from '../../../../packages/shared/src/publish.ts';
 
@@ -36,9 +36,12 @@ const pubLease = (id: string, address: string, published: string[], uid = 1000):
   published: published.map(parsePublish),
 });
 
-test('rules: own chains rebuilt whole, MASQUERADE only leaving the subnet, the subnet forwarded; a lease without published ports has none of its own', (t) => {
+const NONE = [false, false, false, false];
+const ALL = [true, true, true, true];
+
+test('rules: own chains rebuilt whole, MASQUERADE only leaving the subnet, the subnet forwarded; a lease without published ports has none of its own; missing jumps: POSTROUTING and FORWARD first, the DNAT jumps after the host\'s rules', (t) => {
   const l = lease(1000, { id: 'abcdef01', address: '10.231.0.9' });
-  const s = restoreScript(net, [l], true);
+  const s = restoreScript(net, [l], NONE);
   t.is(
     s,
     [
@@ -46,26 +49,30 @@ test('rules: own chains rebuilt whole, MASQUERADE only leaving the subnet, the s
       ':NSBOX-POST-nstest0 - [0:0]',
       ':NSBOX-DNAT-nstest0 - [0:0]',
       '-A NSBOX-POST-nstest0 -s 10.231.0.0/24 ! -d 10.231.0.0/24 -m comment --comment nsbox:nstest0 -j MASQUERADE',
-      '-D POSTROUTING -m comment --comment nsbox:nstest0 -j NSBOX-POST-nstest0',
       '-I POSTROUTING 1 -m comment --comment nsbox:nstest0 -j NSBOX-POST-nstest0',
-      '-D PREROUTING -m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0',
-      '-I PREROUTING 1 -m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0',
-      '-D OUTPUT ! -d 127.0.0.0/8 -m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0',
-      '-I OUTPUT 1 ! -d 127.0.0.0/8 -m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0',
+      '-A PREROUTING -m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0',
+      '-A OUTPUT ! -d 127.0.0.0/8 -m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0',
       'COMMIT',
       '*filter',
       ':NSBOX-FWD-nstest0 - [0:0]',
       '-A NSBOX-FWD-nstest0 -i nstest0 -s 10.231.0.0/24 -m comment --comment nsbox:nstest0 -j ACCEPT',
       '-A NSBOX-FWD-nstest0 -o nstest0 -d 10.231.0.0/24 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsbox:nstest0 -j ACCEPT',
-      '-D FORWARD -m comment --comment nsbox:nstest0 -j NSBOX-FWD-nstest0',
       '-I FORWARD 1 -m comment --comment nsbox:nstest0 -j NSBOX-FWD-nstest0',
       'COMMIT',
       '',
     ].join('\n'),
   );
-  const first = restoreScript({ ...net, nat: false }, [], false);
+  const first = restoreScript({ ...net, nat: false }, [], NONE);
   t.false(first.includes('MASQUERADE'));
   t.false(first.includes('-D '));
+  // Jumps that are there stay where they are: checked, never deleted, inserted or appended again.
+  const kept = restoreScript(net, [], [true, false, true, true]).split('\n');
+  t.deepEqual(kept.filter((x) => /^-[ACDI] (POSTROUTING|PREROUTING|OUTPUT|FORWARD) /.test(x)), [
+    '-C POSTROUTING -m comment --comment nsbox:nstest0 -j NSBOX-POST-nstest0',
+    '-C PREROUTING -m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0',
+    '-C OUTPUT ! -d 127.0.0.0/8 -m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0',
+    '-I FORWARD 1 -m comment --comment nsbox:nstest0 -j NSBOX-FWD-nstest0',
+  ]);
 });
 
 test('rules fast path: checks the network rules and appends the lease\'s published ports, one transaction per table', (t) => {
@@ -103,7 +110,7 @@ test('release: a lease\'s rules are deleted one by one, each exactly as it was a
 
 test('rules: DNAT on every local address or one address, FORWARD for the DNAT, hairpin MASQUERADE, all tagged', (t) => {
   const l = pubLease('abcdef01', '10.231.0.9', ['8080:80', '192.0.2.5:5353:53/udp']);
-  const s = restoreScript(pubNet, [l], false);
+  const s = restoreScript(pubNet, [l], NONE);
   const tag = '-m comment --comment nsbox:lease:abcdef01';
   const expected = [
     `-A NSBOX-DNAT-nstest0 -m addrtype --dst-type LOCAL -p tcp -m tcp --dport 8080 ${tag} -j DNAT --to-destination 10.231.0.9:80`,
@@ -121,12 +128,13 @@ test('rules: DNAT on every local address or one address, FORWARD for the DNAT, h
   t.true(lines.findIndex((x) => x.startsWith('-A NSBOX-FWD-')) > filterAt);
   // Every lease rule carries the tag; without publications there is nothing in the DNAT chain.
   t.true(lines.filter((x) => x.includes('10.231.0.9')).every((x) => x.includes(tag)));
-  t.false(restoreScript(pubNet, [pubLease('abcdef01', '10.231.0.9', [])], false).includes('-A NSBOX-DNAT-'));
+  t.false(restoreScript(pubNet, [pubLease('abcdef01', '10.231.0.9', [])], NONE).includes('-A NSBOX-DNAT-'));
   // Released: the rebuild without the lease has none of its rules, but keeps the chains and jumps.
-  const rebuilt = restoreScript(pubNet, [], true);
+  const rebuilt = restoreScript(pubNet, [], NONE);
   t.false(rebuilt.includes('abcdef01'));
   t.true(rebuilt.includes(':NSBOX-DNAT-nstest0 - [0:0]'));
-  t.true(rebuilt.includes('-I PREROUTING 1 -m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0'));
+  t.true(rebuilt.includes('-A PREROUTING -m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0'));
+  t.true(restoreScript(pubNet, [], ALL).includes('-C PREROUTING -m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0'));
 });
 
 test('rules fast path: the publications are appended in the same transaction as the lease', (t) => {
@@ -147,4 +155,49 @@ test('a released or stale lease loses its published-port rules too: -D of exactl
   t.deepEqual(deleted.filter((x) => x.startsWith('-D ')), added.map((x) => x.replace(/^-A /, '-D ')));
   t.true(deleted.indexOf('*nat') < deleted.indexOf('*filter'));
   t.true(added.some((x) => x.includes('-j DNAT')));
+});
+
+test('egress: compiled into the network\'s FORWARD chain, most specific first, replies and traffic back to the bridge before it, a default at the end', (t) => {
+  const c = parseConfig(
+    JSON.stringify({ networks: [{ name: 'n', bridge: 'nstest0', subnet: '10.231.0.0/24', egress: { default: 'deny', deny: ['10.0.0.0/8'], allow: ['10.0.0.2:53/udp', '0.0.0.0/0:80,443,8000-8100/tcp'] } }] }),
+    'test',
+  ).networks[0]!;
+  const tag = '-m comment --comment nsbox:nstest0';
+  const reject = 'REJECT --reject-with icmp-admin-prohibited';
+  t.deepEqual(forwardRules(c), [
+    `-A NSBOX-FWD-nstest0 -o nstest0 -d 10.231.0.0/24 -m conntrack --ctstate RELATED,ESTABLISHED ${tag} -j ACCEPT`,
+    `-A NSBOX-FWD-nstest0 -i nstest0 -s 10.231.0.0/24 -m conntrack --ctstate RELATED,ESTABLISHED ${tag} -j ACCEPT`,
+    `-A NSBOX-FWD-nstest0 -i nstest0 -o nstest0 -s 10.231.0.0/24 ${tag} -j ACCEPT`,
+    `-A NSBOX-FWD-nstest0 -i nstest0 -s 10.231.0.0/24 -d 10.0.0.2/32 -p udp -m multiport --dports 53 ${tag} -j ACCEPT`,
+    `-A NSBOX-FWD-nstest0 -i nstest0 -d 10.0.0.0/8 ${tag} -j ${reject}`,
+    `-A NSBOX-FWD-nstest0 -i nstest0 -s 10.231.0.0/24 -p tcp -m multiport --dports 80,443,8000:8100 ${tag} -j ACCEPT`,
+    `-A NSBOX-FWD-nstest0 -i nstest0 ${tag} -j ${reject}`,
+  ]);
+  // Default allow: the denials, then the subnet's accept.
+  const open = parseConfig(JSON.stringify({ networks: [{ name: 'n', bridge: 'nstest0', subnet: '10.231.0.0/24', egress: { deny: ['192.0.2.0/24'] } }] }), 'test').networks[0]!;
+  t.deepEqual(forwardRules(open).slice(-2), [`-A NSBOX-FWD-nstest0 -i nstest0 -d 192.0.2.0/24 ${tag} -j ${reject}`, `-A NSBOX-FWD-nstest0 -i nstest0 -s 10.231.0.0/24 ${tag} -j ACCEPT`]);
+  // Every rule is in the rebuild and checked by the fast path; a published port's accept comes after them all
+  // (it matches traffic into the bridge, which the egress rules never take).
+  const l = pubLease('abcdef09', '10.231.0.9', ['8080:80']);
+  const script = restoreScript({ ...c, publish: pubNet.publish }, [l], NONE).split('\n');
+  for (const r of forwardRules(c)) t.true(script.includes(r), r);
+  const fast = addLeaseScript(c, l).split('\n');
+  for (const r of forwardRules(c)) t.true(fast.includes(r.replace(/^-A /, '-C ')), r);
+  t.true(script.findIndex((x) => x.includes('nsbox:lease:abcdef09') && x.startsWith('-A NSBOX-FWD')) > script.indexOf(`-A NSBOX-FWD-nstest0 -i nstest0 ${tag} -j ${reject}`));
+});
+
+test('jumps: presence read from iptables-save, exact chain and target', (t) => {
+  const save = [
+    '*nat',
+    '-A POSTROUTING -m comment --comment "nsbox:nstest0" -j NSBOX-POST-nstest0',
+    '-A PREROUTING -m comment --comment "nsbox:nstest0" -j NSBOX-DNAT-nstest01',
+    '-A OUTPUT -m comment --comment "nsbox:nstest0" -j NSBOX-DNAT-nstest0',
+    'COMMIT',
+    '*filter',
+    '-A FORWARD -m comment --comment "nsbox:nstest0" -j NSBOX-FWD-nstest0',
+    'COMMIT',
+  ].join('\n');
+  // PREROUTING jumps to another bridge's chain; OUTPUT lacks the loopback exception.
+  t.deepEqual(presentInSave(net, save), [true, true, false, false]);
+  t.deepEqual(jumps(net).map((j) => `${j.chain} ${j.position}`), ['POSTROUTING first', 'FORWARD first', 'PREROUTING last', 'OUTPUT last']);
 });

@@ -28,7 +28,7 @@ const user = { uid: 1000, gids: [1000] };
 
 const root = { uid: 0, gids: [0] };
 
-const host: HostFacts = { addresses: ['127.0.0.1', '192.0.2.5', '10.231.0.1'], sockets: [] };
+const host: HostFacts = { addresses: ['127.0.0.1', '192.0.2.5', '10.231.0.1'], sockets: [], forwards: [] };
 
 const specs = (...s: string[]) => s.map(parsePublish);
 
@@ -107,4 +107,29 @@ test('policy: a port bound by a host socket conflicts unless the socket is on lo
   t.is(refusal(t, () => admitPublish(net, user, specs('3001:80'), [], h)).exit, EXIT.CONFLICT);
   t.is(refusal(t, () => admitPublish(net, user, specs('3003:80/udp'), [], h)).exit, EXIT.CONFLICT);
   t.notThrows(() => admitPublish(net, root, specs('3002:80', '10.231.0.1:3001:80', '3000:80/udp', '3003:80'), [], h));
+});
+
+test('policy: publish.ports limits non-root callers to the ranges (exit 3, naming them); root is not limited', (t) => {
+  const ranged = parseConfig(JSON.stringify({ networks: [{ name: 'n', bridge: 'nstest0', subnet: '10.231.0.0/24', publish: { minPort: 2000, ports: ['8000-8999', '443'] } }] }), 'test').networks[0]!;
+  admitPublish(ranged, user, specs('8000:80', '8999:80'), [], host);
+  const err = refusal(t, () => admitPublish(ranged, user, specs('9000:80'), [], host));
+  t.is(err.exit, EXIT.DENIED);
+  t.regex(err.message, /^publish 9000:80\/tcp: host port 9000 is outside the ports network "n" lets users other than root publish \(8000-8999, 443\)\. .*publish\.ports/);
+  // minPort still applies inside a range.
+  t.is(refusal(t, () => admitPublish(ranged, user, specs('443:80'), [], host)).exit, EXIT.DENIED);
+  admitPublish(ranged, root, specs('9000:80', '443:80'), [], host);
+});
+
+test("policy: a port the host's own nat table forwards is refused for everyone (exit 8), naming the rule", (t) => {
+  const forwards = [{ protocol: 'tcp', ports: [[9000, 9000]] as [number, number][], rule: '-A DOCKER -p tcp -m tcp --dport 9000 -j DNAT --to-destination 172.17.0.3:80' }];
+  const facts = { ...host, forwards };
+  for (const who of [user, root]) {
+    const err = refusal(t, () => admitPublish(net, who, specs('9000:80'), [], facts));
+    t.is(err.exit, EXIT.CONFLICT);
+    t.regex(err.message, /host port 9000\/tcp is forwarded by the host's own firewall \(nat rule "-A DOCKER .*"\)\. Choose another host port/);
+  }
+  admitPublish(net, user, specs('9000:80/udp', '9001:80'), [], facts);
+  // Only for addresses the forward takes: one limited to another address does not clash.
+  admitPublish(net, user, specs('10.231.0.1:9002:80'), [], { ...host, forwards: [{ ...forwards[0]!, ports: [[9002, 9002]], destinations: ['192.0.2.5/32'] }] });
+  t.is(refusal(t, () => admitPublish(net, user, specs('9002:80'), [], { ...host, forwards: [{ ...forwards[0]!, ports: [[9002, 9002]], destinations: ['192.0.2.5/32'] }] })).exit, EXIT.CONFLICT);
 });
