@@ -5,6 +5,7 @@
 import { NsboxError } from '@nsbox/shared/error';
 import { EXIT } from '../exit.ts';
 import { cidrRange, intToIpv4, ipv4ToInt, isIPv4, isIPv6, overlaps } from '@nsbox/shared/ipv4';
+import { DEFAULT_ISOLATION, ISOLATIONS, type Isolation } from './bridgerules.ts';
 
 export type Backend = 'auto' | 'nft' | 'legacy';
 
@@ -37,6 +38,12 @@ export interface Network {
   dns: string[];
   quota: Quota;
   publish: PublishPolicy;
+  /** Whose sandboxes reach each other directly: "user" (the default) only the
+   *  same user's; "none" all (the bridge filter, bridgerules.ts). */
+  isolation: Isolation;
+  /** Every subnet of the configuration: a sandbox of any of them reaching one of
+   *  this network's published ports through the host is masqueraded (hairpin). */
+  subnets: string[];
 }
 
 export interface Config {
@@ -60,6 +67,7 @@ export const DEFAULT_CONFIG_TEXT = `${JSON.stringify(
         dns: [],
         quota: { users: { '*': 8 }, groups: {} },
         publish: DEFAULT_PUBLISH,
+        isolation: DEFAULT_ISOLATION,
       },
     ],
   },
@@ -107,12 +115,13 @@ export function parseConfig(text: string, source: string): Config {
       if (overlaps(a.subnet, b.subnet)) throw configError(source, `the subnets of "${a.name}" and "${b.name}" overlap`);
     }
   }
-  return { stateDir: stateDir.replace(/\/+$/, ''), iptables, networks };
+  const subnets = networks.map((n) => n.subnet);
+  return { stateDir: stateDir.replace(/\/+$/, ''), iptables, networks: networks.map((n) => ({ ...n, subnets })) };
 }
 
 function parseNetwork(source: string, where: string, n: unknown): Network {
   if (!isObject(n)) throw configError(source, `${where} must be an object`);
-  onlyKeys(source, where, n, ['name', 'bridge', 'subnet', 'gateway', 'mtu', 'nat', 'dns', 'quota', 'publish']);
+  onlyKeys(source, where, n, ['name', 'bridge', 'subnet', 'gateway', 'mtu', 'nat', 'dns', 'quota', 'publish', 'isolation']);
   const name = n.name ?? 'default';
   if (typeof name !== 'string' || !NAME.test(name)) throw configError(source, `${where}.name must match ${NAME}`);
   if (typeof n.bridge !== 'string' || !IFNAME.test(n.bridge)) {
@@ -143,6 +152,10 @@ function parseNetwork(source: string, where: string, n: unknown): Network {
   if (!Array.isArray(dns) || dns.some((d) => typeof d !== 'string' || !(isIPv4(d) || isIPv6(d)))) {
     throw configError(source, `${where}.dns must be an array of IP addresses`);
   }
+  const isolation = n.isolation ?? DEFAULT_ISOLATION;
+  if (typeof isolation !== 'string' || !(ISOLATIONS as readonly string[]).includes(isolation)) {
+    throw configError(source, `${where}.isolation must be ${ISOLATIONS.map((i) => `"${i}"`).join(' or ')}`);
+  }
   return {
     name,
     bridge: n.bridge,
@@ -154,6 +167,8 @@ function parseNetwork(source: string, where: string, n: unknown): Network {
     dns: dns as string[],
     quota: parseQuota(source, `${where}.quota`, n.quota ?? { users: { '*': 8 } }),
     publish: parsePublishPolicy(source, `${where}.publish`, n.publish ?? {}),
+    isolation: isolation as Isolation,
+    subnets: [subnet],
   };
 }
 
