@@ -4,7 +4,7 @@
 // operation, replacing the whole table. Not a test: prints a table. Run as root;
 // it uses a table of its own (no bridge, no ports, no traffic) and removes it.
 //   node scripts/bench-bridgefilter.ts [--runs N] [--others N]
-import { execFileSync } from 'node:child_process';
+import { execaSync } from 'execa';
 import { parseArgs } from 'node:util';
 import { BridgeFilter, installTable, NFT, removeTable } from '../packages/netsetup/src/kernel/bridgefilter.ts';
 import { portBinding, SETS, type FilteredNetwork, type FilterScope, type PortBinding } from '../packages/netsetup/src/policy/bridgerules.ts';
@@ -74,8 +74,8 @@ try {
     const pair: number[] = [];
     for (let i = 0; i < runs; i++) {
       t0 = process.hrtime.bigint();
-      execFileSync(NFT, ['-f', '-'], { input: nftElements('add', me), env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' } });
-      execFileSync(NFT, ['-f', '-'], { input: nftElements('delete', me), env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' } });
+      execaSync(NFT, ['-f', '-'], { input: nftElements('add', me), env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' }, extendEnv: false });
+      execaSync(NFT, ['-f', '-'], { input: nftElements('delete', me), env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' }, extendEnv: false });
       pair.push(ms(t0));
     }
     rows.push([`nft program: bind + unbind (median of ${runs})`, median(pair)]);

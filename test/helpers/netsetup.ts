@@ -29,6 +29,8 @@ export interface NetworkOptions {
   /** Prefix length of the test subnet (default 24). */
   prefix?: number;
   publish?: { minPort?: number; maxPerLease?: number };
+  /** The network's isolation setting (default: netsetup's, "user"). */
+  isolation?: 'user' | 'none';
 }
 
 export interface Install {
@@ -66,6 +68,7 @@ export function install(o: NetworkOptions): Install {
         dns: [gateway],
         quota: { users: o.quota?.users ?? { '*': 8 }, groups: o.quota?.groups ?? {} },
         ...(o.publish ? { publish: o.publish } : {}),
+        ...(o.isolation ? { isolation: o.isolation } : {}),
       },
     ],
   };

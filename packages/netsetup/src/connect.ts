@@ -8,7 +8,6 @@
 // then made) before there is a port to filter.
 import fs from 'node:fs';
 import { NsboxError, sysError } from '@nsbox/shared/error';
-import { EEXIST } from '@nsbox/shared/errno';
 import * as nl from '@nsbox/shared/netlink';
 import { SANDBOX_IFNAME, type Answer } from '@nsbox/shared/protocol';
 import type { PublishSpec } from '@nsbox/shared/publish';
@@ -90,9 +89,11 @@ function connectIn(call: Call, net: Network, caller: Caller, pid: number, publis
     if (!host || host.link === undefined) throw new NsboxError({ exit: EXIT.SYSTEM, what: `create veth ${lease.hostVeth}`, why: 'it vanished right after creation', todo: 'Try again' });
     lease.hostIndex = host.index;
     mark('veth created');
-    // Bound still? A teardown or repair elsewhere may have replaced the table
-    // since the bind above: EEXIST is the answer when nothing changed.
-    bindPort(call, binding, reserved.bound, true);
+    // Still bound? A teardown elsewhere removes the table only when nothing is
+    // bound, and a repair keeps every port's elements; this is the check that
+    // no such change came between the bind and the veth.
+    if (!call.filter.isBound(binding)) bindPort(call, binding, reserved.bound);
+    mark('port bound still');
     configureInside(pinned.netnsFd, homeFd, host.link, net, lease.address, pid);
     if (!pinned.alive()) throw notYours(pid);
     mark('eth0 configured');
@@ -137,17 +138,13 @@ function connectIn(call: Call, net: Network, caller: Caller, pid: number, publis
 /**
  * Binds the port of a new lease. A missing table is made (with `others`, the
  * configuration's other leases, which had no filter either), then the port is
- * bound. `again`: the port was bound before, so EEXIST means it still is.
+ * bound. Once bound, the table stays: teardown removes it only when no port
+ * at all is bound (kernel/bridgefilter.ts, removeParts).
  */
-function bindPort(call: Call, binding: PortBinding, others: () => PortBinding[], again = false): void {
+function bindPort(call: Call, binding: PortBinding, others: () => PortBinding[]): void {
   const f = call.filter;
   try {
-    if (!again) return f.bindReplacing(binding);
-    try {
-      f.bind(binding);
-    } catch (err) {
-      if (!(err instanceof NsboxError && err.errno === EEXIST)) throw err;
-    }
+    f.bindReplacing(binding);
   } catch (err) {
     if (!tableMissing(err)) throw err;
     ensureTable(HOST_SCOPE, call.config.networks, others());

@@ -24,7 +24,7 @@ function teardownIn(call: Call, nets: Network[]): number {
       if (br && br.kind === 'bridge') deleteLink(call.rtnl, br.index, net.bridge);
     }
     // The table itself only when no other configuration uses it (removeParts).
-    removeParts(HOST_SCOPE, nets, call.rtnl.links().map((k) => k.name));
+    removeParts(HOST_SCOPE, nets, call.rtnl.links());
     const rest = [...s.leases, ...s.busy].filter((l) => !names.has(l.network));
     if (rest.length === 0) s.state.removeFiles();
     else s.state.write(rest);
