@@ -205,7 +205,8 @@ function reserve(call: Call, net: Network, caller: Caller, pid: number, publish:
     lease.hostVeth = hostVethName(lease.id);
     // Recorded before the veth exists: if this call dies, the next one's GC
     // finds a pending lease of a dead holder and removes the veth by its exact
-    // name (and the rules by the lease's tag).
+    // name, then its binding (by port, MAC, address and owner) and its rules
+    // (by the lease's tag).
     save(s, [...s.leases, lease]);
     const config = call.config;
     return { lease, mac: lease.mac!, bound: () => leaseBindings(config, others), bridge: bridge.index, mtu: bridge.mtu ?? net.mtu };

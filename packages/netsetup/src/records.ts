@@ -200,11 +200,18 @@ export function leaseBinding(net: Network, l: Lease & { mac: string }): PortBind
   return portBinding(HOST_SCOPE, net, { port: l.hostVeth, mac: l.mac, address: l.address, uid: l.uid });
 }
 
-/** The bindings of those `leases` that have one (a MAC recorded). */
+/** The bindings of those `leases` that have one (a MAC recorded, a network
+ *  still configured that their address belongs to). */
 export function leaseBindings(config: Config, leases: Lease[]): PortBinding[] {
   return leases.flatMap((l) => {
     const net = config.networks.find((n) => n.name === l.network);
-    return net && l.mac !== undefined ? [leaseBinding(net, { ...l, mac: l.mac })] : [];
+    if (!net || l.mac === undefined) return [];
+    try {
+      return [leaseBinding(net, { ...l, mac: l.mac })];
+    } catch (err) {
+      if (err instanceof NsboxError) return [];
+      throw err;
+    }
   });
 }
 
