@@ -14,10 +14,11 @@ const RUNS = Number(values.runs);
 const OTHERS = Number(values.others);
 if (process.getuid!() !== 0) throw new Error('run as root');
 
-const scope: FilterScope = { table: 'nsboxbench', portPrefix: 'nsbb' };
+// A prefix no netsetup port has (theirs are nsb + 8 hex digits: nsbb... would match some).
+const scope: FilterScope = { table: 'nsboxbench', portPrefix: 'nsxb' };
 const net: FilteredNetwork = { bridge: 'nsbench0', subnet: '10.231.0.0/16', gateway: '10.231.0.1', isolation: 'user' };
 const binding = (i: number): PortBinding =>
-  portBinding(scope, net, { port: `nsbb${i.toString(16).padStart(8, '0')}`, mac: `02:00:00:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`, address: `10.231.${(i >> 8) + 1}.${(i & 255) + 1 || 2}`, uid: 1000 + (i % 7) });
+  portBinding(scope, net, { port: `nsxb${i.toString(16).padStart(8, '0')}`, mac: `02:00:00:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`, address: `10.231.${(i >> 8) + 1}.${(i & 255) + 1 || 2}`, uid: 1000 + (i % 7) });
 const others = Array.from({ length: OTHERS }, (_, i) => binding(i + 1));
 const me = binding(0xeff0);
 
