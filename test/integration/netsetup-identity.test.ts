@@ -13,10 +13,12 @@ import test from 'ava';
 import { execa, execaSync, type ResultPromise } from 'execa';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { BridgeFilter } from '../../packages/netsetup/src/kernel/bridgefilter.ts';
 import { HOST_SCOPE } from '../../packages/netsetup/src/policy/bridgerules.ts';
 import { arp, BROADCAST, ethernet, ETH_P_8021AD, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, PacketSocket, routerAdvertisement, tagged, udp4 } from '../helpers/frames.ts';
 import { hostVeths, install, NODE, run, sandbox, type Connection, type Install, type Sandbox } from '../helpers/netsetup.ts';
+import { makeRootfs, run as launch } from '../helpers/sandbox.ts';
 
 const UA = 2931;
 const UB = 2932;
@@ -131,7 +133,18 @@ test.before(async () => {
   for (const b of [A1, A2, B1, B2]) await serve(b);
   ip('route', 'add', 'blackhole', `${FORGED}/32`);
   hostSock = PacketSocket.open(user.bridge);
+  // The host veths' IPv6 link-local addresses settle (duplicate address detection) first.
+  await until(() => !bridgeState().includes('tentative'), 10_000);
+  hostSide = bridgeState();
 });
+
+/** The host's addresses and routes (both families) on this file's bridge and its
+ *  sandboxes' host veths: what an attack from a sandbox would change. */
+const bridgeState = (): string =>
+  [user.bridge, ...[A1, A2, B1, B2].map((b) => b.c.hostVeth)]
+    .map((dev) => `${dev}:\n${ip('addr', 'show', 'dev', dev).replace(/^\d+: /, '').replace(/ state \S+/, '')}${ip('route', 'show', 'table', 'all', 'dev', dev)}${ip('-6', 'route', 'show', 'table', 'all', 'dev', dev)}`)
+    .join('\n');
+let hostSide = '';
 
 test.after.always(async () => {
   hostSock?.close();
@@ -262,6 +275,24 @@ test.serial("router advertisements from a sandbox change none of the host's addr
   t.false(await arrives(A1, ethernet(BROADCAST, A1.mac, ETH_P_IPV6, Buffer.concat([ra.subarray(0, 40), m])), A2.sock, m), 'no IPv6 frame reaches another sandbox');
 });
 
+test.serial("through the launcher: the sandbox's root lies with ARP and changes its MAC, and gets nowhere; its own traffic works (control)", async (t) => {
+  const rootfs = makeRootfs();
+  const script = [
+    `nc -w 2 ${A2.c.address} ${PORT}; echo " own=$?"`,
+    `ip addr add ${B1.c.address}/32 dev eth0 && arping -q -U -c 2 -I eth0 -s ${B1.c.address} ${B1.c.address}; echo " arp=$?"`,
+    'ip link set eth0 address 02:31:93:00:00:77',
+    `nc -w 2 ${A2.c.address} ${PORT}; echo " changed=$?"`,
+  ].join('\n');
+  const r = await launch(['--rootfs', rootfs, '--', '/bin/sh', '-c', script], { uid: UA, gid: UA, launcher: path.join(user.prefix, 'bin/launcher'), timeoutMs: 60_000 });
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /^a2 own=0\n/, `control: with its own MAC it reaches its user's other sandbox\n${r.stdout}`);
+  t.regex(r.stdout, /\n arp=0\n/, 'the ARP lie was sent');
+  t.regex(r.stdout, /\n changed=[1-9]\d*\n$/, 'with another MAC, no connection');
+  t.is(r.stdout.split('a2').length, 2);
+  t.is(neighbour(B1.c.address, user.bridge), B1.mac, "the host's entry keeps the victim's MAC");
+  t.is(await tcp('host', user.gateway, PUBLISHED), 'b1');
+});
+
 test.serial("isolation user: another user's sandbox is unreachable directly and through the gateway; the own user's is reachable, and the other user's published port through the host (controls)", async (t) => {
   t.is(await tcp(A1, A2.c.address), 'a2', "control: the own user's other sandbox");
   t.is(await tcp(B1, B2.c.address), 'b2', 'control: the same for the other user');
@@ -277,6 +308,10 @@ test.serial("isolation user: another user's sandbox is unreachable directly and 
     asSandboxRoot(B1, ['ip', 'route', 'del', `${A1.c.address}/32`]);
   }
   t.is(await tcp(A1, user.gateway, PUBLISHED), 'b1', "the other user's published port, through the host");
+});
+
+test.serial("after every attack above, the host's addresses and routes on the bridge and the sandboxes' host veths are as netsetup made them", (t) => {
+  t.is(bridgeState(), hostSide);
 });
 
 test.serial('isolation none: sandboxes of different users reach each other, directly and through the gateway (control for the test above)', async (t) => {
