@@ -41,9 +41,10 @@ export interface Network {
   /** Whose sandboxes reach each other directly: "user" (the default) only the
    *  same user's; "none" all (the bridge filter, bridgerules.ts). */
   isolation: Isolation;
-  /** Every subnet of the configuration: a sandbox of any of them reaching one of
-   *  this network's published ports through the host is masqueraded (hairpin). */
-  subnets: string[];
+  /** Every subnet of the configuration (parseConfig fills it in; without it,
+   *  only this network's): a sandbox of any of them reaching one of this
+   *  network's published ports through the host is masqueraded (hairpin). */
+  subnets?: string[];
 }
 
 export interface Config {
