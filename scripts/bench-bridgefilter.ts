@@ -4,7 +4,7 @@
 // operation, replacing the whole table. Not a test: prints a table. Run as root;
 // it uses a table of its own (no bridge, no ports, no traffic) and removes it.
 //   node scripts/bench-bridgefilter.ts [--runs N] [--others N]
-import { execFileSync } from 'node:child_process';
+import { execaSync } from 'execa';
 import { parseArgs } from 'node:util';
 import { BridgeFilter, installTable, NFT, removeTable } from '../packages/netsetup/src/kernel/bridgefilter.ts';
 import { portBinding, SETS, type FilteredNetwork, type FilterScope, type PortBinding } from '../packages/netsetup/src/policy/bridgerules.ts';
@@ -14,10 +14,11 @@ const RUNS = Number(values.runs);
 const OTHERS = Number(values.others);
 if (process.getuid!() !== 0) throw new Error('run as root');
 
-const scope: FilterScope = { table: 'nsboxbench', portPrefix: 'nsbb' };
+// A prefix no netsetup port has (theirs are nsb + 8 hex digits: nsbb... would match some).
+const scope: FilterScope = { table: 'nsboxbench', portPrefix: 'nsxb' };
 const net: FilteredNetwork = { bridge: 'nsbench0', subnet: '10.231.0.0/16', gateway: '10.231.0.1', isolation: 'user' };
 const binding = (i: number): PortBinding =>
-  portBinding(scope, net, { port: `nsbb${i.toString(16).padStart(8, '0')}`, mac: `02:00:00:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`, address: `10.231.${(i >> 8) + 1}.${(i & 255) + 1 || 2}`, uid: 1000 + (i % 7) });
+  portBinding(scope, net, { port: `nsxb${i.toString(16).padStart(8, '0')}`, mac: `02:00:00:00:${((i >> 8) & 255).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`, address: `10.231.${(i >> 8) + 1}.${(i & 255) + 1 || 2}`, uid: 1000 + (i % 7) });
 const others = Array.from({ length: OTHERS }, (_, i) => binding(i + 1));
 const me = binding(0xeff0);
 
@@ -74,8 +75,8 @@ try {
     const pair: number[] = [];
     for (let i = 0; i < runs; i++) {
       t0 = process.hrtime.bigint();
-      execFileSync(NFT, ['-f', '-'], { input: nftElements('add', me), env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' } });
-      execFileSync(NFT, ['-f', '-'], { input: nftElements('delete', me), env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' } });
+      execaSync(NFT, ['-f', '-'], { input: nftElements('add', me), env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' }, extendEnv: false });
+      execaSync(NFT, ['-f', '-'], { input: nftElements('delete', me), env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' }, extendEnv: false });
       pair.push(ms(t0));
     }
     rows.push([`nft program: bind + unbind (median of ${runs})`, median(pair)]);

@@ -29,6 +29,8 @@ export interface NetworkOptions {
   /** Prefix length of the test subnet (default 24). */
   prefix?: number;
   publish?: { minPort?: number; maxPerLease?: number };
+  /** The network's isolation setting (default: netsetup's, "user"). */
+  isolation?: 'user' | 'none';
 }
 
 export interface Install {
@@ -66,6 +68,7 @@ export function install(o: NetworkOptions): Install {
         dns: [gateway],
         quota: { users: o.quota?.users ?? { '*': 8 }, groups: o.quota?.groups ?? {} },
         ...(o.publish ? { publish: o.publish } : {}),
+        ...(o.isolation ? { isolation: o.isolation } : {}),
       },
     ],
   };
@@ -98,6 +101,7 @@ export function install(o: NetworkOptions): Install {
 export function scrub(bridge: string): void {
   for (const l of hostVeths(bridge)) quiet('ip', ['link', 'del', l]);
   quiet('ip', ['link', 'del', bridge]);
+  scrubFilter(bridge);
   for (const ipt of ['/usr/sbin/iptables-nft', '/usr/sbin/iptables-legacy']) {
     const jumps = [
       ['nat', 'POSTROUTING', `NSBOX-POST-${bridge}`, []],
@@ -114,6 +118,22 @@ export function scrub(bridge: string): void {
       quiet(ipt, ['-w', '-t', table, '-F', own]);
       quiet(ipt, ['-w', '-t', table, '-X', own]);
     }
+  }
+}
+
+/** Removes a test network's parts from the host's bridge filter table (its
+ *  bridge's name, the isolated ranges of its 10.231.N.0/24), as a teardown of a
+ *  killed run would have. Ports' elements go with their leases' GC. */
+function scrubFilter(bridge: string): void {
+  const octet = /^nstest(\d+)$/.exec(bridge)?.[1];
+  quiet('nft', ['delete', 'element', 'ip', 'nsbox', 'bridges', `{ "${bridge}" }`]);
+  if (octet === undefined) return;
+  const r = execaSync('nft', ['-j', 'list', 'set', 'bridge', 'nsbox', 'isolated'], { reject: false });
+  if (r.exitCode !== 0) return;
+  const sets = (JSON.parse(r.stdout) as { nftables: { set?: { elem?: unknown[] } }[] }).nftables;
+  for (const e of sets.flatMap((i) => i.set?.elem ?? [])) {
+    const text = typeof e === 'string' ? e : (e as { range?: [string, string] }).range?.join('-');
+    if (text?.startsWith(`10.231.${octet}.`)) quiet('nft', ['delete', 'element', 'bridge', 'nsbox', 'isolated', `{ ${text} }`]);
   }
 }
 

@@ -9,7 +9,7 @@
 // Traffic goes only to addresses on this bridge and in these namespaces; a
 // forged off-subnet source is kept on the host by a blackhole route.
 import test from 'ava';
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execa, execaSync, type ResultPromise } from 'execa';
 import { randomBytes } from 'node:crypto';
 import { BridgeFilter, checkTables, installTable, quietBridge, removeTable, tableMissing } from '../../packages/netsetup/src/kernel/bridgefilter.ts';
 import { portBinding, type FilteredNetwork, type FilterScope, type Isolation } from '../../packages/netsetup/src/policy/bridgerules.ts';
@@ -37,7 +37,7 @@ interface Box {
   bridge: string;
   gateway: string;
   sock?: PacketSocket;
-  server?: ChildProcess;
+  server?: ResultPromise;
 }
 
 const box = (name: string, octet: number, uid: number): Box => ({
@@ -58,7 +58,7 @@ const BOXES = [A1, A2, B1, B2];
 /** On the unfiltered control bridge, with a port name outside the filter's prefix. */
 const X1: Box = { name: 'x1', ns: 'nstnf-x1', port: 'nstcx1', mac: '02:31:92:00:00:11', address: '10.231.92.11', uid: 1000, bridge: CTL, gateway: CTL_GW };
 
-const ip = (...args: string[]): string => execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+const ip = (...args: string[]): string => execaSync('ip', args, { stdin: 'ignore' }).stdout;
 const quietly = (f: () => unknown): void => {
   try {
     f();
@@ -67,8 +67,8 @@ const quietly = (f: () => unknown): void => {
   }
 };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const write = (file: string, value: string): void => void execFileSync('sh', ['-c', `echo ${value} > ${file}`]);
-const nsWrite = (ns: string, file: string, value: string): void => void execFileSync('ip', ['netns', 'exec', ns, 'sh', '-c', `echo ${value} > ${file}`]);
+const write = (file: string, value: string): void => void execaSync('sh', ['-c', `echo ${value} > ${file}`]);
+const nsWrite = (ns: string, file: string, value: string): void => void execaSync('ip', ['netns', 'exec', ns, 'sh', '-c', `echo ${value} > ${file}`]);
 
 const net = (isolation: Isolation): FilteredNetwork => ({ bridge: BR, subnet: SUBNET, gateway: GW, isolation });
 const bindings = (isolation: Isolation) => BOXES.map((b) => portBinding(SCOPE, net(isolation), b));
@@ -82,7 +82,7 @@ function removeAll(): void {
   }
   for (const br of [BR, CTL]) quietly(() => ip('link', 'del', br));
   quietly(() => ip('route', 'del', 'blackhole', `${FORGED}/32`));
-  quietly(() => execFileSync('nft', ['delete', 'table', 'ip', NAT_TABLE], { stdio: 'ignore' }));
+  quietly(() => execaSync('nft', ['delete', 'table', 'ip', NAT_TABLE], { stdio: 'ignore' }));
   quietly(() => removeTable(SCOPE));
 }
 
@@ -112,7 +112,7 @@ function makeBox(b: Box): void {
 /** A TCP server in the box answering its own name. */
 async function serve(b: Box): Promise<void> {
   const code = `require('net').createServer((s) => s.end(process.argv[1])).listen(${PORT}, '0.0.0.0', () => console.log('ready'))`;
-  const child = spawn('ip', ['netns', 'exec', b.ns, process.execPath, '-e', code, b.name], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = execa('ip', ['netns', 'exec', b.ns, process.execPath, '-e', code, b.name], { stdio: ['ignore', 'pipe', 'inherit'], reject: false, forceKillAfterDelay: false });
   b.server = child;
   await new Promise<void>((resolve, reject) => {
     child.stdout!.once('data', () => resolve());
@@ -123,8 +123,8 @@ async function serve(b: Box): Promise<void> {
 /** What a TCP connection from `from` to address:port reads, or undefined when it fails. */
 function connect(from: Box, address: string, port = PORT): string | undefined {
   const code = `const s = require('net').connect(+process.argv[2], process.argv[1]); let d = ''; s.setTimeout(1500, () => process.exit(3)); s.on('data', (x) => (d += x)); s.on('end', () => { process.stdout.write(d); process.exit(0); }); s.on('error', () => process.exit(4));`;
-  const r = spawnSync('ip', ['netns', 'exec', from.ns, process.execPath, '-e', code, address, String(port)], { encoding: 'utf8', timeout: 10_000 });
-  return r.status === 0 ? r.stdout : undefined;
+  const r = execaSync('ip', ['netns', 'exec', from.ns, process.execPath, '-e', code, address, String(port)], { timeout: 10_000, reject: false });
+  return r.exitCode === 0 ? r.stdout : undefined;
 }
 
 /** Sends `frame` from `from` and reports whether `at` captured a frame containing `marker`. */
@@ -253,7 +253,7 @@ test.serial('isolation user: no TCP between owners, directly or routed through t
   t.is(connect(A1, B1.address), undefined, 'another owner, routed through the gateway');
   t.is(connect(B2, A2.address), undefined, 'and the other way round');
   // A published port: the host's DNAT to B1, and the hairpin MASQUERADE.
-  execFileSync('nft', ['-f', '-'], {
+  execaSync('nft', ['-f', '-'], {
     input: `table ip ${NAT_TABLE} {
       chain pre { type nat hook prerouting priority -100; ip daddr ${GW} tcp dport ${PUBLISHED} dnat to ${B2.address}:${PORT}; }
       chain post { type nat hook postrouting priority 100; ip saddr ${SUBNET} ip daddr ${B2.address} tcp dport ${PORT} masquerade; }
@@ -322,7 +322,7 @@ test.serial('a port whose elements are removed sends nothing; bound again, it do
 });
 
 test.serial('a check finds tampered or missing tables (an accept rule, a flushed chain, a removed table); a reinstall repairs them', (t) => {
-  const nft = (...args: string[]): void => void execFileSync('nft', args);
+  const nft = (...args: string[]): void => void execaSync('nft', args);
   t.deepEqual(checkTables(SCOPE, [net('user')]), [], 'as installed');
   nft('insert', 'rule', 'bridge', SCOPE.table, 'prerouting', 'accept');
   t.deepEqual(checkTables(SCOPE, [net('user')]), [`chain bridge prerouting has 3 rules, not 2`, `chain bridge prerouting has an accept rule`]);
@@ -336,7 +336,7 @@ test.serial('a check finds tampered or missing tables (an accept rule, a flushed
 });
 
 test.serial('removing the table leaves nothing of it, and removing it again is no error', (t) => {
-  const tables = (): string[] => execFileSync('nft', ['list', 'tables'], { encoding: 'utf8' }).split('\n').filter((l) => l.endsWith(` ${SCOPE.table}`));
+  const tables = (): string[] => execaSync('nft', ['list', 'tables']).stdout.split('\n').filter((l) => l.endsWith(` ${SCOPE.table}`));
   t.deepEqual(tables(), [`table bridge ${SCOPE.table}`, `table ip ${SCOPE.table}`]);
   removeTable(SCOPE);
   t.deepEqual(tables(), []);

@@ -9,6 +9,7 @@ import { EAGAIN, EINTR } from '@nsbox/shared/errno';
 import { currentArch, SYSCALLS } from '@nsbox/shared/syscalls';
 import { formatAnswer, releasingLine } from '@nsbox/shared/protocol';
 import { formatPublish, parsePublish, PublishSyntaxError, PUBLISH_SYNTAX, type PublishSpec } from '@nsbox/shared/publish';
+import { filterProblems } from './check.ts';
 import { connect } from './connect.ts';
 import { list } from './list.ts';
 import { release, releaseHeld } from './release.ts';
@@ -367,6 +368,10 @@ export function run(inv: Invocation, priv: Privilege): Outcome {
       const { config, source } = configFor(inv.config);
       const binary = fs.realpathSync.native('/proc/self/exe');
       const links = fs.statSync('/proc/self/exe').nlink;
+      const problems = filterProblems(config);
+      if (problems.length > 0) {
+        throw new NsboxError({ exit: EXIT.SYSTEM, what: 'the bridge filter', why: problems.join('; '), todo: 'Repair it as root: netsetup setup-host' });
+      }
       return text(
         inv.json
           ? `${JSON.stringify({ binary, links, source, config })}\n`

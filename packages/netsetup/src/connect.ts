@@ -1,7 +1,11 @@
 // netsetup --pid: give a process's network namespace one veth on a network's
 // bridge, an address, a default route and, asked for, published ports. The
-// record comes first (pending, this process its holder), the veth second, outside
-// the state lock, and the ready record last (records.ts has the invariant).
+// record comes first (pending, this process its holder, with the sandbox's MAC
+// chosen), then the port's binding in the bridge filter, then the veth, both
+// outside the state lock, and the ready record last (records.ts has the
+// invariant). Bound before it exists, the port can never send anything its
+// lease does not allow; and a bind into a missing table fails (the table is
+// then made) before there is a port to filter.
 import fs from 'node:fs';
 import { NsboxError, sysError } from '@nsbox/shared/error';
 import * as nl from '@nsbox/shared/netlink';
@@ -9,6 +13,7 @@ import { SANDBOX_IFNAME, type Answer } from '@nsbox/shared/protocol';
 import type { PublishSpec } from '@nsbox/shared/publish';
 import type { Child } from '@nsbox/shared/spawn';
 import { EXIT } from './exit.ts';
+import { ensureTable, quietBridge, tableMissing } from './kernel/bridgefilter.ts';
 import { ensureBridge, randomMac } from './kernel/host.ts';
 import { applyRules, backendIsNft, removeRules, startLeaseRules, startLook, startNatTable, startRestore, type Pending, type RuleState } from './kernel/iptables.ts';
 import { randomBytes } from './kernel/random.ts';
@@ -21,7 +26,8 @@ import { hostForwards } from './policy/hostforwards.ts';
 import { allocate, broadcastOf } from './policy/ipam.ts';
 import { admit, hostVethName, isoTime, type Caller, type Lease } from './policy/leases.ts';
 import { admitPublish, type HostFacts } from './policy/publishing.ts';
-import { begin, deleteVethsNamed, end, save, thisProcess, update, withCall, type Call, type Session } from './records.ts';
+import { HOST_SCOPE, type PortBinding } from './policy/bridgerules.ts';
+import { begin, deleteLink, deleteVethsNamed, end, leaseBinding, leaseBindings, save, thisProcess, unbindLeases, update, withCall, type Call, type Session } from './records.ts';
 import { mark } from './timing.ts';
 
 const LOOPBACK_INDEX = 1;
@@ -68,11 +74,14 @@ function connectIn(call: Call, net: Network, caller: Caller, pid: number, publis
     const { mtu } = reserved;
     const hostVeth = lease.hostVeth;
     mark('pending lease recorded');
+    const binding = leaseBinding(net, { ...lease, mac: reserved.mac });
+    bindPort(call, binding, reserved.bound);
+    mark('port bound');
     const sock = call.rtnl;
     const [made, found] = sock.batch(
       [
         (seq: number) =>
-          nl.newVeth(seq, { hostName: hostVeth, hostMac: randomMac(0xfe), mtu, master: reserved.bridge, peerName: SANDBOX_IFNAME, peerNetnsFd: pinned.netnsFd }),
+          nl.newVeth(seq, { hostName: hostVeth, hostMac: randomMac(0xfe), mtu, master: reserved.bridge, peerName: SANDBOX_IFNAME, peerNetnsFd: pinned.netnsFd, peerMac: reserved.mac }),
         (seq: number) => nl.getLinkByName(seq, hostVeth),
       ].map((build) => {
         const seq = sock.nextSeq();
@@ -85,6 +94,11 @@ function connectIn(call: Call, net: Network, caller: Caller, pid: number, publis
     if (!host || host.link === undefined) throw new NsboxError({ exit: EXIT.SYSTEM, what: `create veth ${lease.hostVeth}`, why: 'it vanished right after creation', todo: 'Try again' });
     lease.hostIndex = host.index;
     mark('veth created');
+    // Still bound? A teardown elsewhere removes the table only when nothing is
+    // bound, and a repair keeps every port's elements; this is the check that
+    // no such change came between the bind and the veth.
+    if (!call.filter.isBound(binding)) bindPort(call, binding, reserved.bound);
+    mark('port bound still');
     configureInside(pinned.netnsFd, homeFd, host.link, net, lease.address, pid);
     if (!pinned.alive()) throw notYours(pid);
     mark('eth0 configured');
@@ -110,6 +124,7 @@ function connectIn(call: Call, net: Network, caller: Caller, pid: number, publis
     if (lease) {
       try {
         deleteVethsNamed(call.rtnl, [lease.hostVeth]);
+        unbindLeases(call, [lease]);
         // commit() has dealt with the record (and the rules) itself.
         const id = lease.id;
         if (!committing) update(call, (records, state) => state.write(records.filter((l) => l.id !== id)));
@@ -127,8 +142,29 @@ function connectIn(call: Call, net: Network, caller: Caller, pid: number, publis
   }
 }
 
+/**
+ * Binds the port of a new lease. A missing table is made (with `others`, the
+ * configuration's other leases, which had no filter either), then the port is
+ * bound. Once bound, the table stays: teardown removes it only when no port
+ * at all is bound (kernel/bridgefilter.ts, removeParts).
+ */
+function bindPort(call: Call, binding: PortBinding, others: () => PortBinding[]): void {
+  const f = call.filter;
+  try {
+    f.bindReplacing(binding);
+  } catch (err) {
+    if (!tableMissing(err)) throw err;
+    ensureTable(HOST_SCOPE, call.config.networks, others());
+    f.bindReplacing(binding);
+  }
+}
+
 interface Reserved {
   lease: Lease;
+  /** The MAC of the sandbox's end. */
+  mac: string;
+  /** The bindings of the configuration's other leases (for a table made anew). */
+  bound: () => PortBinding[];
   /** The bridge's ifindex. */
   bridge: number;
   mtu: number;
@@ -185,13 +221,16 @@ function reserve(call: Call, net: Network, caller: Caller, pid: number, publish:
       holder,
       created: isoTime(Date.now()),
       published: publish,
+      mac: randomMac(0x02),
     };
     lease.hostVeth = hostVethName(lease.id);
     // Recorded before the veth exists: if this call dies, the next one's GC
     // finds a pending lease of a dead holder and removes the veth by its exact
-    // name (and the rules by the lease's tag).
+    // name, then its binding (by port, MAC, address and owner) and its rules
+    // (by the lease's tag).
     save(s, [...s.leases, lease]);
-    return { lease, bridge: bridge.index, mtu: bridge.mtu ?? net.mtu };
+    const config = call.config;
+    return { lease, mac: lease.mac!, bound: () => leaseBindings(config, others), bridge: bridge.index, mtu: bridge.mtu ?? net.mtu };
   } finally {
     end(s);
   }
@@ -205,10 +244,18 @@ function bridgeOf(s: Session, net: Network): nl.Link {
   if (rtnl.link(net.bridge)) return ensureBridge(rtnl, net);
   const t = s.call.tools;
   applyRules(t, net, s.leases);
+  let made: nl.Link | undefined;
   try {
-    return ensureBridge(rtnl, net);
+    made = ensureBridge(rtnl, net);
+    // A new bridge learns nothing from its ports, and its network's parts
+    // (isolated addresses, the bridge's name) are in the filter: else it goes
+    // again, so that an existing bridge always has both.
+    quietBridge(net.bridge);
+    ensureTable(HOST_SCOPE, s.call.config.networks, leaseBindings(s.call.config, [...s.leases, ...s.busy]));
+    return made;
   } catch (err) {
     try {
+      if (made) deleteLink(rtnl, made.index, net.bridge);
       removeRules(t, net);
     } catch {
       // The next call makes them again anyway.

@@ -1,7 +1,10 @@
 // The lease records, their lock and their garbage collection.
 //
-// Invariant: every veth and every lease rule netsetup makes belongs to a record,
-// written before the veth or rule exists and dropped only after both are gone.
+// Invariant: every veth, every lease rule and every port binding of the bridge
+// filter netsetup makes belongs to a record, written before the veth, rule or
+// binding exists and dropped only after all are gone. The record carries what
+// unbinding needs (port name, the sandbox's MAC, address, owner), so the
+// binding goes with the veth whenever the lease ends, crashed or not.
 // The state lock guards the records alone and is held only to read and write
 // them (about 1 ms), never while waiting on anything a caller controls: not
 // their fds (the holder's releasing line comes after the lock), not the size of
@@ -10,7 +13,7 @@
 // a release) is done outside it, on a record marked pending or releasing with
 // its holder (pid and start time). A record whose holder is dead, or a ready
 // one whose veth (same name and ifindex) is gone, is stale, and the next call's
-// GC deletes its veth by exact name, then its rules, then the record. So a
+// GC deletes its veth by exact name, then its binding and rules, then the record. So a
 // netsetup killed at any point leaves nothing the next call does not finish.
 //
 // A Call carries what one netsetup run shares between its steps: one host
@@ -20,10 +23,13 @@ import fs from 'node:fs';
 import { sysError } from '@nsbox/shared/error';
 import { ENODEV } from '@nsbox/shared/errno';
 import * as nl from '@nsbox/shared/netlink';
+import { NsboxError } from '@nsbox/shared/error';
+import { BridgeFilter, tableMissing } from './kernel/bridgefilter.ts';
 import { dropLeaseRules, tools, type Tools } from './kernel/iptables.ts';
 import { Rtnl } from './kernel/rtnl.ts';
 import { ensureDir, State } from './kernel/state.ts';
-import type { Config } from './policy/config.ts';
+import { HOST_SCOPE, portBinding, type PortBinding } from './policy/bridgerules.ts';
+import type { Config, Network } from './policy/config.ts';
 import { hasLeaseRules } from './policy/firewall.ts';
 import { isLeaseVeth, partition, type Holder, type Lease } from './policy/leases.ts';
 import { mark } from './timing.ts';
@@ -32,6 +38,7 @@ export class Call {
   readonly config: Config;
   private sock: Rtnl | undefined;
   private resolved: Tools | undefined;
+  private nf: BridgeFilter | undefined;
   private dirChecked = false;
 
   constructor(config: Config) {
@@ -41,6 +48,11 @@ export class Call {
   /** The host's rtnetlink socket, opened on first use. */
   get rtnl(): Rtnl {
     return (this.sock ??= Rtnl.open());
+  }
+
+  /** The host's bridge filter (a netfilter netlink socket), opened on first use. */
+  get filter(): BridgeFilter {
+    return (this.nf ??= BridgeFilter.open(HOST_SCOPE));
   }
 
   /** The configured iptables backend's programs, found and trusted on first use. */
@@ -58,6 +70,8 @@ export class Call {
   close(): void {
     this.sock?.close();
     this.sock = undefined;
+    this.nf?.close();
+    this.nf = undefined;
   }
 }
 
@@ -130,6 +144,7 @@ export function begin(call: Call, beforeLock?: (links: nl.Link[]) => void): Sess
     if (stale.length === 0) return { call, state, leases: live, collected: [], busy };
     // By exact name: our own, made for this lease (perhaps after the list was taken).
     deleteVethsNamed(rtnl, stale.map((l) => l.hostVeth));
+    unbindLeases(call, stale);
     // Rules first, records last: killed in between, the stale leases are still
     // on record and the next call does it all again.
     const ruled = stale.filter(hasLeaseRules);
@@ -181,4 +196,52 @@ export function deleteLink(rtnl: Rtnl, index: number, name: string): void {
   const seq = rtnl.nextSeq();
   const [r] = rtnl.batch([{ seq, bytes: nl.delLink(seq, index) }], `delete ${name}`);
   if (r!.errno !== 0 && r!.errno !== ENODEV) throw sysError(`delete ${name}`, r!.errno, { detail: r!.message });
+}
+
+/** A lease's binding in the bridge filter (the lease has its MAC recorded). */
+export function leaseBinding(net: Network, l: Lease & { mac: string }): PortBinding {
+  return portBinding(HOST_SCOPE, net, { port: l.hostVeth, mac: l.mac, address: l.address, uid: l.uid });
+}
+
+/** The bindings of those `leases` that have one (a MAC recorded, a network
+ *  still configured that their address belongs to). */
+export function leaseBindings(config: Config, leases: Lease[]): PortBinding[] {
+  return leases.flatMap((l) => {
+    const net = config.networks.find((n) => n.name === l.network);
+    if (!net || l.mac === undefined) return [];
+    try {
+      return [leaseBinding(net, { ...l, mac: l.mac })];
+    } catch (err) {
+      if (err instanceof NsboxError) return [];
+      throw err;
+    }
+  });
+}
+
+/**
+ * Removes the bridge filter's elements of leases whose veths are gone (release,
+ * GC, teardown): exactly, or, when they differ (the isolation setting changed,
+ * the network left the configuration, someone edited them), whatever the port
+ * name has. A missing table has nothing to remove. Leases without a MAC were
+ * never bound.
+ */
+export function unbindLeases(call: Call, leases: Lease[]): void {
+  const bound = leases.filter((l) => l.mac !== undefined);
+  if (bound.length === 0) return;
+  const f = call.filter;
+  try {
+    for (const l of bound) {
+      const net = call.config.networks.find((n) => n.name === l.network);
+      let b: PortBinding | undefined;
+      try {
+        b = net ? leaseBinding(net, { ...l, mac: l.mac! }) : undefined;
+      } catch (err) {
+        if (!(err instanceof NsboxError)) throw err;
+      }
+      if (b) f.unbindAny(b);
+      else f.sweep(f.bound().filter((p) => p.port === l.hostVeth));
+    }
+  } catch (err) {
+    if (!tableMissing(err)) throw err;
+  }
 }

@@ -1,13 +1,13 @@
 // netsetup release and the holder's release (netsetup --hold at the end of its
-// stdin): the lease is marked first, its veth and rules go, its record last
-// (records.ts has the invariant).
+// stdin): the lease is marked first, its veth, then its port's binding in the
+// bridge filter and its rules go, its record last (records.ts has the invariant).
 import { NsboxError } from '@nsbox/shared/error';
 import { EXIT } from './exit.ts';
 import { applyRules, dropLeaseRules, startDropLeaseRules, tryDropLeaseRules, type RuleChange } from './kernel/iptables.ts';
 import type { Config, Network } from './policy/config.ts';
 import { hasLeaseRules } from './policy/firewall.ts';
 import type { Caller, Lease } from './policy/leases.ts';
-import { begin, deleteLink, deleteVethsNamed, end, save, thisProcess, update, withCall, type Call } from './records.ts';
+import { begin, deleteLink, deleteVethsNamed, end, save, thisProcess, unbindLeases, update, withCall, type Call } from './records.ts';
 
 /**
  * Frees leases of the caller (root: anyone's) by id or by pid. The kernel takes
@@ -44,6 +44,7 @@ function releaseIn(call: Call, caller: Caller, by: { id: string } | { pid: numbe
     const t = nets.length > 0 ? call.tools : undefined;
     if (first) change = startDropLeaseRules(t!, first, of(ruled, first));
     for (const l of chosen) deleteLink(call.rtnl, l.hostIndex, l.hostVeth);
+    unbindLeases(call, chosen);
     const started = change;
     change = undefined;
     started?.finish(of(rest, first!));
@@ -86,6 +87,7 @@ function releaseHeldIn(call: Call, caller: Caller, id: string, onMarked: () => v
   const net = config.networks.find((n) => n.name === lease.network);
   const { rtnl } = call;
   deleteVethsNamed(rtnl, [lease.hostVeth]);
+  unbindLeases(call, [lease]);
   const rulesGone = net === undefined || !hasLeaseRules(lease) || tryDropLeaseRules(call.tools, net, [lease]);
   update(call, (records, state) => {
     const rest = records.filter((l) => l.id !== id);

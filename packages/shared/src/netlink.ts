@@ -179,6 +179,9 @@ export interface VethRequest {
   peerName: string;
   /** An fd of the target network namespace: the peer is created there. */
   peerNetnsFd: number;
+  /** The peer's MAC: chosen by the caller, so that it is known (and can be
+   *  bound by a filter) before the veth exists. */
+  peerMac: string;
 }
 
 /** RTM_NEWLINK creating a veth pair, the host end up and on the bridge, the peer
@@ -189,6 +192,7 @@ export function newVeth(seq: number, r: VethRequest): Buffer {
   const peer = Buffer.concat([
     ifinfomsg(),
     attrStr(IFLA_IFNAME, r.peerName),
+    attr(IFLA_ADDRESS, macBytes(r.peerMac)),
     attrU32(IFLA_MTU, r.mtu),
     attrU32(IFLA_NET_NS_FD, r.peerNetnsFd),
   ]);

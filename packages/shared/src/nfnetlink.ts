@@ -81,6 +81,12 @@ export const newSetElements = (seq: number, ref: SetRef, elements: SetElement[])
 export const delSetElements = (seq: number, ref: SetRef, elements: SetElement[]): Buffer =>
   message(nftType(NFT_MSG_DELSETELEM), NLM_F_ACK, seq, elementList(ref, elements.map((e) => ({ key: e.key }))));
 
+/** Looks elements up by key, outside any transaction (nothing to commit or
+ *  abort): answered with a NEWSETELEM message per element found, ENOENT for one
+ *  that is missing (or a missing set or table), and the ack. */
+export const getSetElements = (seq: number, ref: SetRef, elements: SetElement[]): Buffer =>
+  message(nftType(NFT_MSG_GETSETELEM), NLM_F_ACK, seq, elementList(ref, elements.map((e) => ({ key: e.key }))));
+
 /** Every element of a set (answered with NEWSETELEM messages, then NLMSG_DONE). */
 export const dumpSetElements = (seq: number, ref: SetRef): Buffer =>
   message(nftType(NFT_MSG_GETSETELEM), NLM_F_DUMP, seq, [nfgenmsg(ref.family), attrStr(NFTA_SET_ELEM_LIST_TABLE, ref.table), attrStr(NFTA_SET_ELEM_LIST_SET, ref.set)]);

@@ -31,7 +31,7 @@ test('nested attributes set NLA_F_NESTED and parse back', (t) => {
 });
 
 test('a veth request has the header, host attributes and the peer inside IFLA_INFO_DATA', (t) => {
-  const m = nl.newVeth(42, { hostName: 'nsb01234567', hostMac: 'fe:01:02:03:04:05', mtu: 1400, master: 7, peerName: 'eth0', peerNetnsFd: 9 });
+  const m = nl.newVeth(42, { hostName: 'nsb01234567', hostMac: 'fe:01:02:03:04:05', mtu: 1400, master: 7, peerName: 'eth0', peerNetnsFd: 9, peerMac: '02:0a:0b:0c:0d:0e' });
   t.is(m.readUInt32LE(0), m.length);
   t.is(m.readUInt16LE(4), nl.RTM_NEWLINK);
   t.is(m.readUInt16LE(6), nl.NLM_F_REQUEST | nl.NLM_F_ACK | nl.NLM_F_CREATE | nl.NLM_F_EXCL);
@@ -52,6 +52,7 @@ test('a veth request has the header, host attributes and the peer inside IFLA_IN
   const peer = nl.parseLink(peerBytes);
   t.is(peer.name, 'eth0');
   t.is(peer.mtu, 1400);
+  t.is(peer.mac, '02:0a:0b:0c:0d:0e', 'the sandbox end gets the MAC the caller chose (and binds)');
   t.is(peer.flags, 0, 'the kernel refuses to bring a veth end up before the pair exists');
   const nsfd = nl.parseAttrs(peerBytes.subarray(nl.IFINFOMSG_LEN)).find((a) => a.type === nl.IFLA_NET_NS_FD)!;
   t.is(nsfd.value.readUInt32LE(0), 9);

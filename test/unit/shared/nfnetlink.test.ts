@@ -63,6 +63,14 @@ test('DELSETELEM names keys only; a dump asks for the whole set', (t) => {
   t.deepEqual(nf.parseSetElements(dump!.payload), []);
 });
 
+test('a lookup (GETSETELEM without NLM_F_DUMP) names keys only and asks for an ack, outside any batch', (t) => {
+  const [get] = nl.parseMessages(nf.getSetElements(9, ref, [{ key, data }]));
+  t.is(get!.type, (10 << 8) | 13);
+  t.is(get!.flags, nl.NLM_F_REQUEST | nl.NLM_F_ACK);
+  t.is(get!.seq, 9);
+  t.deepEqual(nf.parseSetElements(get!.payload), [{ key }]);
+});
+
 test('a batch is begin, the messages in order, end', (t) => {
   const a = nf.newSetElements(2, ref, [{ key, data }]);
   const b = nf.delSetElements(3, ref, [{ key }]);

@@ -11,8 +11,14 @@ import * as nf from '@nsbox/shared/nfnetlink';
 import { start } from '@nsbox/shared/spawn';
 import { NETLINK_EXT_ACK, SOCK_CLOEXEC, SOCK_RAW, SOL_NETLINK } from '@nsbox/shared/syscalls';
 import {
+  additionText,
   bindingElements,
+  creationText,
   decodeBound,
+  keptParts,
+  NOTHING_KEPT,
+  partRemovalTexts,
+  repairText,
   expectedShape,
   shapeProblems,
   portElements,
@@ -21,6 +27,7 @@ import {
   SETS,
   type FilteredNetwork,
   type FilterScope,
+  type KeptParts,
   type PortBinding,
   type PortElements,
 } from '../policy/bridgerules.ts';
@@ -60,12 +67,116 @@ function nft(what: string, script: string, args = ['-f', '-']): { status: number
 /** Replaces the host's filter table, atomically, with one binding `bound` (the
  *  live leases) for `networks` (all configured ones). Ports not in `bound` can
  *  send nothing from the moment it is in place. */
-export function installTable(scope: FilterScope, networks: FilteredNetwork[], bound: PortBinding[]): void {
+export function installTable(scope: FilterScope, networks: FilteredNetwork[], bound: PortBinding[], kept: KeptParts = NOTHING_KEPT): void {
   const what = `install the bridge filter (nftables table bridge ${scope.table})`;
-  const r = nft(what, rulesetText(scope, networks, bound));
+  const r = nft(what, rulesetText(scope, networks, bound, kept));
   if (r.status !== 0) {
     throw new NsboxError({ what, why: `${NFT} failed: ${r.stderr || `exit status ${r.status}`}`, todo: 'Check that the kernel has nftables with the bridge family', exit: EXIT.SYSTEM });
   }
+}
+
+/**
+ * Makes sure the tables exist and hold `networks`' parts, without replacing
+ * tables that exist: one host table serves every configuration (and test
+ * install) on the host, and their ports stay bound. Missing: created whole,
+ * with `bound`. There: `networks`' ranges and bridges added. When that does not
+ * apply (a part overlaps a different one, a table or set is missing): replaced
+ * by replaceTable(), which keeps every other port and network.
+ */
+export function ensureTable(scope: FilterScope, networks: FilteredNetwork[], bound: PortBinding[]): void {
+  const what = `install the bridge filter (nftables table bridge ${scope.table})`;
+  const created = nft(what, creationText(scope, networks, bound));
+  if (created.status === 0) return;
+  if (!/File exists/.test(created.stderr)) {
+    throw new NsboxError({ what, why: `${NFT} failed: ${created.stderr || `exit status ${created.status}`}`, todo: 'Check that the kernel has nftables with the bridge family', exit: EXIT.SYSTEM });
+  }
+  const text = additionText(scope, networks);
+  if (text === '' || nft(what, text).status === 0) return;
+  repairTable(scope, networks, bound);
+}
+
+/** `nft -j list table` of both families (a missing one lists nothing). */
+function listTables(scope: FilterScope): Parameters<typeof repairText>[2] {
+  const listed: Parameters<typeof repairText>[2] = [];
+  for (const family of ['bridge', 'ip'] as const) {
+    const r = nft(`list the bridge filter (nftables table ${family} ${scope.table})`, '', ['-j', 'list', 'table', family, scope.table]);
+    if (r.status !== 0) continue;
+    try {
+      listed.push(...(JSON.parse(r.stdout) as { nftables: Parameters<typeof repairText>[2] }).nftables);
+    } catch {
+      // Unreadable: repaired as if empty.
+    }
+  }
+  return listed;
+}
+
+/**
+ * Repairs the tables in place (netsetup setup-host; a table whose parts could
+ * not be added): the rules written afresh, `networks`' parts put right, every
+ * port's elements left as they are (repairText). Where that cannot apply (a
+ * set of the wrong type), they are replaced, keeping what they hold for others.
+ * The caller rebinds its own ports.
+ */
+export function repairTable(scope: FilterScope, networks: FilteredNetwork[], bound: PortBinding[]): void {
+  const what = `repair the bridge filter (nftables table bridge ${scope.table})`;
+  if (nft(what, repairText(scope, networks, listTables(scope))).status === 0) return;
+  replaceTable(scope, networks, bound, { owned: networks, drop: [] });
+}
+
+/**
+ * Replaces the tables with `networks`' parts and `bound`, keeping what the
+ * tables hold for others: every other port's binding and every network not in
+ * `owned` (this configuration's, written afresh). Ports in `drop` go. Returns
+ * the number of ports bound afterwards. (A port another configuration binds
+ * between the listing here and the replacement is lost: it sends nothing until
+ * that sandbox reconnects; never more than its binding allowed.)
+ */
+export function replaceTable(scope: FilterScope, networks: FilteredNetwork[], bound: PortBinding[], o: { owned: FilteredNetwork[]; drop: string[] }): number {
+  const filter = BridgeFilter.open(scope);
+  let ports: ReturnType<BridgeFilter['bound']> = [];
+  try {
+    ports = filter.bound();
+  } catch (err) {
+    if (!tableMissing(err)) throw err;
+  } finally {
+    filter.close();
+  }
+  const listed = listTables(scope);
+  const drop = new Set([...o.drop, ...bound.map((b) => b.port)]);
+  const kept = keptParts(listed, ports, o.owned, drop);
+  installTable(scope, networks, bound, kept);
+  return bound.length + kept.bindings.length;
+}
+
+/**
+ * Teardown of `networks`: their ranges and bridges leave the tables (their
+ * ports were unbound already). The tables themselves go only when nothing at
+ * all is left in them: no port bound, no network's parts (another
+ * configuration's sandboxes must never lose their filter), and no port veth on
+ * the host. A connect binds its port before making its veth, so a table with
+ * nothing bound has no connect midway to lose.
+ */
+export function removeParts(scope: FilterScope, networks: FilteredNetwork[], links: { name: string; kind?: string }[]): void {
+  const what = `remove networks from the bridge filter (nftables table bridge ${scope.table})`;
+  for (const text of partRemovalTexts(scope, networks)) nft(what, text);
+  // Veths only: a bridge may be named like a port (nsbox0).
+  if (links.some((k) => k.kind === 'veth' && k.name.startsWith(scope.portPrefix))) return;
+  const filter = BridgeFilter.open(scope);
+  try {
+    if (filter.bound().length > 0) return;
+  } catch (err) {
+    if (tableMissing(err)) return removeTable(scope);
+    throw err;
+  } finally {
+    filter.close();
+  }
+  for (const [family, set] of [['bridge', 'isolated'], ['ip', 'bridges']] as const) {
+    const r = nft(what, '', ['-j', 'list', 'set', family, scope.table, set]);
+    if (r.status !== 0) continue;
+    const items = (JSON.parse(r.stdout) as { nftables: { set?: { elem?: unknown[] } }[] }).nftables;
+    if (items.some((i) => (i.set?.elem ?? []).length > 0)) return;
+  }
+  removeTable(scope);
 }
 
 /** Removes the tables (teardown); a missing one is not an error. */
@@ -274,6 +385,30 @@ export class BridgeFilter {
       return !seen.has(id) && seen.add(id);
     });
     this.transact(`remove the bindings of ${ports.map((p) => p.port).join(', ')}`, unique.map((e) => ({ op: 'delete' as const, ...e })));
+  }
+
+  /** Whether the port's MAC element is there: one lookup, no transaction
+   *  (~0.1 ms; a transaction that fails waits for an RCU grace period). False
+   *  too when the table is missing. */
+  isBound(b: PortBinding): boolean {
+    const what = `look up port ${b.port}`;
+    const [mac] = bindingElements(b);
+    const seq = this.nextSeq();
+    this.send(nf.getSetElements(seq, this.ref(mac!.set), [mac!.element]), what);
+    let found = false;
+    for (;;) {
+      for (const m of this.receive(what, true)!) {
+        if (m.seq !== seq) continue;
+        if (m.type !== NLMSG_ERROR) {
+          found = true;
+          continue;
+        }
+        const e = parseError(m);
+        if (e.errno === 0) return found;
+        if (e.errno === ENOENT) return false;
+        throw sysError(what, e.errno, { detail: e.message, exit: EXIT.SYSTEM });
+      }
+    }
   }
 
   /** Every port with elements in the table (for GC: those without a live lease

@@ -171,17 +171,199 @@ const hex32 = (n: number): string => `0x${n.toString(16).padStart(8, '0')}`;
  * after it) lets that mark through and clears it. A sandbox cannot set a mark:
  * the kernel clears it when a frame leaves the sandbox's namespace.
  */
-export function rulesetText(scope: FilterScope, networks: FilteredNetwork[], bound: PortBinding[]): string {
+export function rulesetText(scope: FilterScope, networks: FilteredNetwork[], bound: PortBinding[], kept: KeptParts = NOTHING_KEPT): string {
+  const t = scope.table;
+  return [`table bridge ${t} {}`, `delete table bridge ${t}`, `table ip ${t} {}`, `delete table ip ${t}`, ...tablesText(scope, networks, bound, kept)].join('\n');
+}
+
+/** `nft -f` input that creates the tables only if neither exists: one
+ *  transaction that fails whole (EEXIST) when they do, so a table some other
+ *  netsetup made meanwhile is never replaced. */
+export function creationText(scope: FilterScope, networks: FilteredNetwork[], bound: PortBinding[]): string {
+  const t = scope.table;
+  return [`create table bridge ${t}`, `create table ip ${t}`, ...tablesText(scope, networks, bound, NOTHING_KEPT)].join('\n');
+}
+
+/** Parts of the tables that belong to other configurations (other networks,
+ *  other ports): a replacement keeps them. */
+export interface KeptParts {
+  /** `isolated` elements as nft writes them: "a.b.c.d", "a-b" or "a/len". */
+  ranges: string[];
+  bridges: string[];
+  bindings: PortBinding[];
+}
+
+export const NOTHING_KEPT: KeptParts = { ranges: [], bridges: [], bindings: [] };
+
+const rangeText = ([a, b]: [string, string]): string => (a === b ? a : `${a}-${b}`);
+
+/** The per-network elements of `networks`: isolated ranges and bridge names. */
+export function networkParts(networks: FilteredNetwork[]): { ranges: string[]; bridges: string[] } {
+  const bridges = [...new Set(networks.map((n) => n.bridge))].sort();
+  for (const br of bridges) if (!IFNAME.test(br)) invalid(`bridge ${br}`, 'not an interface name');
+  return { ranges: networks.flatMap(isolatedRanges).map(rangeText), bridges };
+}
+
+/** `nft -f` input adding `networks`' parts to existing tables: adding an
+ *  element that is there already is no error; one that overlaps a different
+ *  range is (another isolation setting or gateway: the caller replaces the tables). */
+export function additionText(scope: FilterScope, networks: FilteredNetwork[]): string {
+  const { ranges, bridges } = networkParts(networks);
+  const lines: string[] = [];
+  if (ranges.length > 0) lines.push(`add element bridge ${scope.table} ${SETS.isolated} { ${ranges.join(', ')} }`);
+  if (bridges.length > 0) lines.push(`add element ip ${scope.table} bridges { ${bridges.map(quote).join(', ')} }`);
+  return lines.length > 0 ? `${lines.join('\n')}\n` : '';
+}
+
+/** `nft -f` inputs removing `networks`' parts, one element per input (teardown:
+ *  each may be missing already, which must not stop the others). */
+export function partRemovalTexts(scope: FilterScope, networks: FilteredNetwork[]): string[] {
+  const { bridges } = networkParts(networks);
+  // Whatever ranges the networks had under either setting.
+  const ranges = networks.flatMap((n) => isolatedRanges({ ...n, isolation: 'user' })).map(rangeText);
+  return [
+    ...ranges.map((r) => `delete element bridge ${scope.table} ${SETS.isolated} { ${r} }\n`),
+    ...bridges.map((b) => `delete element ip ${scope.table} bridges { ${quote(b)} }\n`),
+  ];
+}
+
+interface NftListItem {
+  set?: { family: string; name: string; elem?: unknown[] };
+  chain?: { family: string; name: string };
+}
+
+/**
+ * `nft -f` input that repairs existing tables in place, in one transaction:
+ * every set and chain made sure to exist (a base chain's hook, priority and
+ * policy set again), every chain's rules flushed and written afresh, chains
+ * that are not ours deleted, this configuration's ranges (dropping any listed
+ * one that overlaps its subnets) and bridges added. The port sets' elements
+ * stay as they are: ports other netsetups bind meanwhile are never lost (the
+ * caller rebinds its own). `listed` is `nft -j list table` of both families.
+ * A set of the wrong type makes it fail; then only replacement helps.
+ */
+export function repairText(scope: FilterScope, networks: FilteredNetwork[], listed: NftListItem[]): string {
+  const t = scope.table;
+  const declared = tablesText(scope, networks, [], NOTHING_KEPT);
+  const adds: string[] = [];
+  const flushes: string[] = [];
+  const rules: string[] = [];
+  const ours = new Set<string>();
+  let family = '';
+  let chain: string | undefined;
+  let hooked = false;
+  for (const line of declared) {
+    const table = /^table (\w+) \S+ \{$/.exec(line);
+    if (table) {
+      family = table[1]!;
+      adds.push(`table ${family} ${t} {}`);
+      continue;
+    }
+    const set = /^ {2}(set|map) (\w+) \{ (.*?;)(?: elements = \{.*\};)? \}$/.exec(line);
+    if (set) {
+      adds.push(`add ${set[1]} ${family} ${t} ${set[2]} { ${set[3]} }`);
+      continue;
+    }
+    const open = /^ {2}chain (\w+) \{$/.exec(line);
+    if (open) {
+      chain = open[1]!;
+      ours.add(`${family} ${chain}`);
+      hooked = false;
+      continue;
+    }
+    if (!chain) continue;
+    if (line === '  }') {
+      if (!hooked) adds.push(`add chain ${family} ${t} ${chain}`);
+      flushes.push(`flush chain ${family} ${t} ${chain}`);
+      chain = undefined;
+    } else if (/^\s+type filter hook /.test(line)) {
+      adds.push(`add chain ${family} ${t} ${chain} { ${line.trim()} }`);
+      hooked = true;
+    } else if (line.trim()) rules.push(`add rule ${family} ${t} ${chain} ${line.trim()}`);
+  }
+  const foreign = listed.flatMap((i) => (i.chain && !ours.has(`${i.chain.family} ${i.chain.name}`) && /^[A-Za-z0-9_-]+$/.test(i.chain.name) ? [`${i.chain.family} ${t} ${i.chain.name}`] : []));
+  const owned = networks.map((n) => range(n.subnet));
+  const stale = listed.flatMap((i) =>
+    i.set?.family === 'bridge' && i.set.name === SETS.isolated
+      ? (i.set.elem ?? []).flatMap((e) => {
+          const r = intervalOf(e);
+          return r && owned.some(([a, b]) => r[0] <= b && a <= r[1]) ? [rangeText([intIpv4(r[0]), intIpv4(r[1])])] : [];
+        })
+      : [],
+  );
+  return [
+    ...adds,
+    ...flushes,
+    ...foreign.map((c) => `flush chain ${c}`),
+    ...foreign.map((c) => `delete chain ${c}`),
+    ...rules,
+    ...(stale.length > 0 ? [`delete element bridge ${t} ${SETS.isolated} { ${stale.join(', ')} }`] : []),
+    additionText(scope, networks),
+  ].join('\n');
+}
+
+/**
+ * What a replacement keeps of the tables as they are: the elements of other
+ * configurations. `listed` is `nft -j list table` of both families; `ports`
+ * what bound() found. Dropped: the ranges overlapping and bridges of `owned`
+ * (this configuration's networks: it writes them afresh), the ports named in
+ * `drop` or rebound by the caller, and anything malformed (a port with more or
+ * less than one MAC, address or group, a value nft could not take back).
+ */
+export function keptParts(listed: NftListItem[], ports: PortElements[], owned: FilteredNetwork[], drop: Set<string>): KeptParts {
+  const ownedRanges = owned.map((n) => range(n.subnet));
+  const ownedBridges = new Set(owned.map((n) => n.bridge));
+  const ranges: string[] = [];
+  const bridges: string[] = [];
+  for (const item of listed) {
+    const set = item.set;
+    if (!set) continue;
+    if (set.family === 'bridge' && set.name === SETS.isolated) {
+      for (const e of set.elem ?? []) {
+        const r = intervalOf(e);
+        if (!r || ownedRanges.some(([a, b]) => r[0] <= b && a <= r[1])) continue;
+        ranges.push(rangeText([intIpv4(r[0]), intIpv4(r[1])]));
+      }
+    }
+    if (set.family === 'ip' && set.name === 'bridges') {
+      for (const e of set.elem ?? []) if (typeof e === 'string' && IFNAME.test(e) && !ownedBridges.has(e)) bridges.push(e);
+    }
+  }
+  const bindings = ports
+    .filter((p) => !drop.has(p.port) && PORT_NAME.test(p.port) && p.macs.length === 1 && p.addresses.length === 1 && p.groups.length === 1)
+    .map((p) => ({ port: p.port, mac: p.macs[0]!, address: p.addresses[0]!, group: p.groups[0]! }));
+  return { ranges, bridges, bindings };
+}
+
+/** An `isolated` element of nft's JSON as [first, last], or undefined. */
+function intervalOf(e: unknown): [number, number] | undefined {
+  try {
+    if (typeof e === 'string') return [ipv4Int(e), ipv4Int(e)];
+    const o = e as { range?: [string, string]; prefix?: { addr: string; len: number } };
+    if (o.range) return [ipv4Int(o.range[0]), ipv4Int(o.range[1])];
+    if (o.prefix && Number.isInteger(o.prefix.len) && o.prefix.len >= 0 && o.prefix.len <= 32) {
+      const mask = o.prefix.len === 0 ? 0 : (~0 << (32 - o.prefix.len)) >>> 0;
+      const start = (ipv4Int(o.prefix.addr) & mask) >>> 0;
+      return [start, (start | (~mask >>> 0)) >>> 0];
+    }
+  } catch {
+    // Not an IPv4 address: not ours to keep.
+  }
+  return undefined;
+}
+
+const IFNAME = /^[A-Za-z0-9_-]{1,15}$/;
+const PORT_NAME = /^[A-Za-z0-9_-]{1,15}$/;
+
+function tablesText(scope: FilterScope, networks: FilteredNetwork[], ownBound: PortBinding[], kept: KeptParts): string[] {
   const t = scope.table;
   const ports = quote(`${scope.portPrefix}*`);
-  const ranges = networks.flatMap(isolatedRanges).map(([a, b]) => (a === b ? a : `${a}-${b}`));
-  const bridges = [...new Set(networks.map((n) => n.bridge))].sort();
-  for (const br of bridges) if (!/^[A-Za-z0-9_-]{1,15}$/.test(br)) invalid(`bridge ${br}`, 'not an interface name');
+  const parts = networkParts(networks);
+  const ranges = [...new Set([...parts.ranges, ...kept.ranges])];
+  const bridges = [...new Set([...parts.bridges, ...kept.bridges])].sort();
+  const mine = new Set(ownBound.map((b) => b.port));
+  const bound = [...ownBound, ...kept.bindings.filter((b) => !mine.has(b.port))];
   return [
-    `table bridge ${t} {}`,
-    `delete table bridge ${t}`,
-    `table ip ${t} {}`,
-    `delete table ip ${t}`,
     `table bridge ${t} {`,
     `  set ${SETS.mac} { type ifname . ether_addr;${elements(bound.map((b) => `${quote(b.port)} . ${b.mac}`))} }`,
     `  set ${SETS.ip} { type ifname . ipv4_addr;${elements(bound.map((b) => `${quote(b.port)} . ${b.address}`))} }`,
@@ -254,7 +436,7 @@ export function rulesetText(scope: FilterScope, networks: FilteredNetwork[], bou
     '  }',
     '}',
     '',
-  ].join('\n');
+  ];
 }
 
 /** `nft -f` input that removes the table (the caller ignores "no such table"). */

@@ -6,6 +6,7 @@ import { NsboxError } from '@nsbox/shared/error';
 import { EXIT } from '../exit.ts';
 import { cidrRange, intToIpv4, ipv4ToInt, isIPv4, isIPv6, overlaps } from '@nsbox/shared/ipv4';
 import { OPEN_EGRESS, ordered, parseEntry, parsePortRange, type Egress, type EgressEntry, type PortRange, type Verdict } from './egress.ts';
+import { DEFAULT_ISOLATION, ISOLATIONS, type Isolation } from './bridgerules.ts';
 
 export type Backend = 'auto' | 'nft' | 'legacy';
 
@@ -42,6 +43,13 @@ export interface Network {
   publish: PublishPolicy;
   /** What its sandboxes may connect to through the host (egress.ts). */
   egress: Egress;
+  /** Whose sandboxes reach each other directly: "user" (the default) only the
+   *  same user's; "none" all (the bridge filter, bridgerules.ts). */
+  isolation: Isolation;
+  /** Every subnet of the configuration (parseConfig fills it in; without it,
+   *  only this network's): a sandbox of any of them reaching one of this
+   *  network's published ports through the host is masqueraded (hairpin). */
+  subnets?: string[];
 }
 
 export interface Config {
@@ -65,6 +73,7 @@ export const DEFAULT_CONFIG_TEXT = `${JSON.stringify(
         dns: [],
         quota: { users: { '*': 8 }, groups: {} },
         publish: DEFAULT_PUBLISH,
+        isolation: DEFAULT_ISOLATION,
       },
     ],
   },
@@ -112,12 +121,13 @@ export function parseConfig(text: string, source: string): Config {
       if (overlaps(a.subnet, b.subnet)) throw configError(source, `the subnets of "${a.name}" and "${b.name}" overlap`);
     }
   }
-  return { stateDir: stateDir.replace(/\/+$/, ''), iptables, networks };
+  const subnets = networks.map((n) => n.subnet);
+  return { stateDir: stateDir.replace(/\/+$/, ''), iptables, networks: networks.map((n) => ({ ...n, subnets })) };
 }
 
 function parseNetwork(source: string, where: string, n: unknown): Network {
   if (!isObject(n)) throw configError(source, `${where} must be an object`);
-  onlyKeys(source, where, n, ['name', 'bridge', 'subnet', 'gateway', 'mtu', 'nat', 'dns', 'quota', 'publish', 'egress']);
+  onlyKeys(source, where, n, ['name', 'bridge', 'subnet', 'gateway', 'mtu', 'nat', 'dns', 'quota', 'publish', 'egress', 'isolation']);
   const name = n.name ?? 'default';
   if (typeof name !== 'string' || !NAME.test(name)) throw configError(source, `${where}.name must match ${NAME}`);
   if (typeof n.bridge !== 'string' || !IFNAME.test(n.bridge)) {
@@ -148,6 +158,10 @@ function parseNetwork(source: string, where: string, n: unknown): Network {
   if (!Array.isArray(dns) || dns.some((d) => typeof d !== 'string' || !(isIPv4(d) || isIPv6(d)))) {
     throw configError(source, `${where}.dns must be an array of IP addresses`);
   }
+  const isolation = n.isolation ?? DEFAULT_ISOLATION;
+  if (typeof isolation !== 'string' || !(ISOLATIONS as readonly string[]).includes(isolation)) {
+    throw configError(source, `${where}.isolation must be ${ISOLATIONS.map((i) => `"${i}"`).join(' or ')}`);
+  }
   return {
     name,
     bridge: n.bridge,
@@ -160,6 +174,8 @@ function parseNetwork(source: string, where: string, n: unknown): Network {
     quota: parseQuota(source, `${where}.quota`, n.quota ?? { users: { '*': 8 } }),
     publish: parsePublishPolicy(source, `${where}.publish`, n.publish ?? {}),
     egress: n.egress === undefined ? OPEN_EGRESS : parseEgress(source, `${where}.egress`, n.egress),
+    isolation: isolation as Isolation,
+    subnets: [subnet],
   };
 }
 

@@ -174,14 +174,16 @@ const portMatch = (protocol: PublishSpec['protocol'], port: number): string => `
 /**
  * A lease's nat rules, one pair per published port: DNAT of new connections to
  * the host port (on every local address of the host, or on the one given) to the
- * sandbox; and MASQUERADE of those that come from the bridge's own subnet, so a
- * sandbox reaching a published port through the host gets the replies through
- * the host too (else they would go to it directly, bypassing the DNAT).
+ * sandbox; and MASQUERADE of those that come from any subnet of the
+ * configuration, so a sandbox reaching a published port through the host gets
+ * the replies through the host too (else they would go to it directly,
+ * bypassing the DNAT, and the bridge filter drops them between isolated users).
+ * iptables makes one rule per subnet of the comma list.
  */
 function leaseNatRules(net: Network, l: Lease): string[] {
   const t = leaseTag(l.id);
   return l.published.flatMap((p) => [
     `-A ${dnatChain(net)} ${p.hostAddress === ANY_ADDRESS ? '-m addrtype --dst-type LOCAL' : `-d ${p.hostAddress}/32`} ${portMatch(p.protocol, p.hostPort)} -m comment --comment ${t} -j DNAT --to-destination ${l.address}:${p.port}`,
-    `-A ${natChain(net)} -s ${net.subnet} -d ${l.address}/32 ${portMatch(p.protocol, p.port)} -m conntrack --ctstate DNAT -m comment --comment ${t} -j MASQUERADE`,
+    `-A ${natChain(net)} -s ${(net.subnets ?? [net.subnet]).join(',')} -d ${l.address}/32 ${portMatch(p.protocol, p.port)} -m conntrack --ctstate DNAT -m comment --comment ${t} -j MASQUERADE`,
   ]);
 }

@@ -14,6 +14,11 @@ export interface Lease {
   groups: number[];
   address: string;
   hostVeth: string;
+  /** The MAC of the sandbox's end, chosen by netsetup and recorded before the
+   *  veth exists: with hostVeth, address and uid it is what the bridge filter
+   *  binds and, after any crash, unbinds. Missing only in records written
+   *  before the filter: such a lease is stale (see partition). */
+  mac?: string;
   /** Host ifindex of hostVeth once created (0 while pending). */
   hostIndex: number;
   pid: number;
@@ -83,7 +88,8 @@ export const isLeaseVeth = (l: Lease, k: HostLink): boolean => k.name === l.host
 /** Splits leases into live ones, stale ones, and busy ones. A pending or
  *  releasing lease is busy while the netsetup named as its holder lives (it is
  *  being set up or released outside the lock), else stale, as is a ready lease
- *  whose host veth (same name and ifindex) is gone. */
+ *  whose host veth (same name and ifindex) is gone or that has no MAC recorded
+ *  (made before the bridge filter). */
 export function partition(
   leases: Lease[],
   links: HostLink[],
@@ -97,7 +103,9 @@ export function partition(
       (l.holder && holderAlive(l.holder) ? busy : stale).push(l);
       continue;
     }
-    (links.some((k) => isLeaseVeth(l, k)) ? live : stale).push(l);
+    // A ready lease recorded without a MAC was made before the bridge filter:
+    // its port cannot be bound, so it could send nothing anyway.
+    (l.mac !== undefined && links.some((k) => isLeaseVeth(l, k)) ? live : stale).push(l);
   }
   return { live, stale, busy };
 }

@@ -1,7 +1,12 @@
 import test from 'ava';
 import { NsboxError } from '../../../../packages/shared/src/error.ts';
 import {
+  additionText,
   bindingElements,
+  creationText,
+  keptParts,
+  partRemovalTexts,
+  repairText,
   decodeBound,
   DNAT_MARK,
   expectedShape,
@@ -164,4 +169,63 @@ test('the expected shape counts each chain\'s rules and names its hook; a listin
     'chain bridge extra is not ours',
     'set bridge port_mac is missing',
   ]);
+});
+
+const other: FilteredNetwork = { bridge: 'nsbox1', subnet: '10.200.201.0/24', gateway: '10.200.201.1', isolation: 'user' };
+
+test('creation makes both tables only if neither exists, in one transaction, with the same content as a replacement', (t) => {
+  const text = creationText(HOST_SCOPE, [user], [portBinding(HOST_SCOPE, user, lease)]);
+  const lines = text.split('\n');
+  t.deepEqual(lines.slice(0, 2), ['create table bridge nsbox', 'create table ip nsbox']);
+  t.false(text.includes('delete table'), 'never deletes a table another netsetup made');
+  t.deepEqual(expectedShape(text), expectedShape(rulesetText(HOST_SCOPE, [user], [])));
+  t.true(text.includes('"nsb0a1b2c3d" . 02:ab:00:00:00:01'));
+});
+
+test("adding a network's parts to existing tables: its ranges and bridge, nothing for an unisolated network's ranges", (t) => {
+  t.is(additionText(HOST_SCOPE, [user]), 'add element bridge nsbox isolated { 10.200.200.0, 10.200.200.2-10.200.200.254 }\nadd element ip nsbox bridges { "nsbox0" }\n');
+  t.is(additionText(HOST_SCOPE, [none]), 'add element ip nsbox bridges { "nsbox0" }\n');
+  t.deepEqual(partRemovalTexts(HOST_SCOPE, [none]), [
+    'delete element bridge nsbox isolated { 10.200.200.0 }\n',
+    'delete element bridge nsbox isolated { 10.200.200.2-10.200.200.254 }\n',
+    'delete element ip nsbox bridges { "nsbox0" }\n',
+  ], 'teardown removes whatever ranges the network had under either setting, one element at a time');
+});
+
+test("a repair rewrites every chain in place, deletes chains that are not ours, replaces ranges overlapping the configuration's subnets, and never touches the port sets' elements", (t) => {
+  const listed = [
+    { chain: { family: 'bridge', name: 'prerouting' } },
+    { chain: { family: 'bridge', name: 'sneaky' } },
+    { set: { family: 'bridge', name: 'isolated', elem: [{ range: ['10.200.200.0', '10.200.200.255'] }, { prefix: { addr: '10.9.0.0', len: 24 } }, '10.200.201.9'] } },
+  ];
+  const text = repairText(HOST_SCOPE, [user], listed);
+  const lines = text.split('\n');
+  t.false(text.includes('delete table'));
+  t.true(lines.includes('add chain bridge nsbox prerouting { type filter hook prerouting priority -300; policy accept; }'));
+  t.true(lines.includes('flush chain bridge nsbox from_port'));
+  t.true(lines.indexOf('flush chain bridge nsbox sneaky') < lines.indexOf('delete chain bridge nsbox sneaky'));
+  t.true(lines.indexOf('delete chain bridge nsbox sneaky') < lines.indexOf('add rule bridge nsbox prerouting iifname "nsb*" jump from_port'));
+  t.true(lines.includes('add set bridge nsbox port_mac { type ifname . ether_addr; }'), 'sets made sure to exist, without elements');
+  t.true(lines.includes('delete element bridge nsbox isolated { 10.200.200.0-10.200.200.255 }'), 'an overlapping range of another setting goes');
+  t.false(text.includes('10.9.0.'), "another configuration's range stays");
+  t.false(text.includes('10.200.201.9'));
+  t.is(lines.filter((l) => l.startsWith('add rule')).length, Object.values(expectedShape(rulesetText(HOST_SCOPE, [user], [])).chains).reduce((n, c) => n + c.rules, 0));
+  t.false(/add element bridge nsbox port_/.test(text));
+});
+
+test("a replacement keeps other configurations' ports, ranges and bridges, and drops its own and malformed ones", (t) => {
+  const listed = [
+    { set: { family: 'bridge', name: 'isolated', elem: [{ range: ['10.200.200.2', '10.200.200.254'] }, { range: ['10.200.201.2', '10.200.201.254'] }, '10.200.202.0', { prefix: { addr: '10.200.203.0', len: 25 } }, 'junk'] } },
+    { set: { family: 'ip', name: 'bridges', elem: ['nsbox0', 'nsbox1', 'bad name'] } },
+  ];
+  const port = (name: string, o: Partial<{ macs: string[]; addresses: string[]; groups: number[] }> = {}) => ({ port: name, macs: ['02:00:00:00:00:01'], addresses: ['10.200.201.5'], groups: [7], inGroups: [7], groupAddresses: [], ...o });
+  const kept = keptParts(listed, [port('nsbmine'), port('nsbother'), port('nsbgone'), port('nsbtwo', { macs: ['02:00:00:00:00:01', '02:00:00:00:00:02'] })], [user], new Set(['nsbmine', 'nsbgone']));
+  t.deepEqual(kept.ranges, ['10.200.201.2-10.200.201.254', '10.200.202.0', '10.200.203.0-10.200.203.127']);
+  t.deepEqual(kept.bridges, ['nsbox1']);
+  t.deepEqual(kept.bindings, [{ port: 'nsbother', mac: '02:00:00:00:00:01', address: '10.200.201.5', group: 7 }]);
+  const text = rulesetText(HOST_SCOPE, [user], [], kept);
+  t.true(text.includes('"nsbother" . 02:00:00:00:00:01'));
+  t.true(text.includes('10.200.201.2-10.200.201.254'));
+  t.true(text.includes('"nsbox0", "nsbox1"'));
+  t.truthy(other);
 });

@@ -87,3 +87,13 @@ test('configuration: publish policy defaults, limits and unknown keys', (t) => {
     t.is(err.exit, EXIT.CONFIG);
   }
 });
+
+test('isolation: "user" by default, "none" allowed, anything else refused; every network knows all subnets of the configuration', (t) => {
+  const c = parse({ networks: [{ name: 'a', bridge: 'nstest0', subnet: '10.231.0.0/24' }, { name: 'b', bridge: 'nstest1', subnet: '10.231.1.0/24', isolation: 'none' }] });
+  t.is(c.networks[0]!.isolation, 'user');
+  t.is(c.networks[1]!.isolation, 'none');
+  t.deepEqual(c.networks[0]!.subnets, ['10.231.0.0/24', '10.231.1.0/24']);
+  t.deepEqual(c.networks[1]!.subnets, ['10.231.0.0/24', '10.231.1.0/24']);
+  t.throws(() => parse({ networks: [{ bridge: 'nstest0', subnet: '10.231.0.0/24', isolation: 'group' }] }), { message: /networks\[0\]\.isolation must be "user" or "none"/ });
+  t.true(DEFAULT_CONFIG_TEXT.includes('"isolation": "user"'));
+});

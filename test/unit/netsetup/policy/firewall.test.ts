@@ -201,3 +201,11 @@ test('jumps: presence read from iptables-save, exact chain and target', (t) => {
   t.deepEqual(presentInSave(net, save), [true, true, false, false]);
   t.deepEqual(jumps(net).map((j) => `${j.chain} ${j.position}`), ['POSTROUTING first', 'FORWARD first', 'PREROUTING last', 'OUTPUT last']);
 });
+
+test('hairpin MASQUERADE covers every subnet of the configuration: a sandbox of another (isolated) network reaching a published port gets its replies through the host', (t) => {
+  const two = parseConfig(JSON.stringify({ networks: [{ name: 'n', bridge: 'nstest0', subnet: '10.231.0.0/24' }, { name: 'm', bridge: 'nstest1', subnet: '10.231.1.0/24' }] }), 'test');
+  const l: Lease = { ...pubLease('0000000e', '10.231.0.9', ['8080:80']) };
+  const script = addLeaseScript(two.networks[0]!, l);
+  t.true(script.includes('-A NSBOX-POST-nstest0 -s 10.231.0.0/24,10.231.1.0/24 -d 10.231.0.9/32 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT'), script);
+  t.true(dropLeasesScript(two.networks[0]!, [l]).includes('-D NSBOX-POST-nstest0 -s 10.231.0.0/24,10.231.1.0/24 -d 10.231.0.9/32'), 'removed exactly as added');
+});

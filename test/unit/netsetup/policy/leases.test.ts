@@ -15,7 +15,7 @@ let next = 0;
 
 const lease = (uid: number, extra: Partial<Lease> = {}): Lease => {
   const id = (next++).toString(16).padStart(8, '0');
-  return { id, network: 'n', uid, groups: [], address: `10.231.0.${next + 1}`, hostVeth: `nsb${id}`, hostIndex: 100 + next, pid: 1000 + next, state: 'ready', created: '', published: [], ...extra };
+  return { id, network: 'n', uid, groups: [], address: `10.231.0.${next + 1}`, hostVeth: `nsb${id}`, mac: `02:00:00:00:00:${(next & 255).toString(16).padStart(2, '0')}`, hostIndex: 100 + next, pid: 1000 + next, state: 'ready', created: '', published: [], ...extra };
 };
 
 test('quota per user: the exact error at the limit', (t) => {
@@ -53,6 +53,15 @@ test('GC: leases whose veth is gone, renamed or reused, and pending ones without
   const { live, stale } = partition([a, b, c, d], links, () => true);
   t.deepEqual(live, [a]);
   t.deepEqual(stale, [b, c, d]);
+});
+
+test('GC: a ready lease recorded without a MAC (made before the bridge filter) is stale, its veth alive or not', (t) => {
+  const bound = lease(1000);
+  const { mac: _, ...old } = lease(1000);
+  const links = [bound, old].map((l) => ({ index: l.hostIndex, name: l.hostVeth, kind: 'veth' }));
+  const { live, stale } = partition([bound, old], links, () => true);
+  t.deepEqual(live, [bound]);
+  t.deepEqual(stale, [old]);
 });
 
 test('GC: a lease being set up or released is left to its holder while the holder lives, else it is stale', (t) => {
