@@ -122,7 +122,7 @@ async function serve(b: Box): Promise<void> {
 
 /** What a TCP connection from `from` to address:port reads, or undefined when it fails. */
 function connect(from: Box, address: string, port = PORT): string | undefined {
-  const code = `const s = require('net').connect(+process.argv[2], process.argv[1]); let d = ''; s.setTimeout(1500, () => process.exit(3)); s.on('data', (x) => (d += x)); s.on('end', () => { process.stdout.write(d); process.exit(0); }); s.on('error', () => process.exit(4));`;
+  const code = `const s = require('net').connect(+process.argv[2], process.argv[1]); let d = ''; s.setTimeout(4000, () => process.exit(3)); s.on('data', (x) => (d += x)); s.on('end', () => { process.stdout.write(d); process.exit(0); }); s.on('error', () => process.exit(4));`;
   const r = execaSync('ip', ['netns', 'exec', from.ns, process.execPath, '-e', code, address, String(port)], { timeout: 10_000, reject: false });
   return r.exitCode === 0 ? r.stdout : undefined;
 }
