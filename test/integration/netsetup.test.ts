@@ -5,6 +5,7 @@ import test from 'ava';
 import { execa, execaSync } from 'execa';
 import net from 'node:net';
 import fs from 'node:fs';
+import { busybox } from '../helpers/sandbox.ts';
 import { hostVeths, inNetns, install, linkExists, NODE, oneLineError, ownRules, pingFrom, rules, run, sandbox, type Connection, type Install, type Sandbox } from '../helpers/netsetup.ts';
 
 const U = 1000;
@@ -224,4 +225,24 @@ test.serial('legacy iptables backend', async (t) => {
   t.false(linkExists(c.hostVeth));
   t.is((await run(legacy, ['teardown'])).code, 0);
   t.false(rules(legacy, 'nat').includes(legacy.bridge));
+});
+
+test.serial("an address given again at once: the host forgets the old sandbox's MAC for it, so traffic from the host reaches the new one", async (t) => {
+  const neighbour = (address: string): string | undefined =>
+    (JSON.parse(execaSync('ip', ['-j', 'neigh', 'show', address, 'dev', inst.bridge]).stdout) as { lladdr?: string }[])[0]?.lladdr;
+  const first = await spawnBox(U);
+  const a = JSON.parse((await run(inst, ['--pid', String(first.pid), '--json'], { uid: U })).stdout) as Connection;
+  const ping = await execa(busybox(), ['ping', '-c', '1', '-W', '3', a.address], { reject: false });
+  t.is(ping.exitCode, 0, 'the host reaches the first sandbox');
+  const oldMac = (JSON.parse(inNetns(first.pid, ['ip', '-j', 'link', 'show', 'eth0']).stdout) as { address: string }[])[0]!.address;
+  // Control: the host has learnt the first sandbox's MAC for the address.
+  t.is(neighbour(a.address), oldMac);
+  t.is((await run(inst, ['release', a.lease], { uid: U })).code, 0);
+  const second = await spawnBox(U);
+  const b = JSON.parse((await run(inst, ['--pid', String(second.pid), '--json'], { uid: U })).stdout) as Connection;
+  t.is(b.address, a.address, 'the lowest free address is given again');
+  t.not(neighbour(b.address), oldMac, "the old sandbox's MAC is forgotten");
+  const again = await execa(busybox(), ['ping', '-c', '1', '-W', '1', b.address], { reject: false });
+  t.is(again.exitCode, 0, 'the host reaches the new sandbox at once');
+  t.is((await run(inst, ['release', b.lease], { uid: U })).code, 0);
 });

@@ -83,12 +83,16 @@ function connectIn(call: Call, net: Network, caller: Caller, pid: number, publis
         (seq: number) =>
           nl.newVeth(seq, { hostName: hostVeth, hostMac: randomMac(0xfe), mtu, master: reserved.bridge, peerName: SANDBOX_IFNAME, peerNetnsFd: pinned.netnsFd, peerMac: reserved.mac }),
         (seq: number) => nl.getLinkByName(seq, hostVeth),
+        // The address may have been another sandbox's a moment ago: the host's
+        // neighbour entry would still name that MAC, and traffic from the host
+        // (a published port) would miss this sandbox for seconds. Usually ENOENT.
+        (seq: number) => nl.delNeighbour(seq, reserved.bridge, lease!.address),
       ].map((build) => {
         const seq = sock.nextSeq();
         return { seq, bytes: build(seq) };
       }),
       `create veth ${lease.hostVeth}`,
-    ) as [Reply, Reply];
+    ) as [Reply, Reply, Reply];
     if (made.errno !== 0) throw sysError(`create veth ${lease.hostVeth} with ${SANDBOX_IFNAME} in pid ${pid}'s namespace`, made.errno, { detail: made.message });
     const host = found.replies[0] ? nl.parseLink(found.replies[0].payload) : undefined;
     if (!host || host.link === undefined) throw new NsboxError({ exit: EXIT.SYSTEM, what: `create veth ${lease.hostVeth}`, why: 'it vanished right after creation', todo: 'Try again' });

@@ -25,6 +25,8 @@ export const RTM_NEWADDR = 20;
 export const RTM_GETADDR = 22;
 export const RTM_NEWROUTE = 24;
 export const RTM_GETROUTE = 26;
+export const RTM_DELNEIGH = 29;
+const NDA_DST = 1;
 export const RTM_NEWNETCONF = 80;
 export const RTM_GETNETCONF = 82;
 
@@ -231,6 +233,15 @@ export function delLink(seq: number, index: number): Buffer {
 /** RTM_DELLINK by name only: no ifindex that could have been reused meanwhile. */
 export function delLinkByName(seq: number, name: string): Buffer {
   return message(RTM_DELLINK, NLM_F_ACK, seq, [ifinfomsg(), attrStr(IFLA_IFNAME, name)]);
+}
+
+/** RTM_DELNEIGH: forget the host's neighbour entry for `address` on device
+ *  `index` (ENOENT when there is none). */
+export function delNeighbour(seq: number, index: number, address: string): Buffer {
+  const ndmsg = Buffer.alloc(12); // ndm_family, pads, ndm_ifindex, state, flags, type
+  ndmsg.writeUInt8(AF_INET, 0);
+  ndmsg.writeInt32LE(index, 4);
+  return message(RTM_DELNEIGH, NLM_F_ACK, seq, [ndmsg, attrIPv4(NDA_DST, address)]);
 }
 
 /** RTM_GETLINK for one device by name (answered with one RTM_NEWLINK or ENODEV). */
