@@ -13,7 +13,7 @@ import { parseArgs } from './cli.ts';
 import { etcContents } from './etc.ts';
 import { openInfo, type Info } from './info.ts';
 import { cancel, checkSetuidRoot, connect, findNetsetup, missingMessage, netsetupCandidates, release, startNetsetup, type Connection } from './netsetup.ts';
-import { callerMaps, writeMaps } from './idmap.ts';
+import { readCallerMaps, writeMaps } from './idmap.ts';
 import { sandboxEnv, type Options } from './options.ts';
 import { EXIT_LAUNCHER, judgeStart } from './outcome.ts';
 import { planSandbox, type SandboxPlan } from './plan.ts';
@@ -44,7 +44,7 @@ async function run(opts: Options, netsetup: string | undefined, info: Info | und
   // netsetup starts first: it boots while the sandbox is made, then waits for its pid.
   // Until connect() it is cancelled; connect() cancels it itself when it fails;
   // once connected it releases the lease.
-  const holder = netsetup === undefined ? undefined : startNetsetup(netsetup, opts.publish);
+  const holder = netsetup === undefined ? undefined : startNetsetup(netsetup, opts.publish, opts.network);
   let pending = holder;
   let net: Connection | undefined;
   undo.defer(() => {
@@ -52,7 +52,8 @@ async function run(opts: Options, netsetup: string | undefined, info: Info | und
     else if (pending) cancel(pending);
   });
 
-  const facts = gatherFacts(opts);
+  const maps = readCallerMaps(process.getuid!(), process.getgid!());
+  const facts = gatherFacts(opts, maps.kind);
   const env = sandboxEnv(opts, process.env.TERM);
   let plan: SandboxPlan | undefined;
   const child = startSandbox((ends) => (plan = planSandbox(opts, facts, ends, env)).steps);
@@ -60,7 +61,7 @@ async function run(opts: Options, netsetup: string | undefined, info: Info | und
   const signals = forwardSignals(child.pid);
   undo.defer(() => signals.stop());
 
-  writeMaps(child.pid, callerMaps(process.getuid!(), process.getgid!()));
+  writeMaps(child.pid, maps);
   if (holder) {
     pending = undefined;
     net = connect(holder, netsetup!, child.pid);
@@ -90,7 +91,7 @@ function chooseNetwork(opts: Options): string | undefined {
   const found = findNetsetup(netsetupCandidates(opts.netsetup, process.execPath, process.env.PATH));
   if (found === undefined) {
     // netsetup.ts words this one (and its other failures) as whole lines for now.
-    if (opts.net === 'bridge' || opts.netsetup !== undefined || opts.publish.length > 0) throw new UserError(missingMessage(opts.netsetup), EXIT_LAUNCHER);
+    if (opts.net === 'bridge' || opts.netsetup !== undefined || opts.publish.length > 0 || opts.network !== undefined) throw new UserError(missingMessage(opts.netsetup), EXIT_LAUNCHER);
     return undefined;
   }
   checkSetuidRoot(found);

@@ -67,8 +67,8 @@ export interface Connection {
  * netsetup stays after configuring and releases the lease as soon as its stdin
  * closes: when the launcher is done, or killed. One netsetup start per sandbox.
  */
-export function startNetsetup(file: string, publish: string[]): Child {
-  const args = ['--pid', '-', '--json', '--hold'];
+export function startNetsetup(file: string, publish: string[], network?: string): Child {
+  const args = ['--pid', '-', '--json', '--hold', ...(network !== undefined ? ['--network', network] : [])];
   for (const p of publish) args.push('--publish', p);
   try {
     return start(file, args, ENV, { stdout: 'pipe', stderr: 'inherit' });

@@ -25,6 +25,12 @@ export interface Options {
   publish: string[];
   /** --info-fd: where to write JSON lines about the sandbox. */
   infoFd: number | undefined;
+  /** --init: a minimal init is pid 1 and the command pid 2. */
+  init?: boolean;
+  /** --name: the name in the caller's list of running sandboxes (launcher ps). */
+  name?: string;
+  /** --network: which of netsetup's networks (default: its first). */
+  network?: string;
 }
 
 export const DEFAULT_HOSTNAME = 'sandbox';
