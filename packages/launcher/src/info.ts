@@ -6,7 +6,7 @@ import type { Exit } from '@nsbox/shared/clone';
 import { UserError } from '@nsbox/shared/errors';
 import { libc } from '@nsbox/shared/libc';
 import { F_SETFD } from '@nsbox/shared/syscalls';
-import type { Lease } from './netsetup.ts';
+import type { Answer } from '@nsbox/shared/protocol';
 import { EXIT_LAUNCHER } from './outcome.ts';
 
 const FD_CLOEXEC = 1;
@@ -28,7 +28,7 @@ export interface StartedEvent {
 export type ExitedEvent = { event: 'exited'; code: number } | { event: 'exited'; signal: number };
 
 /** The started line (pure). */
-export function startedEvent(pid: number, lease: Lease | undefined): StartedEvent {
+export function startedEvent(pid: number, lease: Answer | undefined): StartedEvent {
   if (!lease) return { event: 'started', pid, network: 'none' };
   const { interface: iface, address, prefix, gateway, mtu, dns, published } = lease;
   return { event: 'started', pid, network: 'bridge', interface: iface, address, prefix, gateway, mtu, dns, lease: lease.lease, published };
@@ -39,7 +39,7 @@ export function exitedEvent(exit: Exit): ExitedEvent {
 }
 
 export interface Info {
-  started(pid: number, lease: Lease | undefined): void;
+  started(pid: number, lease: Answer | undefined): void;
   exited(exit: Exit): void;
 }
 

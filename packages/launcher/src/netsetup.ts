@@ -3,26 +3,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { UserError } from '@nsbox/shared/errors';
-import { readLine, SpawnError, start, type Child } from '@nsbox/shared/spawn';
+import { holdArgs, NETSETUP_ENV, parseAnswer, type Answer } from '@nsbox/shared/protocol';
+import { NsboxError } from '@nsbox/shared/error';
+import { readLine, start, type Child } from '@nsbox/shared/spawn';
 import { EXIT_LAUNCHER } from './outcome.ts';
 
-/** What netsetup reports for a connected sandbox (its --json output). */
-export interface Lease {
-  lease: string;
-  network: string;
-  interface: string;
-  address: string;
-  prefix: number;
-  gateway: string;
-  mtu: number;
-  dns: string[];
-  bridge: string;
-  hostVeth: string;
-  published: unknown[];
-}
-
-/** netsetup ignores and re-execs on anything but a minimal environment. */
-const ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
+/** netsetup's answer for a connected sandbox (the contract: @nsbox/shared/protocol). */
+export type Lease = Answer;
 const INSTALL_HINT = "install it as root with 'scripts/install.sh' (netsetup root:root, mode 4755)";
 
 /** Where to look for netsetup, in order (pure). */
@@ -68,12 +55,10 @@ export interface Connection {
  * closes: when the launcher is done, or killed. One netsetup start per sandbox.
  */
 export function startNetsetup(file: string, publish: string[], network?: string): Child {
-  const args = ['--pid', '-', '--json', '--hold', ...(network !== undefined ? ['--network', network] : [])];
-  for (const p of publish) args.push('--publish', p);
   try {
-    return start(file, args, ENV, { stdout: 'pipe', stderr: 'inherit' });
+    return start(file, [...holdArgs(publish), ...(network !== undefined ? ['--network', network] : [])], NETSETUP_ENV, { stdout: 'pipe', stderr: 'inherit' });
   } catch (err) {
-    if (err instanceof SpawnError) throw new UserError(`launcher: cannot run netsetup: ${err.message}`, EXIT_LAUNCHER);
+    if (err instanceof NsboxError) throw new UserError(`launcher: cannot run netsetup: ${err.what}: ${err.why}`, EXIT_LAUNCHER);
     throw err;
   }
 }
@@ -89,16 +74,10 @@ export function connect(holder: Child, file: string, pid: number): Connection {
     cancel(holder);
     throw new UserError('', EXIT_LAUNCHER);
   }
-  try {
-    const lease = JSON.parse(output) as Lease;
-    if (typeof lease.address !== 'string' || typeof lease.lease !== 'string') throw new Error('incomplete');
-    lease.dns ??= [];
-    lease.published ??= [];
-    return { lease, holder };
-  } catch {
-    cancel(holder);
-    throw new UserError(`launcher: netsetup ${file} gave an answer the launcher does not understand (${JSON.stringify(output.slice(0, 80))}); are the launcher and netsetup from the same version?`, EXIT_LAUNCHER);
-  }
+  const lease = parseAnswer(output);
+  if (lease) return { lease, holder };
+  cancel(holder);
+  throw new UserError(`launcher: netsetup ${file} gave an answer the launcher does not understand (${JSON.stringify(output.slice(0, 80))}); are the launcher and netsetup from the same version?`, EXIT_LAUNCHER);
 }
 
 /**

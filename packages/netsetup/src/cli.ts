@@ -6,14 +6,20 @@ import { sleepSync } from '@nsbox/shared/sleep';
 import fs from 'node:fs';
 import { libc } from '@nsbox/shared/libc';
 import { currentArch, SYSCALLS } from '@nsbox/shared/syscalls';
+import { formatAnswer, releasingLine } from '@nsbox/shared/protocol';
 import { formatPublish, parsePublish, PublishSyntaxError, PUBLISH_SYNTAX, type PublishSpec } from '@nsbox/shared/publish';
-import * as actions from './actions.ts';
-import { DEFAULT_CONFIG_TEXT, findNetwork, type Config, type Network } from './config.ts';
-import { EXIT, NetsetupError } from './errors.ts';
-import { LEASE_ID, type Caller, type Lease } from './leases.ts';
-import { loadConfig } from './locate.ts';
-import { checkInstall, type Privilege } from './secure.ts';
-import { parsePid } from './target.ts';
+import { connect } from './connect.ts';
+import { list } from './list.ts';
+import { release, releaseHeld } from './release.ts';
+import { setupHost } from './setup-host.ts';
+import { teardown } from './teardown.ts';
+import { DEFAULT_CONFIG_TEXT, findNetwork, type Config, type Network } from './policy/config.ts';
+import { NsboxError } from '@nsbox/shared/error';
+import { EXIT } from './exit.ts';
+import { LEASE_ID, type Caller, type Lease } from './policy/leases.ts';
+import { loadConfig } from './setuid/locate.ts';
+import { checkInstall, type Privilege } from './setuid/secure.ts';
+import { parsePid } from './kernel/target.ts';
 import { mark } from './timing.ts';
 
 export const HELP = `Usage: netsetup --pid PID [--network NAME] [--json] [--hold] [--publish SPEC]...
@@ -60,7 +66,7 @@ export type Invocation =
   | { command: 'default-config' }
   | { command: 'help' };
 
-const usage = (why: string): NetsetupError => new NetsetupError(EXIT.USAGE, 'command line', why, 'Run netsetup --help');
+const usage = (why: string): NsboxError => new NsboxError({ exit: EXIT.USAGE, what: 'command line', why, todo: 'Run netsetup --help' });
 
 const COMMANDS = ['release', 'list', 'check', 'default-config', 'setup-host', 'teardown', 'help'];
 /** Options each command takes: true = takes a value, false = a flag. */
@@ -79,14 +85,14 @@ function publishArg(text: string): PublishSpec {
   try {
     return parsePublish(text);
   } catch (err) {
-    if (err instanceof PublishSyntaxError) throw new NetsetupError(EXIT.USAGE, `--publish ${text}`, err.reason, 'Run netsetup --help');
+    if (err instanceof PublishSyntaxError) throw new NsboxError({ exit: EXIT.USAGE, what: `--publish ${text}`, why: err.reason, todo: 'Run netsetup --help' });
     throw err;
   }
 }
 
 function pidArg(text: string): number {
   const pid = parsePid(text);
-  if (pid === undefined) throw new NetsetupError(EXIT.USAGE, `--pid ${JSON.stringify(text)}`, 'not a process id', 'Give a decimal pid such as 12345');
+  if (pid === undefined) throw new NsboxError({ exit: EXIT.USAGE, what: `--pid ${JSON.stringify(text)}`, why: 'not a process id', todo: 'Give a decimal pid such as 12345' });
   return pid;
 }
 
@@ -145,8 +151,8 @@ export function parseArgs(argv: string[]): Invocation {
       positionals(1);
       const id = positional[0];
       const pid = values['--pid'];
-      if ((id === undefined) === (pid === undefined)) throw new NetsetupError(EXIT.USAGE, 'release', 'give either a lease id or --pid', 'Run netsetup --help');
-      if (id !== undefined && !LEASE_ID.test(id)) throw new NetsetupError(EXIT.USAGE, `lease ${JSON.stringify(id)}`, 'not a lease id (8 hex digits)', 'See your leases with netsetup list');
+      if ((id === undefined) === (pid === undefined)) throw new NsboxError({ exit: EXIT.USAGE, what: 'release', why: 'give either a lease id or --pid', todo: 'Run netsetup --help' });
+      if (id !== undefined && !LEASE_ID.test(id)) throw new NsboxError({ exit: EXIT.USAGE, what: `lease ${JSON.stringify(id)}`, why: 'not a lease id (8 hex digits)', todo: 'See your leases with netsetup list' });
       return { command, by: id !== undefined ? { id } : { pid: pidArg(pid!) }, json, ...withConfig };
     }
     case 'list':
@@ -226,17 +232,17 @@ export function run(inv: Invocation, priv: Privilege): Outcome {
   const text = (t: string): Outcome => ({ text: t });
   const caller: Caller = { uid: priv.uid, gids: priv.gids };
   const configFor = (configOpt: string | undefined): { config: Config; source: string } => {
-    if (configOpt !== undefined && priv.uid !== 0) throw new NetsetupError(EXIT.DENIED, '--config', 'only root may name a configuration file', 'Leave it out');
+    if (configOpt !== undefined && priv.uid !== 0) throw new NsboxError({ exit: EXIT.DENIED, what: '--config', why: 'only root may name a configuration file', todo: 'Leave it out' });
     checkInstall();
     return loadConfig(fs.realpathSync.native('/proc/self/exe'), configOpt);
   };
   const network = (config: Config, name: string | undefined): Network => {
     const net = findNetwork(config, name);
-    if (!net) throw new NetsetupError(EXIT.USAGE, `--network ${name}`, 'no such network in the configuration', `Choose one of: ${config.networks.map((n) => n.name).join(', ')}`);
+    if (!net) throw new NsboxError({ exit: EXIT.USAGE, what: `--network ${name}`, why: 'no such network in the configuration', todo: `Choose one of: ${config.networks.map((n) => n.name).join(', ')}` });
     return net;
   };
   const rootOnly = (what: string): void => {
-    if (priv.uid !== 0) throw new NetsetupError(EXIT.DENIED, what, 'only root may do this', 'Ask the administrator');
+    if (priv.uid !== 0) throw new NsboxError({ exit: EXIT.DENIED, what: what, why: 'only root may do this', todo: 'Ask the administrator' });
   };
   const publishedText = (p: PublishSpec[]): string => p.map(formatPublish).join(',');
   const leaseLine = (l: Lease): string =>
@@ -255,9 +261,8 @@ export function run(inv: Invocation, priv: Privilege): Outcome {
       const net = network(config, inv.network);
       const pid = inv.pid === 'stdin' ? readPid(0) : inv.pid;
       if (pid === undefined) return text('');
-      const c = actions.connect(config, net, caller, pid, inv.publish);
-      const published = c.published.length > 0 ? `, published ${publishedText(c.published)}` : '';
-      const line = inv.json ? `${JSON.stringify(c)}\n` : `${c.interface} ${c.cidr} via ${c.gateway} mtu ${c.mtu} on ${c.bridge} (host ${c.hostVeth}, lease ${c.lease}${published})\n`;
+      const c = connect(config, net, caller, pid, inv.publish);
+      const line = formatAnswer(c, inv.json);
       if (!inv.hold) return text(line);
       return {
         text: line,
@@ -267,22 +272,22 @@ export function run(inv: Invocation, priv: Privilege): Outcome {
           // launcher may go (its caller's next netsetup call sees the lease gone).
           const releasing = (): void => {
             try {
-              fs.writeSync(1, inv.json ? `${JSON.stringify({ releasing: c.lease })}\n` : `releasing ${c.lease}\n`);
+              fs.writeSync(1, releasingLine(c.lease, inv.json));
             } catch {
               // Nobody waits for it.
             }
             detachStderr();
           };
-          actions.releaseHeld(config, caller, c.lease, releasing);
+          releaseHeld(config, caller, c.lease, releasing);
         },
       };
     }
     case 'release': {
-      const gone = actions.release(configFor(inv.config).config, caller, inv.by);
+      const gone = release(configFor(inv.config).config, caller, inv.by);
       return text(inv.json ? `${JSON.stringify(gone)}\n` : gone.map((l) => `released ${l.id} (${l.address}, ${l.hostVeth})\n`).join(''));
     }
     case 'list': {
-      const leases = actions.list(configFor(inv.config).config, caller);
+      const leases = list(configFor(inv.config).config, caller);
       return text(inv.json ? `${JSON.stringify(leases)}\n` : leases.map(leaseLine).join(''));
     }
     case 'check': {
@@ -297,14 +302,14 @@ export function run(inv: Invocation, priv: Privilege): Outcome {
       rootOnly('setup-host');
       const { config } = configFor(inv.config);
       const nets = inv.network !== undefined ? [network(config, inv.network)] : config.networks;
-      actions.setupHost(config, nets);
+      setupHost(config, nets);
       return text(`host side ready: ${nets.map((n) => `${n.bridge} ${n.gateway}/${n.prefix}`).join(', ')}\n`);
     }
     case 'teardown': {
       rootOnly('teardown');
       const { config } = configFor(inv.config);
       const nets = inv.network !== undefined ? [network(config, inv.network)] : config.networks;
-      const n = actions.teardown(config, nets);
+      const n = teardown(config, nets);
       return text(`removed ${nets.map((x) => x.bridge).join(', ')} and ${n} lease(s)\n`);
     }
   }

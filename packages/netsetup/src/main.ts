@@ -2,8 +2,9 @@
 // top-level await, no import.meta). Hardening comes before anything else.
 import { sleepSync } from '@nsbox/shared/sleep';
 import fs from 'node:fs';
-import { EXIT, NetsetupError } from './errors.ts';
-import { harden } from './secure.ts';
+import { NsboxError } from '@nsbox/shared/error';
+import { EXIT } from './exit.ts';
+import { harden } from './setuid/secure.ts';
 import { parseArgs, run } from './cli.ts';
 import { libc } from '@nsbox/shared/libc';
 import { mark, report } from './timing.ts';
@@ -35,14 +36,14 @@ function main(): number {
     outcome.afterwards?.();
     return EXIT.OK;
   } catch (err) {
-    const known = err instanceof NetsetupError;
-    const message = known ? err.message : `internal error: ${(err as Error)?.message ?? String(err)}. Please report this`;
+    const known = err instanceof NsboxError;
+    const line = known ? err.line('netsetup') : `netsetup: internal error: ${(err as Error)?.message ?? String(err)}. Please report this`;
     try {
-      writeAll(2, `netsetup: ${message}\n`);
+      writeAll(2, `${line}\n`);
     } catch {
       // stderr is gone: the exit code still tells.
     }
-    return known ? err.code : EXIT.INTERNAL;
+    return known ? (err.exit ?? EXIT.SYSTEM) : EXIT.INTERNAL;
   }
 }
 

@@ -1,9 +1,11 @@
 // Starts a stub program in a new process made by glibc clone(CLONE_VM): the only
-// way a Node process can get a child into new namespaces (see PLATFORM.md). The
+// way a Node process can get a child into new namespaces (docs/platform.md §1-2). The
 // child blocks on a sync pipe until release(), so the caller can write its id maps
 // and set up its network first; every failed step comes back over a close-on-exec
 // pipe, whose EOF means the child has exec'd or died.
 import fs from 'node:fs';
+import { describeErrno } from './errno.ts';
+import { NsboxError, sysError } from './error.ts';
 import { libc, errno } from './libc.ts';
 import { assemble, decodeFailures, fillSlot, link, type Failure, type Step } from './program.ts';
 import { STUB_CODE } from './stub/code.ts';
@@ -37,11 +39,11 @@ export interface StubChild {
   abort(): void;
 }
 
-export class CloneError extends Error {
-  errno: number;
+/** clone() itself failed: the launcher explains why from the errno (user namespaces off, ...). */
+export class CloneError extends NsboxError {
+  declare readonly errno: number;
   constructor(errno: number) {
-    super(`clone failed with errno ${errno}`);
-    this.errno = errno;
+    super({ what: 'clone the sandbox', why: describeErrno(errno), errno });
   }
 }
 
@@ -57,7 +59,7 @@ function map(size: number, extra = 0): Mapping {
   const c = libc();
   const ptr = c.mmap(null, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | extra, -1, 0);
   const address = c.k.address(ptr);
-  if (address === 0xffffffffffffffffn) throw new Error(`mmap failed with errno ${errno()}`);
+  if (address === 0xffffffffffffffffn) throw sysError(`mmap ${size} bytes`, errno());
   return { ptr, address, size };
 }
 
@@ -69,7 +71,7 @@ function stubCode(): Mapping {
   if (!codePage) {
     const page = map(PAGE);
     new Uint8Array(libc().k.view(page.ptr, PAGE)).set(Buffer.from(STUB_CODE[currentArch()], 'hex'));
-    if (libc().mprotect(page.ptr, PAGE, PROT_READ | PROT_EXEC) !== 0) throw new Error(`mprotect failed with errno ${errno()}`);
+    if (libc().mprotect(page.ptr, PAGE, PROT_READ | PROT_EXEC) !== 0) throw sysError("make the stub's code executable (mprotect)", errno());
     codePage = page;
   }
   return codePage;
@@ -77,7 +79,7 @@ function stubCode(): Mapping {
 
 function pipe(): [number, number] {
   const fds = [0, 0];
-  if (libc().pipe2(fds, O_CLOEXEC) !== 0) throw new Error(`pipe2 failed with errno ${errno()}`);
+  if (libc().pipe2(fds, O_CLOEXEC) !== 0) throw sysError('make a pipe (pipe2)', errno());
   return [fds[0]!, fds[1]!];
 }
 
@@ -168,7 +170,7 @@ export function waitExit(pid: number): Promise<Exit> {
         return true;
       }
       if (r < 0) {
-        reject(new Error(`waitpid failed with errno ${errno()}`));
+        reject(sysError(`wait for pid ${pid}`, errno()));
         return true;
       }
       return false;

@@ -63,4 +63,8 @@ export function errnoName(errno: number): string {
 }
 
 export const ENOENT = 2;
+export const EIO = 5;
+export const EAGAIN = 11;
+export const EEXIST = 17;
+export const ENODEV = 19;
 export const ENOTDIR = 20;

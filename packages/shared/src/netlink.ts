@@ -2,6 +2,7 @@
 // bytes out); the socket lives in the program that uses it. Only what nsbox
 // needs: links (veth, bridge), IPv4 addresses and routes, acks and errors.
 // Layouts follow <linux/netlink.h>, <linux/rtnetlink.h>, <linux/if_link.h>.
+import { bytesToIpv4, ipv4Bytes } from './ipv4.ts';
 
 export const NETLINK_ROUTE = 0;
 export const AF_NETLINK = 16;
@@ -12,10 +13,8 @@ export const NLMSG_ERROR = 2;
 export const NLMSG_DONE = 3;
 
 export const NLM_F_REQUEST = 0x1;
-export const NLM_F_MULTI = 0x2;
 export const NLM_F_ACK = 0x4;
 export const NLM_F_DUMP = 0x300;
-export const NLM_F_REPLACE = 0x100;
 export const NLM_F_EXCL = 0x200;
 export const NLM_F_CREATE = 0x400;
 
@@ -60,7 +59,6 @@ export const NETCONFA_IFINDEX_ALL = -1;
 export const RT_TABLE_MAIN = 254;
 export const RTPROT_BOOT = 3;
 export const RT_SCOPE_UNIVERSE = 0;
-export const RT_SCOPE_HOST = 254;
 export const RTN_UNICAST = 1;
 
 export const IFF_UP = 0x1;
@@ -160,14 +158,6 @@ export function message(type: number, flags: number, seq: number, body: Uint8Arr
   out.writeUInt32LE(0, 12);
   out.set(payload, NLMSG_HDRLEN);
   return out;
-}
-
-export function ipv4Bytes(address: string): Buffer {
-  const parts = address.split('.');
-  if (parts.length !== 4 || parts.some((p) => !/^(0|[1-9][0-9]{0,2})$/.test(p) || Number(p) > 255)) {
-    throw new Error(`not an IPv4 address: ${address}`);
-  }
-  return Buffer.from(parts.map(Number));
 }
 
 export function macBytes(mac: string): Buffer {
@@ -333,7 +323,6 @@ const cString = (b: Buffer): string => {
   const nul = b.indexOf(0);
   return b.toString('utf8', 0, nul < 0 ? b.length : nul);
 };
-export const ipv4String = (b: Buffer): string => Array.from(b.subarray(0, 4)).join('.');
 
 export const NLM_F_CAPPED = 0x100;
 export const NLM_F_ACK_TLVS = 0x200;
@@ -410,7 +399,7 @@ export function parseAddress(payload: Buffer): Address {
     family,
     prefixlen: payload.readUInt8(1),
     index: payload.readUInt32LE(4),
-    ...(family === AF_INET && local ? { address: ipv4String(local) } : {}),
+    ...(family === AF_INET && local ? { address: bytesToIpv4(local) } : {}),
   };
 }
 
@@ -436,8 +425,8 @@ export function parseRoute(payload: Buffer): Route {
     dstLen: payload.readUInt8(1),
     table: table ? table.readUInt32LE(0) : payload.readUInt8(4),
     type: payload.readUInt8(7),
-    ...(family === AF_INET && dst ? { dst: ipv4String(dst) } : {}),
-    ...(family === AF_INET && gw ? { gateway: ipv4String(gw) } : {}),
+    ...(family === AF_INET && dst ? { dst: bytesToIpv4(dst) } : {}),
+    ...(family === AF_INET && gw ? { gateway: bytesToIpv4(gw) } : {}),
     ...(oif ? { oif: oif.readUInt32LE(0) } : {}),
   };
 }

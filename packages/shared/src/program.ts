@@ -153,9 +153,6 @@ export function link(image: Image, memory: Uint8Array, base: bigint): void {
   for (const at of image.relocations) view.setBigUint64(at, view.getBigUint64(at, true) + base, true);
 }
 
-/** Offset of the failure record inside the header, where the stub builds it. */
-export const RECORD_OFFSET = 32;
-
 export interface Failure {
   step: number;
   errno: number;

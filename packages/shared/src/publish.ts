@@ -2,6 +2,7 @@
 // the launcher (`-p`) and netsetup (`--publish`), which receives the launcher's
 // text verbatim. Pure: text in, a PublishSpec or a one-line explanation out.
 // Whether a user may publish it is netsetup's decision, not this module's.
+import { isIPv4 } from './ipv4.ts';
 
 export type Protocol = 'tcp' | 'udp';
 
@@ -31,7 +32,6 @@ export class PublishSyntaxError extends Error {
 }
 
 const PORT = /^[1-9][0-9]{0,4}$/;
-const OCTET = /^(0|[1-9][0-9]{0,2})$/;
 
 function port(spec: string, text: string, which: string): number {
   const n = PORT.test(text) ? Number(text) : NaN;
@@ -40,11 +40,10 @@ function port(spec: string, text: string, which: string): number {
 }
 
 function ipv4(spec: string, text: string): string {
-  const parts = text.split('.');
-  if (parts.length !== 4 || parts.some((p) => !OCTET.test(p) || Number(p) > 255)) {
+  if (!isIPv4(text)) {
     throw new PublishSyntaxError(spec, `host address ${JSON.stringify(text)} is not an IPv4 address such as 192.0.2.10`);
   }
-  return parts.map(Number).join('.');
+  return text;
 }
 
 /** Parses `[HOSTIP:]HOSTPORT:PORT[/tcp|/udp]` (protocol tcp when omitted). */

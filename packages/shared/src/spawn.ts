@@ -7,7 +7,7 @@
 // be started before its input is known (it waits on stdin): send() gives it its
 // input, closeInput() just EOF, wait() reaps it.
 import fs from 'node:fs';
-import { describeErrno } from '@nsbox/shared/errno';
+import { sysError } from '@nsbox/shared/error';
 import { libc, errno } from '@nsbox/shared/libc';
 import { O_CLOEXEC } from '@nsbox/shared/syscalls';
 
@@ -61,8 +61,6 @@ export interface Child {
   wait(): Outcome;
 }
 
-export class SpawnError extends Error {}
-
 /** Reads from fd until a newline or EOF; returns the text before the newline. */
 export function readLine(fd: number): string {
   const chunks: Buffer[] = [];
@@ -89,7 +87,7 @@ function writeAll(fd: number, text: string): void {
 
 function pipe(): [number, number] {
   const fds = [-1, -1];
-  if (libc().pipe2(fds, O_CLOEXEC) !== 0) throw new SpawnError(`pipe2: ${describeErrno(errno())}`);
+  if (libc().pipe2(fds, O_CLOEXEC) !== 0) throw sysError('make a pipe (pipe2)', errno());
   return fds as [number, number];
 }
 
@@ -102,7 +100,7 @@ export function start(file: string, args: string[], env: Record<string, string>,
   const actions = Buffer.alloc(ACTIONS_SIZE);
   let pid: number;
   try {
-    if (capture && stderr < 0) throw new SpawnError(`memfd_create: ${describeErrno(errno())}`);
+    if (capture && stderr < 0) throw sysError('memfd_create', errno());
     try {
       c.posix_spawn_file_actions_adddup2(actions, stdinRead, 0);
       if (stdoutWrite >= 0) c.posix_spawn_file_actions_adddup2(actions, stdoutWrite, 1);
@@ -113,7 +111,7 @@ export function start(file: string, args: string[], env: Record<string, string>,
       const out = [0];
       const envList = Object.entries(env).map(([k, v]) => `${k}=${v}`);
       const rc = c.posix_spawn(out, file, actions, spawnAttributes(), [file, ...args, null], [...envList, null]) as number;
-      if (rc !== 0) throw new SpawnError(`${file}: ${describeErrno(rc)}`);
+      if (rc !== 0) throw sysError(file, rc);
       pid = out[0]!;
     } finally {
       c.posix_spawn_file_actions_destroy(actions);

@@ -33,7 +33,6 @@ export type SyscallName = keyof typeof SYSCALLS;
 
 export const AT_FDCWD = -100;
 export const AT_RECURSIVE = 0x8000;
-export const AT_SYMLINK_NOFOLLOW = 0x100;
 
 export const O_WRONLY = 0o1;
 export const O_CREAT = 0o100;
@@ -47,11 +46,9 @@ export const MS_RDONLY = 0x1;
 export const MS_NOSUID = 0x2;
 export const MS_NODEV = 0x4;
 export const MS_NOEXEC = 0x8;
-export const MS_REMOUNT = 0x20;
 export const MS_BIND = 0x1000;
 export const MS_REC = 0x4000;
 export const MS_PRIVATE = 0x40000;
-export const MS_STRICTATIME = 0x1000000;
 export const MNT_DETACH = 0x2;
 export const MOUNT_ATTR_RDONLY = 0x1;
 
@@ -96,5 +93,4 @@ export const PR_SET_DUMPABLE = 4;
 export const SOCK_RAW = 3;
 export const SOL_NETLINK = 270;
 export const NETLINK_EXT_ACK = 11;
-export const NETLINK_GET_STRICT_CHK = 12;
 export const SYS_pidfd_send_signal = 424; // same number on x64 and arm64

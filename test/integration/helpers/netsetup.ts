@@ -214,7 +214,7 @@ export function inNetns(pid: number, cmd: string[]): { status: number | null; st
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-export type { Connection } from '../../../packages/netsetup/src/actions.ts';
+export type { Answer as Connection } from '../../../packages/shared/src/protocol.ts';
 
 /** Every user-facing failure is exactly one line in the documented format. */
 export function oneLineError(stderr: string): boolean {

@@ -1,0 +1,251 @@
+// netsetup --pid: give a process's network namespace one veth on a network's
+// bridge, an address, a default route and, asked for, published ports. The
+// record comes first (pending, this process its holder), the veth second, outside
+// the state lock, and the ready record last (records.ts has the invariant).
+import fs from 'node:fs';
+import { NsboxError, sysError } from '@nsbox/shared/error';
+import * as nl from '@nsbox/shared/netlink';
+import { SANDBOX_IFNAME, type Answer } from '@nsbox/shared/protocol';
+import type { PublishSpec } from '@nsbox/shared/publish';
+import type { Child } from '@nsbox/shared/spawn';
+import { EXIT } from './exit.ts';
+import { ensureBridge, randomMac } from './kernel/host.ts';
+import { applyRules, removeRules, startLeaseRules, startRestore } from './kernel/iptables.ts';
+import { randomBytes } from './kernel/random.ts';
+import { Rtnl } from './kernel/rtnl.ts';
+import { boundSockets } from './kernel/sockets.ts';
+import { notYours, pin, type Target } from './kernel/target.ts';
+import type { Config, Network } from './policy/config.ts';
+import { hasLeaseRules } from './policy/firewall.ts';
+import { allocate, broadcastOf } from './policy/ipam.ts';
+import { admit, hostVethName, isoTime, type Caller, type Lease } from './policy/leases.ts';
+import { admitPublish } from './policy/publishing.ts';
+import { begin, deleteVethsNamed, end, save, thisProcess, update, withCall, type Call, type Session } from './records.ts';
+import { mark } from './timing.ts';
+
+const LOOPBACK_INDEX = 1;
+
+function newLeaseId(taken: Set<string>): string {
+  for (;;) {
+    const id = randomBytes(4).toString('hex');
+    if (!taken.has(id)) return id;
+  }
+}
+
+/**
+ * Gives the network namespace of `pid` one veth on the network's bridge, and
+ * publishes the host ports `publish` to it (all of them or, refused, nothing).
+ *
+ * Three steps. Under the lock, the lease is admitted and recorded as pending,
+ * with this process as its holder. Outside it, the veth is created and eth0
+ * configured, while other calls go ahead. Under the lock again, the lease's
+ * rules (if it publishes ports: iptables-restore, started at the beginning so
+ * that its start overlaps the rest) are added and the lease recorded as ready.
+ * Killed at any point, the pending lease names a dead holder, and the next
+ * call's GC removes its veth (by its exact name) and rules.
+ */
+export function connect(config: Config, net: Network, caller: Caller, pid: number, publish: PublishSpec[]): Answer {
+  return withCall(config, (call) => connectIn(call, net, caller, pid, publish));
+}
+
+function connectIn(call: Call, net: Network, caller: Caller, pid: number, publish: PublishSpec[]): Answer {
+  const early = publish.length > 0 ? startRestore(call.tools) : undefined;
+  let homeFd = -1;
+  let target: Target | undefined;
+  let lease: Lease | undefined;
+  let committing = false;
+  try {
+    homeFd = fs.openSync('/proc/self/ns/net', 'r');
+    const pinned = (target = pin(pid, caller.uid, fs.fstatSync(homeFd)));
+    mark('target pinned');
+    const reserved = reserve(call, net, caller, pid, publish);
+    lease = reserved.lease;
+    const { mtu } = reserved;
+    const hostVeth = lease.hostVeth;
+    mark('pending lease recorded');
+    const sock = call.rtnl;
+    const [made, found] = sock.batch(
+      [
+        (seq: number) =>
+          nl.newVeth(seq, { hostName: hostVeth, hostMac: randomMac(0xfe), mtu, master: reserved.bridge, peerName: SANDBOX_IFNAME, peerNetnsFd: pinned.netnsFd }),
+        (seq: number) => nl.getLinkByName(seq, hostVeth),
+      ].map((build) => {
+        const seq = sock.nextSeq();
+        return { seq, bytes: build(seq) };
+      }),
+      `create veth ${lease.hostVeth}`,
+    ) as [Reply, Reply];
+    if (made.errno !== 0) throw sysError(`create veth ${lease.hostVeth} with ${SANDBOX_IFNAME} in pid ${pid}'s namespace`, made.errno, { detail: made.message });
+    const host = found.replies[0] ? nl.parseLink(found.replies[0].payload) : undefined;
+    if (!host || host.link === undefined) throw new NsboxError({ exit: EXIT.SYSTEM, what: `create veth ${lease.hostVeth}`, why: 'it vanished right after creation', todo: 'Try again' });
+    lease.hostIndex = host.index;
+    mark('veth created');
+    configureInside(pinned.netnsFd, homeFd, host.link, net, lease.address, pid);
+    if (!pinned.alive()) throw notYours(pid);
+    mark('eth0 configured');
+    committing = true;
+    commit(call, net, lease, early);
+    mark('lease recorded ready');
+    return {
+      lease: lease.id,
+      network: net.name,
+      pid,
+      interface: SANDBOX_IFNAME,
+      address: lease.address,
+      prefix: net.prefix,
+      cidr: `${lease.address}/${net.prefix}`,
+      gateway: net.gateway,
+      mtu,
+      dns: net.dns,
+      bridge: net.bridge,
+      hostVeth: lease.hostVeth,
+      published: publish,
+    };
+  } catch (err) {
+    if (lease) {
+      try {
+        deleteVethsNamed(call.rtnl, [lease.hostVeth]);
+        // commit() has dealt with the record (and the rules) itself.
+        const id = lease.id;
+        if (!committing) update(call, (records, state) => state.write(records.filter((l) => l.id !== id)));
+      } catch {
+        // Left on record with this process as holder: the next GC finishes it.
+      }
+    }
+    throw err;
+  } finally {
+    early?.wait();
+    if (homeFd >= 0) fs.closeSync(homeFd);
+    target?.close();
+  }
+}
+
+interface Reserved {
+  lease: Lease;
+  /** The bridge's ifindex. */
+  bridge: number;
+  mtu: number;
+}
+
+/** Under the lock: GC, quota, published ports, address, the bridge (and the
+ *  network's rules with a new one), and the lease recorded as pending. */
+function reserve(call: Call, net: Network, caller: Caller, pid: number, publish: PublishSpec[]): Reserved {
+  // An existing bridge is checked (address, up, forwarding) before the lock.
+  let bridge: nl.Link | undefined;
+  const holder = thisProcess();
+  const s = begin(call, (links) => {
+    if (links.some((k) => k.name === net.bridge)) bridge = ensureBridge(call.rtnl, net, links);
+  });
+  try {
+    mark('locked, GC done');
+    const others = [...s.leases, ...s.busy];
+    const groups = admit(net, [...s.leases, ...s.busy.filter((l) => l.state === 'pending')], caller);
+    if (publish.length > 0) {
+      const addresses = call.rtnl.addresses().flatMap((a) => (a.family === nl.AF_INET && a.address ? [a.address] : []));
+      admitPublish(net, caller, publish, others, { addresses, sockets: boundSockets(publish.map((p) => p.protocol)) });
+    }
+    const address = allocate(net, others.filter((l) => l.network === net.name).map((l) => l.address));
+    if (!address) {
+      throw new NsboxError({ exit: EXIT.QUOTA, what: `network "${net.name}"`, why: `all addresses of ${net.subnet} are leased`, todo: 'Release a lease or ask the administrator for a larger subnet' });
+    }
+    bridge ??= bridgeOf(s, net);
+    mark('bridge checked');
+    const taken = new Set(others.map((l) => l.id));
+    const lease: Lease = {
+      id: newLeaseId(taken),
+      network: net.name,
+      uid: caller.uid,
+      groups,
+      address,
+      hostVeth: '',
+      hostIndex: 0,
+      pid,
+      state: 'pending',
+      holder,
+      created: isoTime(Date.now()),
+      published: publish,
+    };
+    lease.hostVeth = hostVethName(lease.id);
+    // Recorded before the veth exists: if this call dies, the next one's GC
+    // finds a pending lease of a dead holder and removes the veth by its exact
+    // name (and the rules by the lease's tag).
+    save(s, [...s.leases, lease]);
+    return { lease, bridge: bridge.index, mtu: bridge.mtu ?? net.mtu };
+  } finally {
+    end(s);
+  }
+}
+
+/** The network's bridge, under the lock. A missing one is made after the
+ *  network's rules, so that an existing bridge always has them: killed in
+ *  between, the next call makes the rules again. */
+function bridgeOf(s: Session, net: Network): nl.Link {
+  const { rtnl } = s.call;
+  if (rtnl.link(net.bridge)) return ensureBridge(rtnl, net);
+  const t = s.call.tools;
+  applyRules(t, net, s.leases);
+  try {
+    return ensureBridge(rtnl, net);
+  } catch (err) {
+    try {
+      removeRules(t, net);
+    } catch {
+      // The next call makes them again anyway.
+    }
+    throw err;
+  }
+}
+
+/** Under the lock: the lease's own rules, if it publishes ports, and the lease
+ *  recorded as ready. On failure its rules are gone and its record too (or,
+ *  when the rules could not be put right, left for the GC after this process). */
+function commit(call: Call, net: Network, lease: Lease, early: Child | undefined): void {
+  update(call, (records, state) => {
+    if (!records.some((l) => l.id === lease.id)) {
+      throw new NsboxError({ exit: EXIT.SYSTEM, what: `lease ${lease.id}`, why: 'its record was removed while it was being set up (netsetup teardown?)', todo: 'Try again' });
+    }
+    const { holder: _, ...rest } = lease;
+    const ready: Lease = { ...rest, state: 'ready' };
+    const others = records.filter((l) => l.id !== lease.id);
+    if (hasLeaseRules(lease)) {
+      const t = call.tools;
+      const live = others.filter((l) => l.state === 'ready' && l.network === net.name);
+      try {
+        startLeaseRules(t, net, ready, early).finish([...live, ready]);
+      } catch (err) {
+        applyRules(t, net, live);
+        state.write(others);
+        throw err;
+      }
+      mark('rules in place');
+    }
+    state.write([...others, ready]);
+  });
+}
+
+type Reply = ReturnType<Rtnl['batch']>[number];
+
+/** Address, eth0 up, lo up and the default route, through a socket inside the
+ *  target's namespace, in one round trip. `index` is eth0's ifindex there. */
+function configureInside(netnsFd: number, homeFd: number, index: number, net: Network, address: string, pid: number): void {
+  const inside = Rtnl.openIn(netnsFd, homeFd);
+  try {
+    const steps: { what: string; build: (seq: number) => Buffer }[] = [
+      { what: `add ${address}/${net.prefix} to ${SANDBOX_IFNAME}`, build: (seq) => nl.newAddress(seq, index, address, net.prefix, broadcastOf(net)) },
+      { what: `bring ${SANDBOX_IFNAME} up`, build: (seq) => nl.setLinkUp(seq, index) },
+      { what: 'bring lo up', build: (seq) => nl.setLinkUp(seq, LOOPBACK_INDEX) },
+      { what: `add the default route via ${net.gateway}`, build: (seq) => nl.newDefaultRoute(seq, index, net.gateway) },
+    ];
+    const requests = steps.map((st) => {
+      const seq = inside.nextSeq();
+      return { seq, bytes: st.build(seq) };
+    });
+    const results = inside.batch(requests, `configure ${SANDBOX_IFNAME} in pid ${pid}`);
+    results.forEach((r, i) => {
+      if (r.errno !== 0) throw sysError(`${steps[i]!.what} in pid ${pid}'s namespace`, r.errno, { detail: r.message });
+    });
+  } finally {
+    inside.close();
+  }
+}
+

@@ -1,0 +1,181 @@
+// The lease records, their lock and their garbage collection.
+//
+// Invariant: every veth and every lease rule netsetup makes belongs to a record,
+// written before the veth or rule exists and dropped only after both are gone.
+// The state lock guards the records alone and is held only to read and write
+// them (about 1 ms): work that waits for the kernel (veths, addresses, rules of
+// a release) is done outside it, on a record marked pending or releasing with
+// its holder (pid and start time). A record whose holder is dead, or a ready
+// one whose veth (same name and ifindex) is gone, is stale, and the next call's
+// GC deletes its veth by exact name, then its rules, then the record. So a
+// netsetup killed at any point leaves nothing the next call does not finish.
+//
+// A Call carries what one netsetup run shares between its steps: one host
+// rtnetlink socket, one resolved iptables (one trust walk), and the state
+// directory checked once.
+import fs from 'node:fs';
+import { sysError } from '@nsbox/shared/error';
+import { ENODEV } from '@nsbox/shared/errno';
+import * as nl from '@nsbox/shared/netlink';
+import { dropLeaseRules, tools, type Tools } from './kernel/iptables.ts';
+import { Rtnl } from './kernel/rtnl.ts';
+import { ensureDir, State } from './kernel/state.ts';
+import type { Config } from './policy/config.ts';
+import { hasLeaseRules } from './policy/firewall.ts';
+import { isLeaseVeth, partition, type Holder, type Lease } from './policy/leases.ts';
+import { mark } from './timing.ts';
+
+export class Call {
+  readonly config: Config;
+  private sock: Rtnl | undefined;
+  private resolved: Tools | undefined;
+  private dirChecked = false;
+
+  constructor(config: Config) {
+    this.config = config;
+  }
+
+  /** The host's rtnetlink socket, opened on first use. */
+  get rtnl(): Rtnl {
+    return (this.sock ??= Rtnl.open());
+  }
+
+  /** The configured iptables backend's programs, found and trusted on first use. */
+  get tools(): Tools {
+    return (this.resolved ??= tools(this.config.iptables));
+  }
+
+  /** Takes the state lock (the directory is checked the first time). */
+  lock(): State {
+    if (!this.dirChecked) ensureDir(this.config.stateDir);
+    this.dirChecked = true;
+    return State.lock(this.config.stateDir);
+  }
+
+  close(): void {
+    this.sock?.close();
+    this.sock = undefined;
+  }
+}
+
+/** Runs `f` with a Call that is closed afterwards. */
+export function withCall<T>(config: Config, f: (call: Call) => T): T {
+  const call = new Call(config);
+  try {
+    return f(call);
+  } finally {
+    call.close();
+  }
+}
+
+export interface Session {
+  call: Call;
+  state: State;
+  /** Live leases after GC. */
+  leases: Lease[];
+  /** Every stale lease this session's GC removed. */
+  collected: Lease[];
+  /** Leases their holders are setting up or releasing outside the lock: not the
+   *  caller's to touch, but their addresses and ids are taken (and pending ones
+   *  count for quotas). */
+  busy: Lease[];
+}
+
+/** Writes the lease records: `leases` and the busy ones. */
+export function save(s: Session, leases: Lease[]): void {
+  s.state.write([...leases, ...s.busy]);
+}
+
+/** Field 22 of /proc/PID/stat (start time), or undefined when there is no such process. */
+function startTime(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+  } catch {
+    return undefined;
+  }
+}
+
+const holderAlive = (h: Holder): boolean => startTime(h.pid) === h.start;
+let self: Holder | undefined;
+/** This netsetup as the holder of a record. */
+export const thisProcess = (): Holder => (self ??= { pid: process.pid, start: startTime(process.pid) ?? 0 });
+
+/**
+ * Lock, drop stale leases: their veths, their rules (only leases that publish
+ * ports have any) and their records. The host's links are listed before the
+ * lock is taken: the kernel answers that only when its own lock (rtnl) is free,
+ * which can take tens of ms while other calls make veths; a lease that looks
+ * stale by that list is looked up again under the lock. `beforeLock` sees that
+ * list.
+ */
+export function begin(call: Call, beforeLock?: (links: nl.Link[]) => void): Session {
+  const { rtnl, config } = call;
+  const links = rtnl.links();
+  mark('links listed');
+  beforeLock?.(links);
+  const state = call.lock();
+  try {
+    const parts = partition(state.read(), links, holderAlive);
+    const { busy } = parts;
+    const revived = parts.stale.filter((l) => {
+      const k = l.state === 'ready' ? rtnl.link(l.hostVeth) : undefined;
+      return k !== undefined && isLeaseVeth(l, k);
+    });
+    const live = [...parts.live, ...revived];
+    const stale = parts.stale.filter((l) => !revived.includes(l));
+    if (stale.length === 0) return { call, state, leases: live, collected: [], busy };
+    // By exact name: our own, made for this lease (perhaps after the list was taken).
+    deleteVethsNamed(rtnl, stale.map((l) => l.hostVeth));
+    // Rules first, records last: killed in between, the stale leases are still
+    // on record and the next call does it all again.
+    const ruled = stale.filter(hasLeaseRules);
+    for (const name of new Set(ruled.map((l) => l.network))) {
+      const net = config.networks.find((n) => n.name === name);
+      if (!net || !rtnl.link(net.bridge)) continue;
+      const of = (leases: Lease[]): Lease[] => leases.filter((l) => l.network === name);
+      dropLeaseRules(call.tools, net, of(ruled), of(live));
+    }
+    state.write([...live, ...busy]);
+    return { call, state, leases: live, collected: stale, busy };
+  } catch (err) {
+    state.unlock();
+    throw err;
+  }
+}
+
+export function end(s: Session): void {
+  s.state.unlock();
+}
+
+/** Reads and writes records under the lock, without a GC: for a call's short
+ *  updates of the records it holds. */
+export function update<T>(call: Call, change: (records: Lease[], state: State) => T, onLocked?: () => void): T {
+  const state = call.lock();
+  try {
+    onLocked?.();
+    return change(state.read(), state);
+  } finally {
+    state.unlock();
+  }
+}
+
+/** Deletes veths by their exact names, all in one netlink round trip; errors
+ *  are ignored (gone already). */
+export function deleteVethsNamed(rtnl: Rtnl, names: string[]): void {
+  if (names.length === 0) return;
+  rtnl.batch(
+    names.map((name) => {
+      const seq = rtnl.nextSeq();
+      return { seq, bytes: nl.delLinkByName(seq, name) };
+    }),
+    'delete stale veths',
+  );
+}
+
+/** Deletes a link by index; one already gone (ENODEV) is fine. */
+export function deleteLink(rtnl: Rtnl, index: number, name: string): void {
+  const seq = rtnl.nextSeq();
+  const [r] = rtnl.batch([{ seq, bytes: nl.delLink(seq, index) }], `delete ${name}`);
+  if (r!.errno !== 0 && r!.errno !== ENODEV) throw sysError(`delete ${name}`, r!.errno, { detail: r!.message });
+}

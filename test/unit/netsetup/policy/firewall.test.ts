@@ -1,0 +1,150 @@
+import test from 'ava';
+import { parseConfig } from '../../../../packages/netsetup/src/policy/config.ts';
+import { addLeaseScript, dropLeasesScript, restoreScript } from '../../../../packages/netsetup/src/policy/firewall.ts';
+import type { Lease } from '../../../../packages/netsetup/src/policy/leases.ts';
+import { parsePublish } from '../../../../packages/shared/src/publish.ts';
+
+const config = parseConfig(
+  JSON.stringify({ networks: [{ name: 'n', bridge: 'nstest0', subnet: '10.231.0.0/24', quota: { users: { '1000': 2, '*': 1 }, groups: { '500': 3 } } }] }),
+  'test',
+);
+
+const net = config.networks[0]!;
+
+let next = 0;
+
+const lease = (uid: number, extra: Partial<Lease> = {}): Lease => {
+  const id = (next++).toString(16).padStart(8, '0');
+  return { id, network: 'n', uid, groups: [], address: `10.231.0.${next + 1}`, hostVeth: `nsb${id}`, hostIndex: 100 + next, pid: 1000 + next, state: 'ready', created: '', published: [], ...extra };
+};
+
+const pubConfig = parseConfig(JSON.stringify({ networks: [{ name: 'n', bridge: 'nstest0', subnet: '10.231.0.0/24', publish: { minPort: 2000, maxPerLease: 3 } }] }), 'test');
+
+const pubNet = pubConfig.networks[0]!;
+
+const pubLease = (id: string, address: string, published: string[], uid = 1000): Lease => ({
+  id,
+  network: 'n',
+  uid,
+  groups: [],
+  address,
+  hostVeth: `nsb${id}`,
+  hostIndex: 7,
+  pid: 99,
+  state: 'ready',
+  created: '',
+  published: published.map(parsePublish),
+});
+
+test('rules: own chains rebuilt whole, MASQUERADE only leaving the subnet, the subnet forwarded; a lease without published ports has none of its own', (t) => {
+  const l = lease(1000, { id: 'abcdef01', address: '10.231.0.9' });
+  const s = restoreScript(net, [l], true);
+  t.is(
+    s,
+    [
+      '*nat',
+      ':NSBOX-POST-nstest0 - [0:0]',
+      ':NSBOX-DNAT-nstest0 - [0:0]',
+      '-A NSBOX-POST-nstest0 -s 10.231.0.0/24 ! -d 10.231.0.0/24 -m comment --comment nsbox:nstest0 -j MASQUERADE',
+      '-D POSTROUTING -m comment --comment nsbox:nstest0 -j NSBOX-POST-nstest0',
+      '-I POSTROUTING 1 -m comment --comment nsbox:nstest0 -j NSBOX-POST-nstest0',
+      '-D PREROUTING -m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0',
+      '-I PREROUTING 1 -m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0',
+      '-D OUTPUT ! -d 127.0.0.0/8 -m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0',
+      '-I OUTPUT 1 ! -d 127.0.0.0/8 -m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0',
+      'COMMIT',
+      '*filter',
+      ':NSBOX-FWD-nstest0 - [0:0]',
+      '-A NSBOX-FWD-nstest0 -i nstest0 -s 10.231.0.0/24 -m comment --comment nsbox:nstest0 -j ACCEPT',
+      '-A NSBOX-FWD-nstest0 -o nstest0 -d 10.231.0.0/24 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsbox:nstest0 -j ACCEPT',
+      '-D FORWARD -m comment --comment nsbox:nstest0 -j NSBOX-FWD-nstest0',
+      '-I FORWARD 1 -m comment --comment nsbox:nstest0 -j NSBOX-FWD-nstest0',
+      'COMMIT',
+      '',
+    ].join('\n'),
+  );
+  const first = restoreScript({ ...net, nat: false }, [], false);
+  t.false(first.includes('MASQUERADE'));
+  t.false(first.includes('-D '));
+});
+
+test('rules fast path: checks the network rules and appends the lease\'s published ports, one transaction per table', (t) => {
+  const l = lease(1000, { id: 'abcdef02', address: '10.231.0.10', published: [{ hostAddress: '0.0.0.0', hostPort: 8080, port: 80, protocol: 'tcp' }] });
+  const tag = '-m comment --comment nsbox:lease:abcdef02';
+  t.is(
+    addLeaseScript(net, l),
+    [
+      '*nat',
+      '-C POSTROUTING -m comment --comment nsbox:nstest0 -j NSBOX-POST-nstest0',
+      '-C PREROUTING -m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0',
+      '-C OUTPUT ! -d 127.0.0.0/8 -m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0',
+      '-C NSBOX-POST-nstest0 -s 10.231.0.0/24 ! -d 10.231.0.0/24 -m comment --comment nsbox:nstest0 -j MASQUERADE',
+      `-A NSBOX-DNAT-nstest0 -m addrtype --dst-type LOCAL -p tcp -m tcp --dport 8080 ${tag} -j DNAT --to-destination 10.231.0.10:80`,
+      `-A NSBOX-POST-nstest0 -s 10.231.0.0/24 -d 10.231.0.10/32 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT ${tag} -j MASQUERADE`,
+      'COMMIT',
+      '*filter',
+      '-C FORWARD -m comment --comment nsbox:nstest0 -j NSBOX-FWD-nstest0',
+      '-C NSBOX-FWD-nstest0 -i nstest0 -s 10.231.0.0/24 -m comment --comment nsbox:nstest0 -j ACCEPT',
+      '-C NSBOX-FWD-nstest0 -o nstest0 -d 10.231.0.0/24 -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment nsbox:nstest0 -j ACCEPT',
+      `-A NSBOX-FWD-nstest0 -o nstest0 -d 10.231.0.10/32 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT ${tag} -j ACCEPT`,
+      'COMMIT',
+      '',
+    ].join('\n'),
+  );
+});
+
+test('release: a lease\'s rules are deleted one by one, each exactly as it was added', (t) => {
+  const a = lease(1000, { id: 'abcdef05', address: '10.231.0.13', published: [{ hostAddress: '0.0.0.0', hostPort: 8081, port: 80, protocol: 'udp' }] });
+  const added = addLeaseScript(net, a).split('\n').filter((l) => l.startsWith('-A '));
+  const deleted = dropLeasesScript(net, [a]).split('\n').filter((l) => l.startsWith('-D '));
+  t.deepEqual(deleted, added.map((l) => l.replace(/^-A /, '-D ')));
+  t.is(added.length, 3);
+});
+
+test('rules: DNAT on every local address or one address, FORWARD for the DNAT, hairpin MASQUERADE, all tagged', (t) => {
+  const l = pubLease('abcdef01', '10.231.0.9', ['8080:80', '192.0.2.5:5353:53/udp']);
+  const s = restoreScript(pubNet, [l], false);
+  const tag = '-m comment --comment nsbox:lease:abcdef01';
+  const expected = [
+    `-A NSBOX-DNAT-nstest0 -m addrtype --dst-type LOCAL -p tcp -m tcp --dport 8080 ${tag} -j DNAT --to-destination 10.231.0.9:80`,
+    `-A NSBOX-DNAT-nstest0 -d 192.0.2.5/32 -p udp -m udp --dport 5353 ${tag} -j DNAT --to-destination 10.231.0.9:53`,
+    `-A NSBOX-POST-nstest0 -s 10.231.0.0/24 -d 10.231.0.9/32 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT ${tag} -j MASQUERADE`,
+    `-A NSBOX-POST-nstest0 -s 10.231.0.0/24 -d 10.231.0.9/32 -p udp -m udp --dport 53 -m conntrack --ctstate DNAT ${tag} -j MASQUERADE`,
+    `-A NSBOX-FWD-nstest0 -o nstest0 -d 10.231.0.9/32 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT ${tag} -j ACCEPT`,
+    `-A NSBOX-FWD-nstest0 -o nstest0 -d 10.231.0.9/32 -p udp -m udp --dport 53 -m conntrack --ctstate DNAT ${tag} -j ACCEPT`,
+  ];
+  const lines = s.split('\n');
+  for (const e of expected) t.true(lines.includes(e), e);
+  // nat rules in the nat table, filter rules in the filter table.
+  const filterAt = lines.indexOf('*filter');
+  t.true(lines.findIndex((x) => x.startsWith('-A NSBOX-DNAT-')) < filterAt);
+  t.true(lines.findIndex((x) => x.startsWith('-A NSBOX-FWD-')) > filterAt);
+  // Every lease rule carries the tag; without publications there is nothing in the DNAT chain.
+  t.true(lines.filter((x) => x.includes('10.231.0.9')).every((x) => x.includes(tag)));
+  t.false(restoreScript(pubNet, [pubLease('abcdef01', '10.231.0.9', [])], false).includes('-A NSBOX-DNAT-'));
+  // Released: the rebuild without the lease has none of its rules, but keeps the chains and jumps.
+  const rebuilt = restoreScript(pubNet, [], true);
+  t.false(rebuilt.includes('abcdef01'));
+  t.true(rebuilt.includes(':NSBOX-DNAT-nstest0 - [0:0]'));
+  t.true(rebuilt.includes('-I PREROUTING 1 -m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0'));
+});
+
+test('rules fast path: the publications are appended in the same transaction as the lease', (t) => {
+  const l = pubLease('abcdef02', '10.231.0.10', ['8080:80']);
+  const s = addLeaseScript(pubNet, l).split('\n');
+  const filterAt = s.indexOf('*filter');
+  const dnat = s.indexOf('-A NSBOX-DNAT-nstest0 -m addrtype --dst-type LOCAL -p tcp -m tcp --dport 8080 -m comment --comment nsbox:lease:abcdef02 -j DNAT --to-destination 10.231.0.10:80');
+  t.true(dnat > 0 && dnat < filterAt);
+  t.true(s.indexOf('-C PREROUTING -m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0') < dnat);
+  t.true(s.some((x, i) => i > filterAt && x.includes('--ctstate DNAT') && x.includes('-j ACCEPT')));
+  t.is(s.filter((x) => x === 'COMMIT').length, 2);
+});
+
+test('a released or stale lease loses its published-port rules too: -D of exactly what was added, nat and filter', (t) => {
+  const l = pubLease('0000000a', '10.231.0.7', ['8080:80', '5353:53/udp']);
+  const added = addLeaseScript(pubNet, l).split('\n').filter((x) => x.startsWith('-A ') && x.includes('nsbox:lease:0000000a'));
+  const deleted = dropLeasesScript(pubNet, [l]).split('\n');
+  t.deepEqual(deleted.filter((x) => x.startsWith('-D ')), added.map((x) => x.replace(/^-A /, '-D ')));
+  t.true(deleted.indexOf('*nat') < deleted.indexOf('*filter'));
+  t.true(added.some((x) => x.includes('-j DNAT')));
+});

@@ -1,0 +1,77 @@
+import test from 'ava';
+import { parseConfig } from '../../../../packages/netsetup/src/policy/config.ts';
+import { NsboxError } from '../../../../packages/shared/src/error.ts';
+import { EXIT } from '../../../../packages/netsetup/src/exit.ts';
+import { admit, isoTime, partition, type Lease } from '../../../../packages/netsetup/src/policy/leases.ts';
+
+const config = parseConfig(
+  JSON.stringify({ networks: [{ name: 'n', bridge: 'nstest0', subnet: '10.231.0.0/24', quota: { users: { '1000': 2, '*': 1 }, groups: { '500': 3 } } }] }),
+  'test',
+);
+
+const net = config.networks[0]!;
+
+let next = 0;
+
+const lease = (uid: number, extra: Partial<Lease> = {}): Lease => {
+  const id = (next++).toString(16).padStart(8, '0');
+  return { id, network: 'n', uid, groups: [], address: `10.231.0.${next + 1}`, hostVeth: `nsb${id}`, hostIndex: 100 + next, pid: 1000 + next, state: 'ready', created: '', published: [], ...extra };
+};
+
+test('quota per user: the exact error at the limit', (t) => {
+  t.deepEqual(admit(net, [lease(1000)], { uid: 1000, gids: [1000] }), []);
+  const err = t.throws(() => admit(net, [lease(1000), lease(1000)], { uid: 1000, gids: [1000] }), { instanceOf: NsboxError }) as NsboxError;
+  t.is(err.exit, EXIT.QUOTA);
+  t.is(err.message, 'network "n": uid 1000 already holds 2 of 2 allowed leases. Release one (netsetup list; netsetup release ID) or ask the administrator for a higher quota');
+  // "*" applies to others; other users' leases do not count.
+  t.notThrows(() => admit(net, [lease(1000), lease(1000)], { uid: 1001, gids: [1001] }));
+  t.throws(() => admit(net, [lease(1001)], { uid: 1001, gids: [1001] }), { message: /1 of 1/ });
+});
+
+test('quota per group, charged to the groups used', (t) => {
+  const onlyGroups = { ...net, quota: { users: {}, groups: { '500': 2 } } };
+  t.deepEqual(admit(onlyGroups, [], { uid: 1002, gids: [1002, 500] }), [500]);
+  const held = [lease(1003, { groups: [500] }), lease(1004, { groups: [500] })];
+  const err = t.throws(() => admit(onlyGroups, held, { uid: 1002, gids: [500] })) as NsboxError;
+  t.is(err.exit, EXIT.QUOTA);
+  t.regex(err.message, /group 500 already holds 2 of 2/);
+  const denied = t.throws(() => admit(onlyGroups, [], { uid: 1002, gids: [1002] })) as NsboxError;
+  t.is(denied.exit, EXIT.DENIED);
+  t.deepEqual(admit(onlyGroups, held, { uid: 0, gids: [0] }), [], 'root is not limited');
+});
+
+test('GC: leases whose veth is gone, renamed or reused, and pending ones without a holder, are stale', (t) => {
+  const a = lease(1000);
+  const b = lease(1000);
+  const c = lease(1000);
+  const d = lease(1000, { state: 'pending' });
+  const links = [
+    { index: a.hostIndex, name: a.hostVeth, kind: 'veth' },
+    { index: b.hostIndex + 50, name: b.hostVeth, kind: 'veth' },
+    { index: d.hostIndex, name: d.hostVeth, kind: 'veth' },
+  ];
+  const { live, stale } = partition([a, b, c, d], links, () => true);
+  t.deepEqual(live, [a]);
+  t.deepEqual(stale, [b, c, d]);
+});
+
+test('GC: a lease being set up or released is left to its holder while the holder lives, else it is stale', (t) => {
+  for (const state of ['pending', 'releasing'] as const) {
+    const mine = lease(1000, { state, holder: { pid: 10, start: 5 } });
+    const orphan = lease(1000, { state, holder: { pid: 11, start: 6 } });
+    const reused = lease(1000, { state, holder: { pid: 10, start: 4 } });
+    const unowned = lease(1000, { state });
+    const all = [mine, orphan, reused, unowned];
+    const links = all.map((l) => ({ index: l.hostIndex, name: l.hostVeth, kind: 'veth' }));
+    const r = partition(all, links, (h) => h.pid === 10 && h.start === 5);
+    t.deepEqual(r.busy, [mine], state);
+    t.deepEqual(r.stale, [orphan, reused, unowned], state);
+    t.deepEqual(r.live, [], state);
+  }
+});
+
+test('lease times are ISO 8601 UTC, as Date would print them', (t) => {
+  for (const ms of [0, 1, 86_399_999, 951_782_400_000, 951_868_799_999, 1_700_000_000_123, 4_107_542_400_000, 253_402_300_799_999, -1, -62_167_219_200_000]) {
+    t.is(isoTime(ms), new Date(ms).toISOString(), String(ms));
+  }
+});
