@@ -18,12 +18,26 @@ import { sandboxEnv, type Options } from './options.ts';
 import { EXIT_LAUNCHER, judgeStart } from './outcome.ts';
 import { planSandbox, type SandboxPlan } from './plan.ts';
 import { gatherFacts } from './rootfs.ts';
+import { exec, ps } from './manage.ts';
+import { register, startTimeOf, type Entry } from './registry.ts';
 import { forwardSignals } from './signals.ts';
+import { importRootfs, unshare } from './unshare.ts';
 import { explainCloneFailure, readUsernsSettings } from './userns.ts';
 
 const NAMESPACES = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP;
 
 async function main(argv: string[]): Promise<number> {
+  const uid = process.getuid!();
+  switch (argv[0]) {
+    case 'ps':
+      return ps(argv.slice(1), uid);
+    case 'exec':
+      return exec(argv.slice(1), uid);
+    case 'import':
+      return importRootfs(argv.slice(1));
+    case 'unshare':
+      return unshare(argv.slice(1));
+  }
   const parsed = parseArgs(argv);
   if (parsed.kind === 'info') {
     process.stdout.write(parsed.text);
@@ -67,6 +81,7 @@ async function run(opts: Options, netsetup: string | undefined, info: Info | und
     net = connect(holder, netsetup!, child.pid);
   }
   for (const [file, content] of etcContents(opts, net?.lease)) child.fill(file, Buffer.from(content));
+  undo.defer(listed(opts, facts.root, child.pid, net?.lease.address));
 
   const outcome = judgeStart(plan!, child.release(), opts.command[0]!);
   if (outcome.started) info?.started(child.pid, net?.lease);
@@ -74,6 +89,23 @@ async function run(opts: Options, netsetup: string | undefined, info: Info | und
   if (!outcome.started) throw outcome.error;
   const killedFor = signals.killedFor();
   return killedFor !== undefined ? { signal: killedFor } : exit;
+}
+
+/** Puts the sandbox in the caller's list (launcher ps) before its command starts;
+ *  returns the undo. A --name that is taken fails the start; without a name, a
+ *  list that cannot be written only leaves this sandbox out of it. */
+function listed(opts: Options, rootfs: string, pid: number, address: string | undefined): () => void {
+  const entry: Entry = {
+    ...(opts.name !== undefined ? { name: opts.name } : {}),
+    pid, startTime: startTimeOf(pid) ?? 0, started: new Date().toISOString(), command: opts.command, hostname: opts.hostname,
+    rootfs, network: opts.net === 'bridge' ? 'bridge' : 'none', ...(address !== undefined ? { address } : {}),
+  };
+  try {
+    return register(process.getuid!(), entry);
+  } catch (err) {
+    if (opts.name !== undefined) throw err;
+    return () => {};
+  }
 }
 
 function startSandbox(program: Parameters<typeof startStub>[1]): StubChild {

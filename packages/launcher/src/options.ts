@@ -34,7 +34,7 @@ export interface Options {
 }
 
 export const DEFAULT_HOSTNAME = 'sandbox';
-const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 export const DEFAULT_COMMAND = ['/bin/sh'];
 
 /** The command's environment: a clean default, then the user's --env in order. */
