@@ -11,6 +11,12 @@ export const LAUNCHER = path.join(ROOT, 'dist/launcher');
 export const TEST_UID = Number(process.env.NSBOX_TEST_UID ?? 4321);
 export const TEST_GID = TEST_UID;
 
+/** The launcher's list of running sandboxes of `uid` (registry.ts), removed at exit. */
+export function forgetSandboxesOf(uid: number): void {
+  process.on('exit', () => fs.rmSync(`/tmp/nsbox-${uid}`, { recursive: true, force: true }));
+}
+forgetSandboxesOf(TEST_UID);
+
 export function requireRoot(): void {
   if (process.getuid!() !== 0) throw new Error('integration tests run as root (they switch to an unprivileged user themselves)');
   if (!fs.existsSync(LAUNCHER)) throw new Error(`${LAUNCHER} is missing: run 'node scripts/build.ts' first`);

@@ -27,7 +27,12 @@ function save(): void {
 
 /** userdel every user made here and put /etc/subuid and /etc/subgid back. */
 export function removeUsers(): void {
-  for (const name of made.splice(0)) spawnSync('userdel', ['-f', name], { stdio: 'ignore' });
+  for (const name of made.splice(0)) {
+    const uid = spawnSync('id', ['-u', name], { encoding: 'utf8' }).stdout.trim();
+    // The list of running sandboxes the launcher kept for the user.
+    if (/^\d+$/.test(uid)) fs.rmSync(`/tmp/nsbox-${uid}`, { recursive: true, force: true });
+    spawnSync('userdel', ['-f', name], { stdio: 'ignore' });
+  }
   if (!saved) return;
   for (const [f, text] of saved) {
     if (text === undefined) fs.rmSync(f, { force: true });

@@ -72,7 +72,7 @@ async function run(opts: Options, netsetup: string | undefined, info: Info | und
   let plan: SandboxPlan | undefined;
   const child = startSandbox((ends) => (plan = planSandbox(opts, facts, ends, env)).steps);
   undo.defer(() => child.abort()); // nothing to do once released
-  const signals = forwardSignals(child.pid);
+  const signals = forwardSignals(child.pid, !opts.init);
   undo.defer(() => signals.stop());
 
   writeMaps(child.pid, maps);

@@ -26,13 +26,16 @@ export interface Forwarding {
   stop(): void;
 }
 
-export function forwardSignals(pid: number): Forwarding {
+/** `fallback`: kill a pid 1 that would drop the signal (not with --init: the init
+ *  waits for signals in sigtimedwait, which /proc does not show as blocked). */
+export function forwardSignals(pid: number, fallback = true): Forwarding {
   let killedFor: number | undefined;
   const handlers = FORWARDED.map((name) => {
     const sig = SIGNALS[name]!;
     const handler = (): void => {
       const c = libc();
       c.kill(pid, sig);
+      if (!fallback) return;
       let status = '';
       try {
         status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
