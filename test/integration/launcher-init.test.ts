@@ -74,6 +74,6 @@ test('--init without tini-static installed: exit 125 and one line saying what to
   const hidden = (extra: string[]) => spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', LAUNCHER, '--net', 'none', '--rootfs', rootfs, ...extra, '--', '/bin/true'], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
   const r = hidden(['--init']);
   t.is(r.status, 125);
-  t.is(r.stderr, "launcher: --init: /usr/bin/tini-static is missing. An admin installs it with 'apt-get install tini' (Debian's static tini)\n");
+  t.is(r.stderr, "launcher: --init: /usr/bin/tini-static is missing. An admin installs it with 'apt-get install tini' (Debian's static tini).\n");
   t.is(hidden([]).status, 0, 'the control: the same run without --init works');
 });

@@ -133,7 +133,7 @@ export function writeMaps(pid: number, maps: IdMaps): void {
     failure ??= new NsboxError({
       what: `cannot map the subordinate ids: ${helper} refused`,
       why,
-      todo: `Check ${ranges.map((r) => r.source).join(', ')} (an admin fixes it, or removes it to get the single mapping)`,
+      todo: `Check ${ranges.map((r) => r.source).join(', ')} (an admin fixes it, or removes it to get the single mapping).`,
     });
   }
   if (failure) throw failure;

@@ -23,7 +23,7 @@ export function psTable(entries: Entry[]): string {
 export function ps(argv: string[], uid: number): number {
   const json = argv.includes('--json');
   const unknown = argv.find((a) => a !== '--json');
-  if (unknown !== undefined) throw new NsboxError({ what: `ps ${unknown}`, why: 'unknown option', todo: "Try 'launcher ps [--json]'" });
+  if (unknown !== undefined) throw new NsboxError({ what: `ps ${unknown}`, why: 'unknown option', todo: "Try 'launcher ps [--json]'." });
   const entries = listSandboxes(uid);
   process.stdout.write(json ? `${JSON.stringify(entries.map(({ startTime: _, ...e }) => e))}\n` : psTable(entries));
   return 0;
@@ -37,7 +37,7 @@ export interface ExecRequest {
 }
 
 export function parseExec(argv: string[]): ExecRequest {
-  const usage = (what: string, why: string): NsboxError => new NsboxError({ what, why, todo: "Try 'launcher exec NAME|PID [--env K=V] [--cwd DIR] -- CMD [ARGS...]'" });
+  const usage = (what: string, why: string): NsboxError => new NsboxError({ what, why, todo: "Try 'launcher exec NAME|PID [--env K=V] [--cwd DIR] -- CMD [ARGS...]'." });
   const env: [string, string][] = [];
   let cwd: string | undefined;
   let which: string | undefined;
@@ -88,7 +88,7 @@ export function exec(argv: string[], uid: number): number {
   const req = parseExec(argv);
   const entry = findSandbox(uid, req.which);
   const r = spawnSync(NSENTER, nsenterArgs(entry.pid, req), { stdio: 'inherit', env: execEnv(entry, req, process.env.TERM) });
-  if (r.error) throw new NsboxError({ what: `exec ${req.which}: ${NSENTER}`, why: r.error.message, todo: "Install util-linux's nsenter" });
+  if (r.error) throw new NsboxError({ what: `exec ${req.which}: ${NSENTER}`, why: r.error.message, todo: "Install util-linux's nsenter." });
   if (r.signal) return 128 + (os.constants.signals as Record<string, number>)[r.signal]!;
   return r.status ?? 125;
 }

@@ -39,7 +39,7 @@ function checkDir(dir: string, uid: number): NsboxError | undefined {
     return new NsboxError({
       what: `the list of running sandboxes ${dir}`,
       why: st.isDirectory() ? `it belongs to uid ${st.uid} with mode ${(st.mode & 0o7777).toString(8)}` : 'it is not a directory',
-      todo: `Remove it (it must be the caller's own, mode 0700)`,
+      todo: `Remove it (it must be the caller's own, mode 0700).`,
     });
   }
   return undefined;
@@ -156,7 +156,7 @@ export function register(uid: number, entry: Entry): () => void {
         continue;
       }
       if (entry.name !== undefined && e.name === entry.name) {
-        throw new NsboxError({ what: `--name ${entry.name}`, why: `a sandbox of yours with that name is running (pid ${e.pid})`, todo: 'Choose another name, or end that one' });
+        throw new NsboxError({ what: `--name ${entry.name}`, why: `a sandbox of yours with that name is running (pid ${e.pid})`, todo: 'Choose another name, or end that one.' });
       }
     }
     const tmp = `${file}.tmp`;
@@ -180,8 +180,8 @@ export function findSandbox(uid: number, which: string): Entry {
     if (byPid) return byPid;
     const owner = ownerOf(pid);
     if (owner !== undefined && owner !== uid) {
-      throw new NsboxError({ what: `exec ${which}`, why: `process ${pid} belongs to another user (uid ${owner})`, todo: 'Only your own sandboxes can be entered' });
+      throw new NsboxError({ what: `exec ${which}`, why: `process ${pid} belongs to another user (uid ${owner})`, todo: 'Only your own sandboxes can be entered.' });
     }
   }
-  throw new NsboxError({ what: `exec ${which}`, why: 'no running sandbox of yours has that name or pid', todo: "'launcher ps' lists them" });
+  throw new NsboxError({ what: `exec ${which}`, why: 'no running sandbox of yours has that name or pid', todo: "'launcher ps' lists them." });
 }

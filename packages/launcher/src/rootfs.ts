@@ -85,7 +85,7 @@ function initBinary(opts: Options): { init?: string } {
   } catch {
     // said below
   }
-  throw new NsboxError({ what: '--init', why: `${INIT_BINARY} is missing`, todo: "An admin installs it with 'apt-get install tini' (Debian's static tini)" });
+  throw new NsboxError({ what: '--init', why: `${INIT_BINARY} is missing`, todo: "An admin installs it with 'apt-get install tini' (Debian's static tini)." });
 }
 
 /** The nearest existing directory above `hostPath` (which resolveInRoot made free of

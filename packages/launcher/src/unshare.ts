@@ -76,7 +76,7 @@ export async function runUnshared(command: string[], feed?: (fd: number) => void
 export function unshare(argv: string[]): Promise<number> {
   const command = argv[0] === '--' ? argv.slice(1) : argv;
   if (command.length === 0 || command[0] === '') {
-    throw new NsboxError({ what: 'unshare', why: 'needs a command', todo: "Try 'launcher unshare -- CMD [ARGS...]'" });
+    throw new NsboxError({ what: 'unshare', why: 'needs a command', todo: "Try 'launcher unshare -- CMD [ARGS...]'." });
   }
   return runUnshared(command);
 }
@@ -107,7 +107,7 @@ const TAR = '/usr/bin/tar';
 
 export async function importRootfs(argv: string[]): Promise<number> {
   if (argv.length !== 2 || argv.some((a) => a === '')) {
-    throw new NsboxError({ what: 'import', why: 'needs an archive and a directory', todo: "Try 'launcher import FILE|- DIR'" });
+    throw new NsboxError({ what: 'import', why: 'needs an archive and a directory', todo: "Try 'launcher import FILE|- DIR'." });
   }
   const [file, dir] = argv as [string, string];
   const what = `import ${file}`;
@@ -121,7 +121,7 @@ export async function importRootfs(argv: string[]): Promise<number> {
     try {
       fd = fs.openSync(file, 'r');
     } catch (err) {
-      throw new NsboxError({ what, why: (err as Error).message.replace(/^\w+: /, ''), todo: 'Give a rootfs tarball (plain, gzip, xz or zstd)' });
+      throw new NsboxError({ what, why: (err as Error).message.replace(/^\w+: /, ''), todo: 'Give a rootfs tarball (plain, gzip, xz or zstd).' });
     }
     head = readSome(fd, 8);
     fs.closeSync(fd);
@@ -131,13 +131,13 @@ export async function importRootfs(argv: string[]): Promise<number> {
     fs.mkdirSync(target, { mode: 0o755 });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new NsboxError({ what: `import into ${dir}`, why: (err as Error).message.replace(/^\w+: /, '') });
-    if (fs.readdirSync(target).length > 0) throw new NsboxError({ what: `import into ${dir}`, why: 'the directory is not empty', todo: 'Give a new or empty directory' });
+    if (fs.readdirSync(target).length > 0) throw new NsboxError({ what: `import into ${dir}`, why: 'the directory is not empty', todo: 'Give a new or empty directory.' });
   }
   const compression = compressionOf(head);
   const args = tarArgs(file === '-' ? '-' : path.resolve(file), target, compression);
   const feed = stdinRest === undefined ? undefined : (fd: number): void => copyStdin(stdinRest!, fd);
   const status = await runUnshared([TAR, ...args.slice(1)], feed);
-  if (status !== 0) throw new NsboxError({ what, why: `tar failed (exit status ${status}; its messages are above)`, todo: `Remove the partial tree with 'launcher unshare -- rm -rf ${dir}'`, exit: EXIT_LAUNCHER });
+  if (status !== 0) throw new NsboxError({ what, why: `tar failed (exit status ${status}; its messages are above)`, todo: `Remove the partial tree with 'launcher unshare -- rm -rf ${dir}'.`, exit: EXIT_LAUNCHER });
   return 0;
 }
 
