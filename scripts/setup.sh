@@ -15,7 +15,8 @@ if [ "$(id -u)" -eq 0 ]; then
   # because crun refuses cgroup v1 "hybrid" hosts with controllers in the v2 tree.
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     binutils binutils-aarch64-linux-gnu util-linux iproute2 iptables bubblewrap hyperfine time \
-    podman slirp4netns uidmap catatonit runc iperf3 >/dev/null
+    podman slirp4netns uidmap catatonit runc iperf3 \
+    tini zstd xz-utils debootstrap dpkg-dev >/dev/null
 else
   echo "== not root: skipping Debian packages (needs binutils, binutils-aarch64-linux-gnu, util-linux, iproute2, iptables, bubblewrap;"
   echo "   for the benchmark also podman, slirp4netns, uidmap, catatonit, runc, iperf3)"
