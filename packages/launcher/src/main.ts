@@ -18,25 +18,25 @@ import { sandboxEnv, type Options } from './options.ts';
 import { EXIT_LAUNCHER, judgeStart } from './outcome.ts';
 import { planSandbox, type SandboxPlan } from './plan.ts';
 import { gatherFacts } from './rootfs.ts';
-import { exec, ps } from './manage.ts';
 import { register, startTimeOf, type Entry } from './registry.ts';
 import { forwardSignals } from './signals.ts';
-import { importRootfs, unshare } from './unshare.ts';
 import { explainCloneFailure, readUsernsSettings } from './userns.ts';
 
 const NAMESPACES = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP;
 
 async function main(argv: string[]): Promise<number> {
   const uid = process.getuid!();
+  // The other commands load only when used: node:child_process alone costs
+  // milliseconds of every sandbox's start.
   switch (argv[0]) {
     case 'ps':
-      return ps(argv.slice(1), uid);
+      return (await import('./manage.ts')).ps(argv.slice(1), uid);
     case 'exec':
-      return exec(argv.slice(1), uid);
+      return (await import('./manage.ts')).exec(argv.slice(1), uid);
     case 'import':
-      return importRootfs(argv.slice(1));
+      return (await import('./unshare.ts')).importRootfs(argv.slice(1));
     case 'unshare':
-      return unshare(argv.slice(1));
+      return (await import('./unshare.ts')).unshare(argv.slice(1));
   }
   const parsed = parseArgs(argv);
   if (parsed.kind === 'info') {
