@@ -99,15 +99,15 @@ export function readCallerMaps(uid: number, gid: number): IdMaps {
  *  two helpers run at once; a refusal is one line naming the helper's reason and the
  *  lines of /etc/subuid or /etc/subgid to fix. */
 export function writeMaps(pid: number, maps: IdMaps): void {
+  startMaps(pid, maps)();
+}
+
+/** writeMaps in two halves: the helpers start now and the returned function waits
+ *  for them (idempotent), so the launcher can work meanwhile. */
+export function startMaps(pid: number, maps: IdMaps): () => void {
   if (maps.kind === 'single') {
-    for (const [file, content] of [['setgroups', maps.setgroups], ['uid_map', maps.uidMap], ['gid_map', maps.gidMap]] as const) {
-      try {
-        fs.writeFileSync(`/proc/${pid}/${file}`, content);
-      } catch (err) {
-        throw sysError(`cannot map the caller to root in the sandbox: write /proc/${pid}/${file}`, -((err as NodeJS.ErrnoException).errno ?? 0));
-      }
-    }
-    return;
+    writeSingle(pid, maps);
+    return () => {};
   }
   const env = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
   const run = (helper: string, args: string[]): Child | NsboxError => {
@@ -121,6 +121,15 @@ export function writeMaps(pid: number, maps: IdMaps): void {
     [NEWUIDMAP, run(NEWUIDMAP, maps.uidArgs), maps.uidRanges],
     [NEWGIDMAP, run(NEWGIDMAP, maps.gidArgs), maps.gidRanges],
   ];
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    waitHelpers(children);
+  };
+}
+
+function waitHelpers(children: [string, Child | NsboxError, SubidRange[]][]): void {
   let failure: NsboxError | undefined;
   for (const [helper, child, ranges] of children) {
     if (child instanceof NsboxError) {
@@ -137,4 +146,15 @@ export function writeMaps(pid: number, maps: IdMaps): void {
     });
   }
   if (failure) throw failure;
+}
+
+/** setgroups must be denied before an unprivileged process may write gid_map. */
+function writeSingle(pid: number, maps: Extract<IdMaps, { kind: 'single' }>): void {
+  for (const [file, content] of [['setgroups', maps.setgroups], ['uid_map', maps.uidMap], ['gid_map', maps.gidMap]] as const) {
+    try {
+      fs.writeFileSync(`/proc/${pid}/${file}`, content);
+    } catch (err) {
+      throw sysError(`cannot map the caller to root in the sandbox: write /proc/${pid}/${file}`, -((err as NodeJS.ErrnoException).errno ?? 0));
+    }
+  }
 }

@@ -13,7 +13,7 @@ import { parseArgs } from './cli.ts';
 import { etcContents } from './etc.ts';
 import { openInfo, type Info } from './info.ts';
 import { cancel, checkSetuidRoot, connect, findNetsetup, missingMessage, netsetupCandidates, release, startNetsetup, type Connection } from './netsetup.ts';
-import { readCallerMaps, writeMaps } from './idmap.ts';
+import { readCallerMaps, startMaps } from './idmap.ts';
 import { sandboxEnv, type Options } from './options.ts';
 import { EXIT_LAUNCHER, judgeStart } from './outcome.ts';
 import { planSandbox, type SandboxPlan } from './plan.ts';
@@ -75,13 +75,17 @@ async function run(opts: Options, netsetup: string | undefined, info: Info | und
   const signals = forwardSignals(child.pid, !opts.init);
   undo.defer(() => signals.stop());
 
-  writeMaps(child.pid, maps);
+  // The id map helpers run while the launcher goes on; netsetup is given the pid
+  // only once the maps are written.
+  const mapped = startMaps(child.pid, maps);
   if (holder) {
+    mapped();
     pending = undefined;
     net = connect(holder, netsetup!, child.pid);
   }
   for (const [file, content] of etcContents(opts, net?.lease)) child.fill(file, Buffer.from(content));
   undo.defer(listed(opts, facts.root, child.pid, net?.lease.address));
+  mapped();
 
   const outcome = judgeStart(plan!, child.release(), opts.command[0]!);
   if (outcome.started) info?.started(child.pid, net?.lease);
