@@ -109,6 +109,14 @@ test.serial('import: plain, gzip, xz, zstd and stdin keep owners in the range; u
   const r = await cmd(['unshare', '--', 'rm', '-rf', dir], as(alice));
   t.is(r.code, 0, r.stderr);
   t.false(fs.existsSync(dir));
+  // Without subordinate ids every file becomes the caller's, and the launcher says so.
+  const mineDir = fs.mkdtempSync(path.join(os.tmpdir(), 'nsbox-distro-'));
+  process.on('exit', () => fs.rmSync(mineDir, { recursive: true, force: true }));
+  fs.chownSync(mineDir, TEST_UID, TEST_UID);
+  const mine = await cmd(['import', plain, path.join(mineDir, 'd')], { uid: TEST_UID, gid: TEST_UID });
+  t.is(mine.code, 0, mine.stderr);
+  t.regex(mine.stderr, /^launcher: import: you have no subordinate ids \(\/etc\/subuid, \/etc\/subgid\), so every file of .* becomes yours\.\n$/);
+  t.is(fs.statSync(path.join(mineDir, 'd/home/u/f')).uid, TEST_UID);
   const bad = await cmd(['import', path.join(work, 'nothing.tar'), path.join(work, 'x')], as(alice));
   t.is(bad.code, 125);
   t.regex(bad.stderr, /^launcher: import .*nothing\.tar: .*\n$/);

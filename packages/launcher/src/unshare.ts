@@ -10,7 +10,7 @@ import { NsboxError } from '@nsbox/shared/error';
 import type { Step } from '@nsbox/shared/program';
 import { CLONE_NEWUSER, F_SETFD, O_CLOEXEC, PR_SET_PDEATHSIG, SIGNALS } from '@nsbox/shared/syscalls';
 import { libc } from '@nsbox/shared/libc';
-import { readCallerMaps, writeMaps, type IdMaps } from './idmap.ts';
+import { readCallerMaps, SUBGID, SUBUID, writeMaps, type IdMaps } from './idmap.ts';
 import { EXIT_LAUNCHER, judgeStart } from './outcome.ts';
 import { commandCandidates, type SandboxPlan } from './plan.ts';
 import { forwardSignals } from './signals.ts';
@@ -98,9 +98,9 @@ const TAR_FLAG: Record<Compression, string[]> = { gzip: ['--gzip'], xz: ['--xz']
 /** tar's command line (pure). Owners by number, never by the host's names; /dev's
  *  contents stay out (device nodes cannot be made in a user namespace, and the
  *  sandbox gets its own /dev). */
-export function tarArgs(archive: string, dir: string, compression: Compression): string[] {
-  return ['tar', '--extract', '--file', archive, '--directory', dir, ...TAR_FLAG[compression], '--numeric-owner', '--same-owner', '--same-permissions',
-    '--anchored', '--exclude=./dev/*', '--exclude=dev/*'];
+export function tarArgs(archive: string, dir: string, compression: Compression, owners = true): string[] {
+  return ['tar', '--extract', '--file', archive, '--directory', dir, ...TAR_FLAG[compression], '--numeric-owner', owners ? '--same-owner' : '--no-same-owner',
+    '--same-permissions', '--anchored', '--exclude=./dev/*', '--exclude=dev/*'];
 }
 
 const TAR = '/usr/bin/tar';
@@ -134,7 +134,11 @@ export async function importRootfs(argv: string[]): Promise<number> {
     if (fs.readdirSync(target).length > 0) throw new NsboxError({ what: `import into ${dir}`, why: 'the directory is not empty', todo: 'Give a new or empty directory.' });
   }
   const compression = compressionOf(head);
-  const args = tarArgs(file === '-' ? '-' : path.resolve(file), target, compression);
+  // Without subordinate ids only the caller is mapped: every file becomes the
+  // caller's (a usable tree, but users inside cannot own files).
+  const owners = readCallerMaps(process.getuid!(), process.getgid!()).kind === 'subids';
+  if (!owners) process.stderr.write(`launcher: import: you have no subordinate ids (${SUBUID}, ${SUBGID}), so every file of ${dir} becomes yours.\n`);
+  const args = tarArgs(file === '-' ? '-' : path.resolve(file), target, compression, owners);
   const feed = stdinRest === undefined ? undefined : (fd: number): void => copyStdin(stdinRest!, fd);
   const status = await runUnshared([TAR, ...args.slice(1)], feed);
   if (status !== 0) throw new NsboxError({ what, why: `tar failed (exit status ${status}; its messages are above)`, todo: `Remove the partial tree with 'launcher unshare -- rm -rf ${dir}'.`, exit: EXIT_LAUNCHER });

@@ -15,6 +15,8 @@ test('tar keeps numeric owners and permissions, and leaves /dev\'s contents out'
   t.deepEqual(a.slice(0, 6), ['tar', '--extract', '--file', '/x.tar.zst', '--directory', '/d']);
   for (const flag of ['--zstd', '--numeric-owner', '--same-owner', '--same-permissions', '--exclude=./dev/*', '--exclude=dev/*']) t.true(a.includes(flag), flag);
   t.true(a.indexOf('--anchored') < a.indexOf('--exclude=dev/*'));
+  const mine = tarArgs('/x.tar', '/d', 'none', false);
+  t.true(mine.includes('--no-same-owner') && !mine.includes('--same-owner'), 'without subordinate ids the caller owns everything');
   t.false(tarArgs('-', '/d', 'none').some((f) => ['--gzip', '--xz', '--zstd', '--bzip2'].includes(f)));
 });
 
