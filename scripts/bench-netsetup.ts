@@ -1,63 +1,91 @@
 // Benchmark of one `netsetup --pid` call (installed setuid, run as an unprivileged
-// user) against `node -e 0` on the same Node and against the same setup done with
-// iproute2 commands in a shell (the network's iptables rules made once
-// beforehand, as netsetup's are). Not a test: prints a table and says
-// whether the target holds (netsetup's own work, its time minus `node -e 0`, at
-// most half of the iproute2 way). Run as root; traffic: none.
+// user) against the same setup done with iproute2 commands in a shell (the
+// network's iptables rules made once beforehand, as netsetup's are). Not a test:
+// prints a table and says whether the target holds. Run as root; traffic: none.
 //   node scripts/bench-netsetup.ts [--runs N] [--uid U]
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+//
+// netsetup's own work is its time minus that of dist/probe-entry: netsetup's
+// entry (FFI load, AT_SECURE, hardening) and exit and nothing else, built into
+// a single executable exactly as netsetup is (same V8 flags, same code cache)
+// and installed setuid root beside it. probe-empty (an empty program built and
+// installed the same way) shows what the entry itself costs. `node -e 0` is
+// shown for reference only: it starts with V8's defaults (snapshot rehash, a
+// worker pool per core), dearer than the SEAs, so subtracting it would flatter
+// netsetup.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { Command, InvalidArgumentError } from 'commander';
+import { execa, execaSync, type ResultPromise } from 'execa';
 
 const root = path.resolve(import.meta.dirname, '..');
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '20' }, uid: { type: 'string', default: '1000' } } });
-const RUNS = Number(values.runs);
-const UID = Number(values.uid);
+const count = (min: number) => (v: string): number => {
+  if (!/^\d+$/.test(v) || Number(v) < min) throw new InvalidArgumentError(`expected an integer >= ${min}`);
+  return Number(v);
+};
+const opts = new Command('node scripts/bench-netsetup.ts')
+  .description('Time one netsetup --pid call (setuid, as an unprivileged user) against the iproute2 shell way. Run as root.')
+  .option('--runs <n>', 'timed runs of each', count(1), 20)
+  .option('--uid <u>', 'unprivileged user to run netsetup as', count(0), 1000)
+  .parse()
+  .opts<{ runs: number; uid: number }>();
+const RUNS = opts.runs;
+const UID = opts.uid;
 const NODE = process.execPath;
 const BRIDGE = 'nsbench0';
 const OCTET = 61;
 const SUBNET = `10.231.${OCTET}.0/24`;
 const GW = `10.231.${OCTET}.1`;
 const ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
+const quiet = { stdio: 'ignore', reject: false } as const;
 
-if (process.getuid!() !== 0) throw new Error('run as root (it installs netsetup setuid into a temporary prefix)');
-if (!fs.existsSync(path.join(root, 'dist/netsetup'))) execFileSync(NODE, [path.join(root, 'scripts/build.ts'), 'netsetup'], { stdio: 'inherit' });
+if (process.getuid!() !== 0) {
+  console.error('bench-netsetup: run as root (it installs netsetup setuid into a temporary prefix)');
+  process.exit(2);
+}
+const missing = ['netsetup', 'probe-entry', 'probe-empty'].filter((p) => !fs.existsSync(path.join(root, 'dist', p)));
+if (missing.length > 0) execaSync(NODE, [path.join(root, 'scripts/build.ts'), ...missing], { stdio: 'inherit' });
 
 const prefix = fs.mkdtempSync(path.join(os.tmpdir(), 'nsbox-bench-'));
 fs.chmodSync(prefix, 0o755);
 const stateDir = `/run/nsbox-bench-${process.pid}`;
 const confFile = path.join(prefix, 'bench.conf');
 fs.writeFileSync(confFile, JSON.stringify({ stateDir, networks: [{ name: 'bench', bridge: BRIDGE, subnet: SUBNET, gateway: GW, quota: { users: { '*': 1000 } } }] }));
-execFileSync(path.join(root, 'scripts/install.sh'), [prefix, '--config', confFile], { stdio: ['ignore', 'ignore', 'inherit'] });
 const bin = path.join(prefix, 'bin/netsetup');
-
-const children: ReturnType<typeof spawn>[] = [];
+// The baselines, installed as install.sh installs netsetup (root:root 4755).
+const probe = path.join(prefix, 'bin/probe-entry');
+const empty = path.join(prefix, 'bin/probe-empty');
+const children: ResultPromise[] = [];
 const shellVeths: string[] = [];
 function cleanup(): void {
   for (const c of children) c.kill('SIGKILL');
-  for (const v of shellVeths) spawnSync('ip', ['link', 'del', v], { stdio: 'ignore' });
+  for (const v of shellVeths) execaSync('ip', ['link', 'del', v], quiet);
   shellRules('-D');
-  spawnSync(path.join(root, 'scripts/uninstall.sh'), [prefix], { stdio: 'ignore' });
+  fs.rmSync(probe, { force: true });
+  fs.rmSync(empty, { force: true });
+  execaSync(path.join(root, 'scripts/uninstall.sh'), [prefix], quiet);
   fs.rmSync(prefix, { recursive: true, force: true });
   fs.rmSync(stateDir, { recursive: true, force: true });
 }
 process.on('exit', cleanup);
 process.on('SIGINT', () => process.exit(130));
 
+execaSync(path.join(root, 'scripts/install.sh'), [prefix, '--config', confFile], { stdin: 'ignore', stdout: 'ignore', stderr: 'inherit' });
+for (const p of [probe, empty]) execaSync('install', ['-o', 'root', '-g', 'root', '-m', '4755', path.join(root, 'dist', path.basename(p)), p]);
+
+/** A process in its own user and network namespace, owned by uid; its pid. */
 async function sandbox(uid: number): Promise<number> {
-  const c = spawn('setpriv', ['--reuid', String(uid), '--regid', String(uid), '--clear-groups', 'unshare', '-Urn', 'sh', '-c', 'echo $$; exec sleep 600'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const c = execa('setpriv', ['--reuid', String(uid), '--regid', String(uid), '--clear-groups', 'unshare', '-Urn', 'sh', '-c', 'echo $$; exec sleep 600'], { stdin: 'ignore', stdout: 'pipe', stderr: 'inherit', reject: false });
   children.push(c);
-  return new Promise((resolve) => c.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
+  return new Promise((resolve) => c.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
 }
 
-function timed(file: string, args: string[], opts: { uid?: number; input?: string } = {}): number {
+function timed(file: string, args: string[], uid?: number): number {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(file, args, { env: ENV, input: opts.input, stdio: ['pipe', 'ignore', 'pipe'], ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.uid } : {}) });
+  const r = execaSync(file, args, { env: ENV, extendEnv: false, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', reject: false, ...(uid !== undefined ? { uid, gid: uid } : {}) });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  if (r.status !== 0) throw new Error(`${file} ${args.join(' ')} failed: ${r.stderr}`);
+  if (r.exitCode !== 0) throw new Error(`${file} ${args.join(' ')} failed: ${r.stderr}`);
   return ms;
 }
 
@@ -92,44 +120,64 @@ const SHELL_RULES = [
 function shellRules(op: '-A' | '-D'): void {
   for (const [t, table, chain, ...rule] of SHELL_RULES) {
     const args = ['-w', t!, table!, op, chain!, ...rule];
-    if (op === '-A') spawnSync('iptables', args, { stdio: 'ignore' });
-    else for (let i = 0; i < 100 && spawnSync('iptables', args, { stdio: 'ignore' }).status === 0; i++);
+    if (op === '-A') execaSync('iptables', args, quiet);
+    else for (let i = 0; i < 100 && execaSync('iptables', args, quiet).exitCode === 0; i++);
   }
 }
 
-const median = (xs: number[]): number => {
+function quantile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
+  const pos = (s.length - 1) * q;
+  const lo = Math.floor(pos);
+  return s[lo]! + (s[Math.ceil(pos)]! - s[lo]!) * (pos - lo);
+}
+const median = (xs: number[]): number => quantile(xs, 0.5);
 
 async function main(): Promise<void> {
   // The host side exists in both cases (setup-host once, as an admin would).
   timed(bin, ['setup-host']);
   shellRules('-A');
   const nodeT: number[] = [];
+  const probeT: number[] = [];
+  const emptyT: number[] = [];
   const netT: number[] = [];
   const shT: number[] = [];
-  for (let i = 0; i < 2; i++) timed(NODE, ['-e', '0'], { uid: UID }); // warm-up
+  for (let i = 0; i < 2; i++) {
+    // warm-up: page cache, the executables' first mappings
+    timed(NODE, ['-e', '0'], UID);
+    timed(probe, [], UID);
+    timed(empty, [], UID);
+  }
   for (let i = 0; i < RUNS; i++) {
-    // Interleaved so that machine noise hits all three alike.
-    nodeT.push(timed(NODE, ['-e', '0'], { uid: UID }));
+    // Interleaved so that machine noise hits all alike.
+    nodeT.push(timed(NODE, ['-e', '0'], UID));
+    emptyT.push(timed(empty, [], UID));
+    probeT.push(timed(probe, [], UID));
     const p1 = await sandbox(UID);
-    netT.push(timed(bin, ['--pid', String(p1)], { uid: UID }));
+    netT.push(timed(bin, ['--pid', String(p1)], UID));
     const p2 = await sandbox(UID);
     shT.push(timed('/bin/sh', ['-c', iproute2Script(p2, i)]));
   }
-  const n = median(nodeT);
   const ns = median(netT);
   const sh = median(shT);
-  const own = ns - n;
-  const f = (x: number): string => x.toFixed(1).padStart(7);
-  console.log(`netsetup benchmark: ${RUNS} runs, median (min) wall time in ms, as uid ${UID}; ${os.cpus().length} CPUs`);
-  console.log(`  node -e 0                       ${f(n)} (${f(Math.min(...nodeT))})`);
-  console.log(`  netsetup --pid (setuid SEA)     ${f(ns)} (${f(Math.min(...netT))})`);
-  console.log(`  iproute2 shell way              ${f(sh)} (${f(Math.min(...shT))})`);
-  console.log(`  netsetup's own work (- node)    ${f(own)}`);
-  console.log(`  own work / shell way            ${(own / sh).toFixed(2).padStart(7)}  target <= 0.50: ${own / sh <= 0.5 ? 'met' : 'MISSED'}`);
+  // Own work per round (netsetup minus probe-entry of the same round): noise
+  // that hits one round hits both.
+  const ownT = netT.map((ms, i) => ms - probeT[i]!);
+  const own = median(ownT);
+  const f = (x: number): string => x.toFixed(1).padStart(6);
+  // (The least of per-round differences says nothing: shown as '-'.)
+  const row = (label: string, xs: number[], min = f(Math.min(...xs))): string =>
+    `  ${label.padEnd(40)}${f(median(xs))}  ${min}  ${f(quantile(xs, 0.1))} .. ${quantile(xs, 0.9).toFixed(1)}`;
+  console.log(`netsetup benchmark: ${RUNS} runs, wall time in ms, as uid ${UID}; ${os.cpus().length} CPUs, load average ${os.loadavg()[0]!.toFixed(2)}`);
+  console.log(`  ${''.padEnd(40)}median     min     p10 .. p90`);
+  console.log(row('node -e 0 (reference only)', nodeT));
+  console.log(row('probe-empty (setuid SEA: start, exit)', emptyT));
+  console.log(row('probe-entry (setuid SEA: entry, exit)', probeT));
+  console.log(row('netsetup --pid (setuid SEA)', netT));
+  console.log(row('iproute2 shell way', shT));
+  console.log(row("netsetup's own work (- probe-entry)", ownT, '-'.padStart(6)));
+  console.log(`  own work / shell way                    ${(own / sh).toFixed(2).padStart(6)}  target <= 0.50: ${own / sh <= 0.5 ? 'met' : 'MISSED'}`);
+  console.log(`  total / total (netsetup / shell way)    ${(ns / sh).toFixed(2).padStart(6)}`);
 }
 
 main().then(

@@ -3,12 +3,14 @@
 // exit status is 0 unless the benchmark itself could not run.
 //   node scripts/bench.ts [options] [SECTION...]     (default: every section)
 // Sections (scripts/bench/*.ts):
-//   startup       launcher start-up time and peak RSS against `node -e 0`, unshare
-//                 and bwrap
+//   startup       launcher start-up time and peak RSS against `node -e 0`, an
+//                 empty single executable, unshare and bwrap; the start-up cost
+//                 of commander and ip-cidr bundled into a single executable
 //   net           networked sandbox (launcher --net bridge) start-up against
 //                 --net none, `node -e 0` and rootless podman with slirp4netns
 //   throughput    iperf3 sandbox<->host against a root-made veth and slirp4netns
 //   concurrency   50 networked sandboxes at once against 50 podman containers
+//   imports       start-up cost of the runtime packages imported unbundled
 // Run as root, every command runs as --uid/--gid (spawned with that uid/gid and
 // no supplementary groups); run as anyone else, as the current user. The
 // networked sections need root: they install netsetup setuid into a temporary
@@ -16,13 +18,14 @@
 // baseline (10.232.11.0/24); all of it is removed at the end, also on failure
 // and on SIGINT/SIGTERM/SIGHUP. Serialize with other users of the machine's
 // network: flock /tmp/nsbox-it.lock node scripts/bench.ts
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { execaSync } from 'execa';
 import { concurrency } from './bench/concurrency.ts';
 import { createContext, ROOT, type Options, type Section } from './bench/context.ts';
+import { imports } from './bench/imports.ts';
 import { netStartup } from './bench/netstartup.ts';
 import type { SectionReport, Target } from './bench/report.ts';
 import { startup } from './bench/startup.ts';
@@ -31,40 +34,13 @@ import { throughput } from './bench/throughput.ts';
 // ---------------------------------------------------------------------------
 // Options
 
-const USAGE = `Usage: node scripts/bench.ts [options] [SECTION...]
-
-Sections (default: all):
-{SECTIONS}
-
-Options:
-  --runs N        timed runs per command (default 30; use at least 20)
-  --warmup N      untimed warm-up runs per command (default 3)
-  --rss-runs N    runs per command for peak RSS (default 10)
-  --uid U         user to run the commands as when run as root (default 1000)
-  --gid G         its group (default: U's primary group in /etc/passwd, else U)
-  --rootfs DIR    rootfs to use (default: build one with scripts/make-rootfs.sh
-                  in a temporary directory, removed at the end)
-  --launcher P    launcher executable (default: dist/launcher, built if missing)
-  --node P        Node to compare with; the one the SEA is built from
-                  (default: .tools/bin/node if present, else this Node)
-  --json          print one JSON object with all numbers instead of tables
-  -h, --help      show this help
-
-Options of the networked sections:
-  --mtu N         MTU of the bench network and of the root-made veth (default 1500,
-                  netsetup's default)
-  --iperf-time S  seconds per iperf3 run (default 3)
-  --iperf-runs N  iperf3 runs per setup and direction (default 3)
-  --concurrency N sandboxes / containers started at once (default 50, at most 200)
-  --concurrency-runs N  batches of each (default 3)
-`;
-
-class UsageError extends Error {}
-
-function positiveInt(name: string, value: string | undefined, fallback: number, min: number): number {
-  if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value) || Number(value) < min) throw new UsageError(`--${name} ${value}: expected an integer >= ${min}`);
-  return Number(value);
+/** An integer option's parser: at least min, at most max. */
+function int(min: number, max = Number.MAX_SAFE_INTEGER, why = '') {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value) || Number(value) < min) throw new InvalidArgumentError(`expected an integer >= ${min}`);
+    if (Number(value) > max) throw new InvalidArgumentError(`at most ${max}${why}`);
+    return Number(value);
+  };
 }
 
 function primaryGid(uid: number): number {
@@ -79,58 +55,68 @@ function primaryGid(uid: number): number {
   return uid;
 }
 
+interface Parsed {
+  runs: number; warmup: number; rssRuns: number; uid: number; gid?: number; rootfs?: string; launcher?: string; node?: string;
+  json?: boolean; mtu: number; iperfTime: number; iperfRuns: number; concurrency: number; concurrencyRuns: number;
+}
+
+function cli(): Command {
+  const sections = Object.entries(SECTIONS).map(([name, s]) => `  ${name.padEnd(14)}${s.summary}`).join('\n');
+  const net = (flags: string, description: string) => new Option(flags, description).helpGroup('Options of the networked sections:');
+  return new Command('node scripts/bench.ts')
+    .usage('[options] [SECTION...]')
+    .argument('[section...]')
+    .helpOption('-h, --help', 'show this help')
+    .option('--runs <n>', 'timed runs per command (use at least 20)', int(1), 30)
+    .option('--warmup <n>', 'untimed warm-up runs per command', int(0), 3)
+    .option('--rss-runs <n>', 'runs per command for peak RSS', int(1), 10)
+    .option('--uid <u>', 'user to run the commands as when run as root', int(0), 1000)
+    .option('--gid <g>', "its group (default: U's primary group in /etc/passwd, else U)", int(0))
+    .option('--rootfs <dir>', 'rootfs to use (default: build one with scripts/make-rootfs.sh in a temporary directory, removed at the end)')
+    .option('--launcher <p>', 'launcher executable (default: dist/launcher, built if missing)')
+    .option('--node <p>', 'Node to compare with; the one the SEA is built from (default: .tools/bin/node if present, else this Node)')
+    .option('--json', 'print one JSON object with all numbers instead of tables')
+    .addOption(net('--mtu <n>', "MTU of the bench network and of the root-made veth (netsetup's default)").argParser(int(576, 65535)).default(1500))
+    .addOption(net('--iperf-time <s>', 'seconds per iperf3 run').argParser(int(1)).default(3))
+    .addOption(net('--iperf-runs <n>', 'iperf3 runs per setup and direction').argParser(int(1)).default(3))
+    .addOption(net('--concurrency <n>', 'sandboxes / containers started at once').argParser(int(1, 200, ' (the bench subnet is a /24)')).default(50))
+    .addOption(net('--concurrency-runs <n>', 'batches of each').argParser(int(1)).default(3))
+    .addHelpText('after', `\nSections (default: all):\n${sections}\n`)
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(`bench: ${str.replace(/^error: /, '')}Try 'node scripts/bench.ts --help'.\n`) });
+}
+
+/** The options, or undefined when --help was shown; throws CommanderError on a usage error (already reported). */
 function parseOptions(argv: string[]): Options | undefined {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      runs: { type: 'string' },
-      warmup: { type: 'string' },
-      'rss-runs': { type: 'string' },
-      uid: { type: 'string' },
-      gid: { type: 'string' },
-      rootfs: { type: 'string' },
-      launcher: { type: 'string' },
-      node: { type: 'string' },
-      mtu: { type: 'string' },
-      'iperf-time': { type: 'string' },
-      'iperf-runs': { type: 'string' },
-      concurrency: { type: 'string' },
-      'concurrency-runs': { type: 'string' },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(USAGE.replace('{SECTIONS}', Object.entries(SECTIONS).map(([name, s]) => `  ${name.padEnd(14)}${s.summary}`).join('\n')));
-    return undefined;
+  const program = cli();
+  try {
+    program.parse(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError && err.code === 'commander.helpDisplayed') return undefined;
+    throw err;
   }
+  const positionals = program.processedArgs[0] as string[];
   for (const name of positionals) {
-    if (!(name in SECTIONS)) throw new UsageError(`unknown section '${name}' (choose from: ${Object.keys(SECTIONS).join(', ')})`);
+    if (!(name in SECTIONS)) program.error(`unknown section '${name}' (choose from: ${Object.keys(SECTIONS).join(', ')})`);
   }
-  const uid = positiveInt('uid', values.uid, 1000, 0);
+  const values = program.opts<Parsed>();
   const toolsNode = path.join(ROOT, '.tools/bin/node');
-  const mtu = positiveInt('mtu', values.mtu, 1500, 576);
-  if (mtu > 65535) throw new UsageError(`--mtu ${mtu}: at most 65535`);
-  const concurrency = positiveInt('concurrency', values.concurrency, 50, 1);
-  if (concurrency > 200) throw new UsageError(`--concurrency ${concurrency}: at most 200 (the bench subnet is a /24)`);
   return {
     sections: positionals.length > 0 ? [...new Set(positionals)] : Object.keys(SECTIONS),
-    runs: positiveInt('runs', values.runs, 30, 1),
-    warmup: positiveInt('warmup', values.warmup, 3, 0),
-    rssRuns: positiveInt('rss-runs', values['rss-runs'], 10, 1),
-    uid,
-    gid: positiveInt('gid', values.gid, primaryGid(uid), 0),
+    runs: values.runs,
+    warmup: values.warmup,
+    rssRuns: values.rssRuns,
+    uid: values.uid,
+    gid: values.gid ?? primaryGid(values.uid),
     rootfs: values.rootfs === undefined ? undefined : path.resolve(values.rootfs),
     launcher: path.resolve(values.launcher ?? path.join(ROOT, 'dist/launcher')),
     node: path.resolve(values.node ?? (fs.existsSync(toolsNode) ? toolsNode : process.execPath)),
-    json: values.json,
-    iperfTime: positiveInt('iperf-time', values['iperf-time'], 3, 1),
-    iperfRuns: positiveInt('iperf-runs', values['iperf-runs'], 3, 1),
-    concurrency,
-    concurrencyRuns: positiveInt('concurrency-runs', values['concurrency-runs'], 3, 1),
-    mtu,
+    json: values.json ?? false,
+    iperfTime: values.iperfTime,
+    iperfRuns: values.iperfRuns,
+    concurrency: values.concurrency,
+    concurrencyRuns: values.concurrencyRuns,
+    mtu: values.mtu,
   };
 }
 
@@ -138,18 +124,19 @@ function parseOptions(argv: string[]): Options | undefined {
 // Sections, in the order they run by default. Add new ones here.
 
 const SECTIONS: Record<string, Section> = {
-  startup: { summary: 'launcher start-up time and peak RSS vs node -e 0, unshare, bwrap', run: startup },
+  startup: { summary: 'launcher start-up time and peak RSS vs node -e 0, empty SEA, unshare, bwrap; cost of commander and ip-cidr in a SEA', run: startup },
   net: { summary: 'networked sandbox start-up vs --net none, node -e 0, podman slirp4netns (root)', run: netStartup },
   throughput: { summary: 'iperf3 sandbox<->host vs root-made veth, slirp4netns (root)', run: throughput },
   concurrency: { summary: 'N networked sandboxes at once vs N podman containers (root)', run: concurrency },
+  imports: { summary: 'start-up cost of importing koffi, ip-cidr, commander, execa unbundled (ESM)', run: imports },
 };
 
 // ---------------------------------------------------------------------------
 // Main
 
 function nodeVersion(node: string): string {
-  const r = spawnSync(node, ['--version'], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : 'unknown';
+  const r = execaSync(node, ['--version'], { reject: false });
+  return r.exitCode === 0 ? r.stdout.trim() : 'unknown';
 }
 
 function targetLine(t: Target): string {
@@ -161,8 +148,9 @@ async function main(argv: string[]): Promise<number> {
   try {
     opts = parseOptions(argv);
   } catch (err) {
-    process.stderr.write(`bench: ${(err as Error).message}\nTry 'node scripts/bench.ts --help'.\n`);
-    return 2;
+    // commander has said what is wrong
+    if (err instanceof CommanderError) return 2;
+    throw err;
   }
   if (opts === undefined) return 0;
 
@@ -181,6 +169,7 @@ async function main(argv: string[]): Promise<number> {
       kernel: os.release(),
       cpu: os.cpus()[0]?.model ?? 'unknown',
       cpus: os.availableParallelism(),
+      loadAverage: os.loadavg()[0],
       node: nodeVersion(opts.node),
       user: ctx.runAs ? { uid: ctx.runAs.uid, gid: ctx.runAs.gid } : { uid: process.getuid!(), gid: process.getgid!() },
     };
@@ -203,7 +192,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${JSON.stringify({ meta, sections }, null, 2)}\n`);
     } else {
       const out: string[] = [
-        `nsbox bench: ${meta.cpus} x ${meta.cpu}, Linux ${meta.kernel}, Node ${meta.node}, as uid ${meta.user.uid} gid ${meta.user.gid}`,
+        `nsbox bench: ${meta.cpus} x ${meta.cpu}, Linux ${meta.kernel}, Node ${meta.node}, as uid ${meta.user.uid} gid ${meta.user.gid}; load average ${meta.loadAverage!.toFixed(2)} at the start`,
       ];
       for (const [name, r] of Object.entries(reports)) {
         out.push('', `== ${name} ==`, '', ...r.text, '', 'Targets:');

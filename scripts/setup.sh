@@ -8,18 +8,24 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
+# Everything the build, the programs, the tests and the benchmarks run on the host
+# (a minimal Debian 12 has none of them but util-linux):
+packages=(
+  binutils binutils-aarch64-linux-gnu   # the stub's assembler (scripts/assemble-stub.sh)
+  util-linux iproute2 iptables nftables # the programs; the tests' unshare, nsenter, setpriv, flock
+  libcap2-bin procps uidmap             # the tests: setcap, pgrep; newuidmap/newgidmap
+  debootstrap                           # CI's pristine Debian root (scripts/ci-debian.sh)
+  # The benchmark's comparisons (scripts/bench.ts); runc because crun refuses
+  # cgroup v1 "hybrid" hosts with controllers in the v2 tree.
+  bubblewrap hyperfine time podman slirp4netns catatonit runc iperf3
+  tini zstd xz-utils dpkg-dev           # launcher --init and import; the distribution test's apt repository
+)
 if [ "$(id -u)" -eq 0 ]; then
   echo "== Debian packages"
   apt-get update -qq
-  # podman .. iperf3: only for the benchmark's comparisons (scripts/bench.ts); runc
-  # because crun refuses cgroup v1 "hybrid" hosts with controllers in the v2 tree.
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    binutils binutils-aarch64-linux-gnu util-linux iproute2 iptables bubblewrap hyperfine time \
-    podman slirp4netns uidmap catatonit runc iperf3 \
-    tini zstd xz-utils debootstrap dpkg-dev >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 else
-  echo "== not root: skipping Debian packages (needs binutils, binutils-aarch64-linux-gnu, util-linux, iproute2, iptables, bubblewrap;"
-  echo "   for the benchmark also podman, slirp4netns, uidmap, catatonit, runc, iperf3)"
+  echo "== not root: skipping Debian packages (needs ${packages[*]})"
 fi
 
 echo "== Node 24, pnpm and dependencies"

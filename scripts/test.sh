@@ -35,8 +35,12 @@ else
   status=1
 fi
 
-passed=$(grep -oE '^  ([0-9]+) tests? passed' "$log" | awk '{s+=$1} END {print s+0}')
-failed=$(grep -oE '^  ([0-9]+) tests? failed' "$log" | awk '{s+=$1} END {print s+0}')
+# Counted from ava's line per test (its summary gives no pass count once something
+# fails): a passed test is "✔ title" ("✔ [expected fail]" is not a pass), a failed
+# test or hook "✘ [fail]: title"; any other "✘" line (a test file that crashed or
+# timed out) counts as one failure too.
+passed=$(grep -E '^\s*✔ ' "$log" | grep -cvF '✔ [expected fail]')
+failed=$(grep -cE '^\s*✘ ' "$log")
 [ "$status" -eq 0 ] || [ "$failed" -gt 0 ] || failed=1
 echo "tests: $passed passed, $failed failed"
 exit "$status"

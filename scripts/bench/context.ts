@@ -2,10 +2,10 @@
 // files, the rootfs and launcher, shared resources made on first use, and the
 // cleanup of everything the benchmark created (run at the end, on failure and
 // on SIGINT/SIGTERM/SIGHUP).
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { execa, execaSync, type Result, type ResultPromise, type SyncResult } from 'execa';
 import type { SectionReport } from './report.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -66,7 +66,7 @@ export interface SpawnOptions {
 }
 
 export interface Running {
-  child: ChildProcess;
+  child: ResultPromise;
   /** Settles when the child has exited and its pipes are closed; ms from spawn to exit. */
   done: Promise<RunResult>;
 }
@@ -82,8 +82,8 @@ export interface Context {
   rootfs(): string;
   /** A launcher executable: --launcher, built with scripts/build.ts if it is the default and missing. */
   launcher(): string;
-  /** dist/PROGRAM, built with scripts/build.ts if missing. */
-  built(program: 'launcher' | 'netsetup'): string;
+  /** dist/PROGRAM (a program or a probe of scripts/build.ts), built if missing. */
+  built(program: string): string;
   /** A resource shared by sections (made by `make` on first use, then the same one). */
   shared<T>(key: string, make: () => T): T;
   /** Registers how to undo something the benchmark created; cleanup runs these last-in first-out. */
@@ -100,7 +100,7 @@ export function createContext(opts: Options): Context {
   let launcherChecked = false;
   const resources = new Map<string, unknown>();
   const undo: { what: string; fn: () => void }[] = [];
-  const children = new Set<ChildProcess>();
+  const children = new Set<ResultPromise>();
   const log = (message: string): void => {
     process.stderr.write(`bench: ${message}\n`);
   };
@@ -121,8 +121,8 @@ export function createContext(opts: Options): Context {
       if (dir === undefined) {
         dir = path.join(ctx.tempDir(), 'rootfs');
         log(`building a busybox rootfs in ${dir}`);
-        execFileSync(path.join(ROOT, 'scripts/make-rootfs.sh'), [dir], { stdio: ['ignore', 2, 2] });
-        execFileSync('chmod', ['-R', 'a+rX', dir]);
+        execaSync(path.join(ROOT, 'scripts/make-rootfs.sh'), [dir], { stdio: ['ignore', 2, 2] });
+        execaSync('chmod', ['-R', 'a+rX', dir]);
       }
       // The sandboxes run as runAs: make sure that user can reach the rootfs.
       const probe = run(runAs, ['test', '-x', path.join(dir, 'bin', 'true')]);
@@ -145,7 +145,7 @@ export function createContext(opts: Options): Context {
       const file = path.join(ROOT, 'dist', program);
       if (!fs.existsSync(file)) {
         log(`dist/${program} is missing; building it with scripts/build.ts`);
-        execFileSync(opts.node, [path.join(ROOT, 'scripts/build.ts'), program], { cwd: ROOT, stdio: ['ignore', 2, 2] });
+        execaSync(opts.node, [path.join(ROOT, 'scripts/build.ts'), program], { cwd: ROOT, stdio: ['ignore', 2, 2] });
       }
       return file;
     },
@@ -159,30 +159,21 @@ export function createContext(opts: Options): Context {
     spawn(as, argv, o = {}) {
       const [file, ...args] = argv;
       const start = process.hrtime.bigint();
-      const child = spawn(file!, args, {
+      const child = execa(file!, args, {
         stdio: ['ignore', o.capture ? 'pipe' : 'ignore', 'pipe', ...Array<'pipe'>(o.extraFds ?? 0).fill('pipe')],
-        ...(o.env ? { env: o.env } : {}),
+        ...envOptions(o.env),
         ...(as ? { uid: as.uid, gid: as.gid } : {}),
+        ...(o.timeoutMs === undefined ? {} : { timeout: o.timeoutMs, killSignal: 'SIGKILL' as const }),
+        stripFinalNewline: false,
+        reject: false,
       });
       children.add(child);
-      let stdout = '';
-      let stderr = '';
-      child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-      child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
       let exitedAt = start;
       child.once('exit', () => (exitedAt = process.hrtime.bigint()));
-      const timer = o.timeoutMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), o.timeoutMs);
-      const done = new Promise<RunResult>((resolve, reject) => {
-        child.once('error', (err) => {
-          clearTimeout(timer);
-          children.delete(child);
-          reject(new Error(`cannot run ${file}: ${err.message}`));
-        });
-        child.once('close', (status, signal) => {
-          clearTimeout(timer);
-          children.delete(child);
-          resolve({ ms: Number(exitedAt - start) / 1e6, status, signal, stdout, stderr });
-        });
+      const done = child.then((r) => {
+        children.delete(child);
+        if (spawnFailed(r)) throw new Error(`cannot run ${file}: ${r.cause instanceof Error ? r.cause.message : r.shortMessage}`);
+        return { ms: Number(exitedAt - start) / 1e6, ...outcome(r) };
       });
       return { child, done };
     },
@@ -206,21 +197,34 @@ export function createContext(opts: Options): Context {
   return ctx;
 }
 
+/** An env option replaces the environment, as it does for child_process. */
+const envOptions = (env: NodeJS.ProcessEnv | undefined) => (env ? { env, extendEnv: false } : {});
+
+/** The command could not be started at all (no exit, no signal, no time-out). */
+const spawnFailed = (r: Result | SyncResult): boolean => r.failed && r.exitCode === undefined && r.signal === undefined && !r.timedOut;
+
+const text = (x: unknown): string => (typeof x === 'string' ? x : '');
+
+function outcome(r: Result | SyncResult): Omit<RunResult, 'ms'> {
+  return { status: r.exitCode ?? null, signal: (r.signal as NodeJS.Signals | undefined) ?? null, stdout: text(r.stdout), stderr: text(r.stderr) };
+}
+
 /** Runs argv to completion, timed from just before the spawn to just after the exit. */
 export function run(runAs: RunAs, argv: string[], o: RunOptions = {}): RunResult {
   const [file, ...args] = argv;
   const start = process.hrtime.bigint();
-  const r = spawnSync(file!, args, {
+  const r = execaSync(file!, args, {
     stdio: ['ignore', o.capture ? 'pipe' : 'ignore', 'pipe'],
-    encoding: 'utf8',
+    stripFinalNewline: false,
     maxBuffer: 64 * 1024 * 1024,
-    ...(o.env ? { env: o.env } : {}),
+    reject: false,
+    ...envOptions(o.env),
     ...(o.timeoutMs ? { timeout: o.timeoutMs, killSignal: 'SIGKILL' as const } : {}),
     ...(runAs ? { uid: runAs.uid, gid: runAs.gid } : {}),
   });
   const ms = Number(process.hrtime.bigint() - start) / 1e6;
-  if (r.error && (r.error as NodeJS.ErrnoException).code !== 'ETIMEDOUT') throw new Error(`cannot run ${file}: ${r.error.message}`);
-  return { ms, status: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+  if (spawnFailed(r)) throw new Error(`cannot run ${file}: ${r.cause instanceof Error ? r.cause.message : r.shortMessage}`);
+  return { ms, ...outcome(r) };
 }
 
 /**

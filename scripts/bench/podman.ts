@@ -4,9 +4,9 @@
 // runtime and storage driver work on this host is found by trying; the choice
 // and the reasons are recorded as notes. Cleanup removes the containers, the
 // storage and podman's pause process.
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { execaSync } from 'execa';
 import { check, findExecutable, run, type Context } from './context.ts';
 import { tunAccess } from './slirp.ts';
 
@@ -152,7 +152,7 @@ function privateHome(ctx: Context, name: string, driver: string): NodeJS.Process
     run(ctx.runAs, [podman, 'system', 'reset', '--force'], { env, timeoutMs: 60_000 });
     // A `podman run` killed half-way (the benchmark stopped by a signal) leaves
     // conmon, slirp4netns and `runc init` behind; the pause process holds the namespace.
-    for (let i = 0; i < 5 && killProcesses(base, userns) > 0; i++) spawnSync('sleep', ['0.2']);
+    for (let i = 0; i < 5 && killProcesses(base, userns) > 0; i++) execaSync('sleep', ['0.2']);
   });
   return env;
 }

@@ -1,9 +1,12 @@
-// Section startup: launcher start-up time and peak RSS against `node -e 0`,
-// unshare and bwrap, all run as the same unprivileged user. Also the runners
-// (interleaved timing, peak RSS) other start-up sections use.
+// Section startup: launcher start-up time and peak RSS against `node -e 0`, an
+// empty program built as a single executable exactly like the launcher
+// (dist/probe-empty), unshare and bwrap, all run as the same unprivileged user;
+// and what commander and ip-cidr cost bundled into such an executable (their
+// probes minus the empty one, paired by round). Also the runners (interleaved
+// timing, peak RSS) other start-up sections use.
 import fs from 'node:fs';
 import { check, findExecutable, run, tick, type Context } from './context.ts';
-import { round, roundStats, stats, table, target, type SectionReport } from './report.ts';
+import { quantile, round, roundStats, stats, table, target, type SectionReport } from './report.ts';
 
 export interface Command {
   id: string;
@@ -46,6 +49,10 @@ async function peakRss(ctx: Context, time: string, commands: Command[], runs: nu
 
 const STARTUP_TIME_LIMIT = 1.3;
 const STARTUP_RSS_LIMIT = 1.2;
+/** A package may go into the launcher or netsetup if it costs at most this much start-up, in ms. */
+export const PACKAGE_COST_LIMIT_MS = 1;
+/** The packages whose cost in a single executable is measured: probe name, package. */
+const PACKAGE_PROBES: [id: string, pkg: string][] = [['probe-commander', 'commander'], ['probe-ipcidr', 'ip-cidr']];
 
 export async function startup(ctx: Context): Promise<SectionReport> {
   const { opts } = ctx;
@@ -59,6 +66,8 @@ export async function startup(ctx: Context): Promise<SectionReport> {
   const commands: Command[] = [
     { id: 'launcher', label: 'launcher --rootfs R --net none -- /bin/true', argv: [launcher, '--rootfs', rootfs, '--net', 'none', '--', '/bin/true'] },
     { id: 'node', label: 'node -e 0', argv: [opts.node, '-e', '0'] },
+    { id: 'probe-empty', label: 'probe-empty (empty program, SEA as built)', argv: [ctx.built('probe-empty')] },
+    ...PACKAGE_PROBES.map(([id, pkg]): Command => ({ id, label: `${id} (${pkg} bundled, SEA as built)`, argv: [ctx.built(id)] })),
   ];
   if (unshare) {
     commands.push({ id: 'unshare', label: 'unshare -Urmupif --mount-proc -R R /bin/true', argv: [unshare, '-Urmupif', '--mount-proc', '-R', rootfs, '/bin/true'] });
@@ -72,6 +81,10 @@ export async function startup(ctx: Context): Promise<SectionReport> {
   const times = await timeInterleaved(ctx, commands, opts.runs, opts.warmup);
   const timeStats = new Map(commands.map((c) => [c.id, stats(times.get(c.id)!)]));
   const nodeMedian = timeStats.get('node')!.median;
+  const emptyMedian = timeStats.get('probe-empty')!.median;
+  // Each package's cost: its probe minus the empty probe of the same round.
+  const empty = times.get('probe-empty')!;
+  const costs = new Map(PACKAGE_PROBES.map(([id]) => [id, stats(times.get(id)!.map((ms, i) => ms - empty[i]!))]));
 
   let rss: Map<string, number[]> | undefined;
   const rssCommands: Command[] = [
@@ -87,12 +100,24 @@ export async function startup(ctx: Context): Promise<SectionReport> {
   const text: string[] = [
     `Start-up time (ms, ${opts.runs} runs each after ${opts.warmup} warm-up runs, interleaved; R = ${rootfs})`,
     ...table(
-      ['command', 'median', 'p90', 'min', 'x node'],
+      ['command', 'median', 'p90', 'min', 'x node', 'x empty SEA'],
       commands.map((c) => {
         const s = timeStats.get(c.id)!;
-        return [c.label, s.median.toFixed(2), s.p90.toFixed(2), s.min.toFixed(2), (s.median / nodeMedian).toFixed(2)];
+        return [c.label, s.median.toFixed(2), s.p90.toFixed(2), s.min.toFixed(2), (s.median / nodeMedian).toFixed(2), (s.median / emptyMedian).toFixed(2)];
       }),
-      [false, true, true, true, true],
+      [false, true, true, true, true, true],
+    ),
+    '',
+    `Start-up cost of a package bundled into a single executable (ms: its probe minus probe-empty, paired by round, ${opts.runs} pairs)`,
+    ...table(
+      ['package', 'median', 'p10', 'p90', 'min - min', 'probe / empty'],
+      PACKAGE_PROBES.map(([id, pkg]) => {
+        const c = costs.get(id)!;
+        const sorted = times.get(id)!.map((ms, i) => ms - empty[i]!).sort((a, b) => a - b);
+        const minDiff = timeStats.get(id)!.min - timeStats.get('probe-empty')!.min;
+        return [pkg, c.median.toFixed(2), quantile(sorted, 0.1).toFixed(2), quantile(sorted, 0.9).toFixed(2), minDiff.toFixed(2), (timeStats.get(id)!.median / emptyMedian).toFixed(3)];
+      }),
+      [false, true, true, true, true, true],
     ),
   ];
   if (rssStats) {
@@ -115,6 +140,8 @@ export async function startup(ctx: Context): Promise<SectionReport> {
   const targets = [
     target(`launcher median start-up <= ${STARTUP_TIME_LIMIT} x node -e 0`, timeStats.get('launcher')!.median, nodeMedian, STARTUP_TIME_LIMIT),
     target(`launcher peak RSS <= ${STARTUP_RSS_LIMIT} x node`, rssStats?.get('launcher')!.median, rssStats?.get('node')!.median, STARTUP_RSS_LIMIT),
+    // Not the programs' targets: whether a package is cheap enough to bundle into them (ratio: ms / limit).
+    ...PACKAGE_PROBES.map(([id, pkg]) => target(`${pkg} bundled costs <= ${PACKAGE_COST_LIMIT_MS} ms of start-up`, costs.get(id)!.median, PACKAGE_COST_LIMIT_MS, 1)),
   ];
 
   return {
@@ -130,7 +157,13 @@ export async function startup(ctx: Context): Promise<SectionReport> {
         command: c.label,
         ...roundStats(timeStats.get(c.id)!),
         ratioToNode: round(timeStats.get(c.id)!.median / nodeMedian, 3),
+        ratioToEmptySea: round(timeStats.get(c.id)!.median / emptyMedian, 3),
         samples: times.get(c.id)!.map((x) => round(x, 3)),
+      }])),
+      packageCostMs: Object.fromEntries(PACKAGE_PROBES.map(([id, pkg]) => [pkg, {
+        probe: id,
+        ...roundStats(costs.get(id)!, 3),
+        minMinusMin: round(timeStats.get(id)!.min - timeStats.get('probe-empty')!.min, 3),
       }])),
       peakRssKb: rssStats
         ? Object.fromEntries(rssCommands.map((c) => [c.id, {

@@ -1,12 +1,16 @@
 // Shared by the integration tests: the built launcher, a busybox rootfs, and
 // running the launcher as an unprivileged user.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execa, execaSync, type ResultPromise } from 'execa';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
 export const ROOT = path.resolve(import.meta.dirname, '../..');
-export const LAUNCHER = path.join(ROOT, 'dist/launcher');
+/** The built launcher (and the unprivileged netsetup next to it) copied where any
+ *  user can reach them: the checkout may be in a directory others cannot enter
+ *  (a clone under /root). Filled in by requireRoot(). */
+const BIN_DIR = path.join(os.tmpdir(), `nsbox-bin-${process.pid}`);
+export const LAUNCHER = path.join(BIN_DIR, 'launcher');
 /** An unprivileged uid/gid with no passwd entry: nothing on the host belongs to it. */
 export const TEST_UID = Number(process.env.NSBOX_TEST_UID ?? 4321);
 export const TEST_GID = TEST_UID;
@@ -19,7 +23,18 @@ forgetSandboxesOf(TEST_UID);
 
 export function requireRoot(): void {
   if (process.getuid!() !== 0) throw new Error('integration tests run as root (they switch to an unprivileged user themselves)');
-  if (!fs.existsSync(LAUNCHER)) throw new Error(`${LAUNCHER} is missing: run 'node scripts/build.ts' first`);
+  const built = path.join(ROOT, 'dist/launcher');
+  if (!fs.existsSync(built)) throw new Error(`${built} is missing: run 'node scripts/build.ts' first`);
+  if (fs.existsSync(LAUNCHER)) return;
+  fs.mkdirSync(BIN_DIR, { mode: 0o755 });
+  fs.chmodSync(BIN_DIR, 0o755);
+  process.on('exit', () => fs.rmSync(BIN_DIR, { recursive: true, force: true }));
+  for (const name of ['launcher', 'netsetup']) {
+    const from = path.join(ROOT, 'dist', name);
+    if (!fs.existsSync(from)) continue;
+    fs.copyFileSync(from, path.join(BIN_DIR, name));
+    fs.chmodSync(path.join(BIN_DIR, name), 0o755);
+  }
 }
 
 /** A fresh busybox rootfs in a temporary directory, removed when the process exits. */
@@ -27,9 +42,17 @@ export function makeRootfs(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nsbox-rootfs-'));
   fs.chmodSync(dir, 0o755);
   fs.rmdirSync(dir);
-  execFileSync(path.join(ROOT, 'scripts/make-rootfs.sh'), [dir], { stdio: 'ignore' });
+  execaSync(path.join(ROOT, 'scripts/make-rootfs.sh'), [dir], { stdio: 'ignore' });
   process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;
+}
+
+let busyboxRootfs: string | undefined;
+/** The static busybox of a test rootfs, for running its applets on the host's side
+ *  (e.g. ping under nsenter): the host itself need not have busybox. */
+export function busybox(): string {
+  busyboxRootfs ??= makeRootfs();
+  return path.join(busyboxRootfs, 'bin/busybox');
 }
 
 /** A directory owned by the test user, removed when the process exits. */
@@ -64,33 +87,39 @@ export interface RunOptions {
   extraFds?: 'pipe'[];
 }
 
+/** A child process started by execa. */
+export type Child = ResultPromise;
+
 /** Starts the launcher as the test user. dist/launcher gets --net none unless args
- *  name a network: dist/netsetup next to it is not setuid root. */
-export function start(args: string[], o: RunOptions = {}): ChildProcess {
+ *  name a network: the netsetup next to it is not setuid root. */
+export function start(args: string[], o: RunOptions = {}): Child {
   const net = o.defaultNet || o.launcher || args.some((a) => a.startsWith('--net')) ? [] : ['--net', 'none'];
-  return spawn(o.launcher ?? LAUNCHER, [...net, ...args], {
+  return spawnAs(o.launcher ?? LAUNCHER, [...net, ...args], o);
+}
+
+/** Starts any command as the test user (or o.uid), with stdin, stdout and stderr
+ *  pipes and a clean environment; collect() waits for it. */
+export function spawnAs(file: string, args: string[], o: RunOptions = {}): Child {
+  return execa(file, args, {
     uid: o.uid ?? TEST_UID,
-    gid: o.gid ?? TEST_GID,
+    gid: o.gid ?? o.uid ?? TEST_GID,
     env: o.env ?? { PATH: '/usr/bin:/bin', TERM: 'dumb' },
+    extendEnv: false,
     stdio: ['pipe', 'pipe', 'pipe', ...(o.extraFds ?? [])],
     cwd: '/',
+    reject: false,
+    stripFinalNewline: false,
+    forceKillAfterDelay: false,
   });
 }
 
-export function collect(child: ChildProcess, o: RunOptions = {}): Promise<Result> {
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+export async function collect(child: Child, o: RunOptions = {}): Promise<Result> {
   if (o.input !== undefined) child.stdin!.end(o.input);
   else if (!o.keepStdin) child.stdin!.end();
   const timer = setTimeout(() => child.kill('SIGKILL'), o.timeoutMs ?? 30_000);
-  return new Promise((resolve) => {
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
+  const r = await child;
+  clearTimeout(timer);
+  return { code: r.exitCode ?? null, signal: (r.signal as NodeJS.Signals | undefined) ?? null, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
 export function run(args: string[], o: RunOptions = {}): Promise<Result> {
@@ -98,7 +127,7 @@ export function run(args: string[], o: RunOptions = {}): Promise<Result> {
 }
 
 /** Resolves once `text` has appeared on the child's stdout. */
-export function waitFor(child: ChildProcess, text: string, timeoutMs = 10_000): Promise<void> {
+export function waitFor(child: Child, text: string, timeoutMs = 30_000): Promise<void> {
   return new Promise((resolve, reject) => {
     let seen = '';
     const timer = setTimeout(() => reject(new Error(`timed out waiting for ${JSON.stringify(text)}; got ${JSON.stringify(seen)}`)), timeoutMs);

@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { makeRootfs, requireRoot, run, TEST_UID, type RunOptions } from '../helpers/sandbox.ts';
 import { addSubidUser, removeUsers, setSubids, type SubidUser } from '../helpers/users.ts';
-import { install, run as netsetup, type Install } from './helpers/netsetup.ts';
+import { install, run as netsetup, type Install } from '../helpers/netsetup.ts';
 
 requireRoot();
 const CACHE = '/var/cache/nsbox-test/debian-bookworm-minbase.tar';

@@ -2,13 +2,13 @@
 // an unprivileged user, checked from inside the sandbox and from the host. Traffic
 // goes only to the test bridges' addresses and a dummy address the test creates.
 import test from 'ava';
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execaSync } from 'execa';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { collect, LAUNCHER, makeRootfs, processesOf, requireRoot, sleep, start, type Result, type RunOptions } from '../helpers/sandbox.ts';
-import { hostVeths, install, ownRules, run as netsetup, type Install } from './helpers/netsetup.ts';
+import { collect, LAUNCHER, makeRootfs, processesOf, requireRoot, sleep, spawnAs, start, type Child, type Result, type RunOptions } from '../helpers/sandbox.ts';
+import { hostVeths, install, ownRules, run as netsetup, type Install } from '../helpers/netsetup.ts';
 
 requireRoot();
 // A user of its own: other test files count the processes of theirs.
@@ -39,7 +39,7 @@ interface Started {
 }
 
 interface NetRun {
-  child: ChildProcess;
+  child: Child;
   started: Promise<Started>;
   done: Promise<Result & { info: Record<string, unknown>[] }>;
 }
@@ -129,11 +129,11 @@ test.serial('inside: eth0 has the reported address, the route goes via the gatew
 });
 
 test.serial('the rootfs on disk is not modified: /etc files are mounted over it', async (t) => {
-  const before = execFileSync('sh', ['-c', `cd ${rootfs}/etc && for f in hosts hostname resolv.conf; do stat -c '%n %s %Y' $f; md5sum $f; done`], { encoding: 'utf8' });
+  const before = execaSync('sh', ['-c', `cd ${rootfs}/etc && for f in hosts hostname resolv.conf; do stat -c '%n %s %Y' $f; md5sum $f; done`]).stdout;
   const r = await startNet(main, [], 'echo changed > /etc/hostname && cat /etc/hostname').done;
   t.is(r.code, 0, r.stderr);
   t.is(r.stdout, 'changed\n', 'the sandbox may change its own copy');
-  t.is(execFileSync('sh', ['-c', `cd ${rootfs}/etc && for f in hosts hostname resolv.conf; do stat -c '%n %s %Y' $f; md5sum $f; done`], { encoding: 'utf8' }), before);
+  t.is(execaSync('sh', ['-c', `cd ${rootfs}/etc && for f in hosts hostname resolv.conf; do stat -c '%n %s %Y' $f; md5sum $f; done`]).stdout, before);
 });
 
 const untilAnswer = async (url: string): Promise<string> => {
@@ -150,7 +150,7 @@ test.serial('a rootfs without /etc/hosts and with a dangling resolv.conf link ge
   fs.rmSync(`${bare}/etc/hosts`);
   fs.rmSync(`${bare}/etc/resolv.conf`);
   fs.symlinkSync('/run/nsbox-test-absent/stub-resolv.conf', `${bare}/etc/resolv.conf`);
-  const listing = (): string => execFileSync('ls', ['-la', `${bare}/etc`], { encoding: 'utf8' });
+  const listing = (): string => execaSync('ls', ['-la', `${bare}/etc`]).stdout;
   const before = listing();
   const child = start(['--info-fd', '3', '--rootfs', bare, '--hostname', 'bare', '--', '/bin/sh', '-c', 'cat /etc/hosts /etc/resolv.conf; echo x > /etc/new-file && echo wrote'], { ...asUser, launcher: launcher(main), extraFds: ['pipe'] });
   const r = await collect(child);
@@ -191,7 +191,7 @@ test.serial('a launcher that fails before its sandbox exists: its one line, exit
   const r = await collect(start(['--rootfs', '/nonexistent-rootfs', '--', '/bin/true'], { ...asUser, launcher: launcher(main) }));
   t.is(r.code, 125);
   t.regex(r.stderr, /^launcher: rootfs \/nonexistent-rootfs: No such file or directory \(ENOENT\)[^\n]*\n$/);
-  t.is(spawnSync('pgrep', ['-f', `${main.prefix}/bin/netsetup`]).status, 1, 'no netsetup left running');
+  t.is(execaSync('pgrep', ['-f', `${main.prefix}/bin/netsetup`], { reject: false }).exitCode, 1, 'no netsetup left running');
   t.deepEqual(await leftovers(main), nothingLeft);
 });
 
@@ -234,7 +234,7 @@ test.serial('--net none keeps the sandbox isolated with netsetup installed', asy
 test.serial('a missing netsetup: one line, exit 125, no sandbox', async (t) => {
   const r = await collect(start(['--rootfs', rootfs, '--netsetup', '/nonexistent/netsetup', '--', '/bin/true'], asUser));
   t.is(r.code, 125);
-  t.regex(r.stderr, /^launcher: netsetup \/nonexistent\/netsetup does not exist, so the sandbox cannot get a network\. [^\n]*--net none\.\n$/);
+  t.regex(r.stderr, /^launcher: netsetup \/nonexistent\/netsetup: does not exist, so the sandbox cannot get a network\. [^\n]*--net none\.\n$/);
   const plain = await collect(start(['--rootfs', rootfs, '--net', 'bridge', '--netsetup', '/nonexistent/netsetup', '--', '/bin/true'], asUser));
   t.is(plain.code, 125);
 });
@@ -244,7 +244,7 @@ test.serial('a netsetup that is not setuid root: one line naming it and how to i
   const r = await collect(start(['--rootfs', rootfs, '--', '/bin/true'], { ...asUser, defaultNet: true }));
   t.is(r.code, 125);
   t.is(r.stderr.split('\n').length, 2, r.stderr);
-  t.regex(r.stderr, new RegExp(`^launcher: ${path.join(path.dirname(LAUNCHER), 'netsetup')} is not setuid root .*scripts/install\\.sh.*--net none\\.\\n$`));
+  t.regex(r.stderr, new RegExp(`^launcher: ${path.join(path.dirname(LAUNCHER), 'netsetup')}: not setuid root .*scripts/install\\.sh.*--net none\\.\\n$`));
 });
 
 async function refusedWhenFull(t: import('ava').ExecutionContext, inst: Install, holders: number, expect: RegExp): Promise<void> {
@@ -288,7 +288,7 @@ test.serial('with a quota of one, sandboxes started one after another all get th
 test.serial('an interactive networked shell on a terminal: Ctrl-C and Ctrl-Z reach the shell, not the network', async (t) => {
   // script(1) gives the launcher a pseudo-terminal, as a person's terminal would;
   // the sandbox's network must survive the job control the person uses.
-  const child = spawn('script', ['-qfec', `${launcher(main)} --rootfs ${rootfs}`, '/dev/null'], { uid: NET_UID, gid: NET_UID, env: { TERM: 'dumb', PATH: '/usr/bin:/bin' }, cwd: '/' });
+  const child = spawnAs('script', ['-qfec', `${launcher(main)} --rootfs ${rootfs}`, '/dev/null'], asUser);
   const done = collect(child, { keepStdin: true });
   const type = async (s: string, ms: number): Promise<void> => {
     await sleep(ms);

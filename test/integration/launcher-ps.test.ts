@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { collect, forgetSandboxesOf, LAUNCHER, makeRootfs, requireRoot, run, start, waitFor, type RunOptions } from '../helpers/sandbox.ts';
-import { install, run as netsetup, type Install } from './helpers/netsetup.ts';
+import { install, run as netsetup, type Install } from '../helpers/netsetup.ts';
 
 requireRoot();
 const A = 4331;

@@ -4,14 +4,14 @@
 // create missing mount points), and the links aim at a directory that user may
 // write on the host: only the resolution keeps the launcher out of it.
 import test from 'ava';
-import { execFileSync } from 'node:child_process';
+import { execaSync } from 'execa';
 import fs from 'node:fs';
 import path from 'node:path';
 import { makeRootfs, requireRoot, run, TEST_UID, userDir } from '../helpers/sandbox.ts';
 
 requireRoot();
 const rootfs = makeRootfs();
-execFileSync('chown', ['-R', `${TEST_UID}:${TEST_UID}`, rootfs]);
+execaSync('chown', ['-R', `${TEST_UID}:${TEST_UID}`, rootfs]);
 
 for (const [name, link] of [
   ['.. through a missing component', (target: string) => `missing/${'../'.repeat(12)}${target.slice(1)}`],

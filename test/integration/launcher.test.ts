@@ -1,12 +1,12 @@
 // The launcher against the real kernel: run as root, the launcher itself as an
 // unprivileged user, checked from inside the sandbox and from the host.
 import test from 'ava';
-import { execFileSync, spawn } from 'node:child_process';
+import { execaSync } from 'execa';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  collect, hostMounts, LAUNCHER, makeRootfs, processesOf, requireRoot, run, sandboxPid, sleep, start, TEST_GID, TEST_UID, userDir, waitFor,
+  collect, hostMounts, LAUNCHER, makeRootfs, processesOf, requireRoot, run, sandboxPid, sleep, spawnAs, start, TEST_UID, userDir, waitFor,
 } from '../helpers/sandbox.ts';
 
 requireRoot();
@@ -242,7 +242,7 @@ test('bad input: one clear line, non-zero exit, nothing left behind', async (t) 
 
 test('missing mount points are made in a rootfs the caller owns; a path an overlay cannot name is refused clearly in one they do not', async (t) => {
   const own = makeRootfs();
-  execFileSync('chown', ['-R', `${TEST_UID}:${TEST_UID}`, own]);
+  execaSync('chown', ['-R', `${TEST_UID}:${TEST_UID}`, own]);
   const data = userDir();
   fs.writeFileSync(path.join(data, 'f'), 'file-bind\n');
   const r = await run(['--rootfs', own, '--bind', `${data}:/new/dir`, '--ro-bind', `${data}/f:/etc/newfile`, '--tmpfs', '/scratch', '--', '/bin/sh', '-c', 'ls /new/dir; cat /etc/newfile; touch /scratch/x && echo tmpfs-ok']);
@@ -258,9 +258,7 @@ test('missing mount points are made in a rootfs the caller owns; a path an overl
 
 test('an interactive shell on a terminal: Ctrl-C stops the foreground job, not the shell', async (t) => {
   // script(1) gives the launcher a pseudo-terminal, as a person's terminal would.
-  const child = spawn('script', ['-qfec', `${LAUNCHER} --net none --rootfs ${rootfs}`, '/dev/null'], {
-    uid: TEST_UID, gid: TEST_GID, env: { TERM: 'dumb', PATH: '/usr/bin:/bin' }, cwd: '/',
-  });
+  const child = spawnAs('script', ['-qfec', `${LAUNCHER} --net none --rootfs ${rootfs}`, '/dev/null']);
   const done = collect(child, { keepStdin: true });
   const type = async (s: string, ms: number): Promise<void> => {
     await sleep(ms);

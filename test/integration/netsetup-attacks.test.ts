@@ -1,11 +1,12 @@
 // A hostile local user against the installed setuid netsetup: every attack must
 // fail with one clear line and a documented exit code, and change nothing.
 import test from 'ava';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execaSync } from 'execa';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { hostVeths, install, oneLineError, ownRules, rules, run, sandbox, type Connection, type Install, type Sandbox } from './helpers/netsetup.ts';
+import { hostVeths, install, oneLineError, ownRules, rules, run, sandbox, type Connection, type Install, type Sandbox } from '../helpers/netsetup.ts';
+import { ROOT } from '../helpers/sandbox.ts';
 
 const U = 1000;
 const OTHER = 1001;
@@ -135,7 +136,7 @@ test.serial('a hostile environment changes nothing: NODE_OPTIONS, NODE_V8_COVERA
     t.is(r.code, 0, r.stderr);
     t.is(r.stderr, '', 'no debug output');
     const c = JSON.parse(r.stdout) as Connection;
-    t.true(rules(inst, 'filter').includes(`nsbox:lease:${c.lease}`), 'the real iptables ran');
+    t.true(ownRules(inst, 'filter').includes(`nsbox:lease:${c.lease}`), 'the real iptables ran');
     t.deepEqual(fs.readdirSync(victim), [], 'no coverage written as root');
     t.false(fs.existsSync(marker), fs.existsSync(marker) ? fs.readFileSync(marker, 'utf8') : '');
     t.deepEqual(fs.readdirSync(path.join(userDir, 'tmp')), []);
@@ -238,8 +239,8 @@ test.serial('admin: an install whose configuration directory is not root-owned, 
       t.is(r.stderr, `netsetup: configuration ${inst.configFile}: refusing to trust it: directory ${etc} is owned by uid 1000, not root. Every directory on the path and the file itself must be owned by root and not writable by group or others (chown root:root; chmod go-w)\n`);
     }
     // install.sh itself refuses (its last step is netsetup check).
-    const again = spawnSync(path.join(import.meta.dirname, '../../scripts/install.sh'), [inst.prefix], { encoding: 'utf8' });
-    t.not(again.status, 0);
+    const again = execaSync(path.join(ROOT, 'scripts/install.sh'), [inst.prefix], { reject: false });
+    t.not(again.exitCode, 0);
     t.regex(again.stderr, new RegExp(`directory ${etc} is owned by uid 1000, not root`));
   } finally {
     fs.chownSync(etc, 0, 0);
@@ -262,7 +263,7 @@ test.serial('admin: a file-capability install or a writable binary is refused', 
   const capBin = path.join(dir, 'netsetup');
   fs.copyFileSync(inst.bin, capBin);
   fs.chmodSync(capBin, 0o755);
-  execFileSync('setcap', ['cap_net_admin,cap_sys_admin+ep', capBin]);
+  execaSync('setcap', ['cap_net_admin,cap_sys_admin+ep', capBin]);
   const box = await spawnBox(U);
   const r = await run(capBin, ['--pid', String(box.pid)], { uid: U });
   t.is(r.code, 5, r.stderr);

@@ -1,9 +1,9 @@
 // netsetup --hold, the way the launcher runs it: it stays, shrugs off the
 // terminal's signals, and releases the lease when its stdin closes.
 import test from 'ava';
-import { spawn } from 'node:child_process';
+import { execa } from 'execa';
 import fs from 'node:fs';
-import { hostVeths, install, ownRules, run, sandbox, type Connection, type Install, type Sandbox } from './helpers/netsetup.ts';
+import { hostVeths, install, ownRules, run, sandbox, type Connection, type Install, type Sandbox } from '../helpers/netsetup.ts';
 
 const U = 1000;
 let inst: Install;
@@ -17,12 +17,16 @@ test.after.always(async () => {
   inst?.remove();
 });
 
+/** netsetup run as `uid` the way the launcher runs it: stdin, stdout and stderr pipes. */
+const holdAs = (uid: number, args: string[]) =>
+  execa(inst.bin, args, { uid, gid: uid, env: { PATH: '/usr/bin:/bin' }, extendEnv: false, reject: false, stripFinalNewline: false, forceKillAfterDelay: false });
+
 const state = (pid: number): string => /^State:\s+(\S)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?';
 
 test.serial('a holder ignores Ctrl-C, Ctrl-Z and hang-ups, and releases the lease at end of stdin', async (t) => {
   const box = await sandbox(U);
   boxes.push(box);
-  const holder = spawn(inst.bin, ['--pid', String(box.pid), '--json', '--hold'], { uid: U, gid: U, env: { PATH: '/usr/bin:/bin' }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const holder = holdAs(U, ['--pid', String(box.pid), '--json', '--hold']);
   const exited = new Promise<number | null>((res) => holder.on('exit', (code) => res(code)));
   let stderr = '';
   holder.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -57,7 +61,7 @@ test.serial('a holder ignores Ctrl-C, Ctrl-Z and hang-ups, and releases the leas
 
 test.serial('a holder whose sandbox died meanwhile exits cleanly at end of stdin', async (t) => {
   const box = await sandbox(U);
-  const holder = spawn(inst.bin, ['--pid', String(box.pid), '--json', '--hold'], { uid: U, gid: U, env: { PATH: '/usr/bin:/bin' }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const holder = holdAs(U, ['--pid', String(box.pid), '--json', '--hold']);
   let stderr = '';
   holder.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((res) => holder.on('exit', (code) => res(code)));
@@ -74,7 +78,7 @@ test.serial('a holder whose sandbox died meanwhile exits cleanly at end of stdin
 test.serial('a holder killed in the middle of its release: the next call finishes it', async (t) => {
   const box = await sandbox(U);
   boxes.push(box);
-  const holder = spawn(inst.bin, ['--pid', String(box.pid), '--json', '--hold'], { uid: U, gid: U, env: { PATH: '/usr/bin:/bin' }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const holder = holdAs(U, ['--pid', String(box.pid), '--json', '--hold']);
   const exited = new Promise<void>((res) => holder.on('exit', () => res()));
   let out = '';
   const lines = (n: number): Promise<void> =>
@@ -103,8 +107,8 @@ test.serial('a holder killed in the middle of its release: the next call finishe
 });
 
 test.serial('with --pid -, netsetup starts first and reads the pid from stdin; with none it does nothing; a bad one is refused', async (t) => {
-  const holdFromStdin = (): { child: ReturnType<typeof spawn>; out: () => string; err: () => string; exited: Promise<number | null> } => {
-    const child = spawn(inst.bin, ['--pid', '-', '--json', '--hold'], { uid: U, gid: U, env: { PATH: '/usr/bin:/bin' }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const holdFromStdin = (): { child: ReturnType<typeof holdAs>; out: () => string; err: () => string; exited: Promise<number | null> } => {
+    const child = holdAs(U, ['--pid', '-', '--json', '--hold']);
     let out = '';
     let err = '';
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -142,7 +146,7 @@ test.serial('with --pid -, netsetup starts first and reads the pid from stdin; w
 test.serial('a lease being set up by a live netsetup is left alone by other calls, and collected once that netsetup is gone', async (t) => {
   // The record a connect leaves while it creates the veth outside the lock:
   // pending, with the connecting process as holder (here a stand-in process).
-  const standIn = spawn('sleep', ['30'], { stdio: 'ignore' });
+  const standIn = execa('sleep', ['30'], { stdio: 'ignore', reject: false, forceKillAfterDelay: false });
   await new Promise((r) => setTimeout(r, 100));
   const stat = fs.readFileSync(`/proc/${standIn.pid}/stat`, 'utf8');
   const start = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);

@@ -5,10 +5,11 @@
 // second host address 10.231.78.1; peer 10.231.79.2). Traffic goes only there,
 // to the test bridges (10.231.71.0/24, 10.231.72.0/24) and to loopback.
 import test from 'ava';
-import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execa, execaSync } from 'execa';
 import fs from 'node:fs';
 import net from 'node:net';
-import { hostVeths, inNetns, install, linkExists, NODE, oneLineError, run, sandbox, scrub, type Connection, type Install, type Sandbox } from './helpers/netsetup.ts';
+import { hostVeths, inNetns, install, linkExists, NODE, oneLineError, run, sandbox, scrub, type Connection, type Install, type Sandbox } from '../helpers/netsetup.ts';
+import type { Child } from '../helpers/sandbox.ts';
 
 const U = 1000;
 const PEER_NS = 'nstest7peer';
@@ -20,20 +21,20 @@ const DROP_RULE = ['FORWARD', '-o', 'nstest71', '-m', 'comment', '--comment', 'n
 
 let inst: Install;
 const sandboxes: Sandbox[] = [];
-const servers: ChildProcess[] = [];
+const servers: Child[] = [];
 const spawnBox = async (uid: number): Promise<Sandbox> => {
   const s = await sandbox(uid);
   sandboxes.push(s);
   return s;
 };
 
-const sh = (cmd: string[]): void => void execFileSync(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
-const quiet = (cmd: string[]): void => void spawnSync(cmd[0]!, cmd.slice(1), { stdio: 'ignore' });
+const sh = (cmd: string[]): void => void execaSync(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+const quiet = (cmd: string[]): number | undefined => execaSync(cmd[0]!, cmd.slice(1), { stdio: 'ignore', reject: false }).exitCode;
 
 function removeTestNetwork(): void {
   quiet(['ip', 'netns', 'del', PEER_NS]);
   quiet(['ip', 'link', 'del', HOST_VETH]);
-  for (let i = 0; i < 5; i++) if (spawnSync('/usr/sbin/iptables', ['-w', '-D', ...DROP_RULE], { stdio: 'ignore' }).status !== 0) break;
+  for (let i = 0; i < 5; i++) if (quiet(['/usr/sbin/iptables', '-w', '-D', ...DROP_RULE]) !== 0) break;
 }
 
 test.before(() => {
@@ -63,18 +64,19 @@ test.after.always(async () => {
 
 /** A TCP (port 80) and UDP (port 53) echo server inside `pid`'s network namespace
  *  that tells who it saw. Resolves once both listen. */
-async function serveIn(pid: number): Promise<ChildProcess> {
+async function serveIn(pid: number): Promise<{ proc: Child }> {
   const src = `const net=require('net'),dgram=require('dgram');
 let n=0;const ready=()=>{if(++n===2)console.log('ready')};
 net.createServer((s)=>s.end('tcp '+s.localPort+' from '+s.remoteAddress+'\\n')).listen(80,'0.0.0.0',ready);
 const u=dgram.createSocket('udp4');u.on('message',(m,r)=>u.send('udp '+m+' from '+r.address+'\\n',r.port,r.address));u.bind(53,'0.0.0.0',ready);`;
-  const p = spawn('nsenter', ['-t', String(pid), '-n', NODE, '-e', src], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const p = execa('nsenter', ['-t', String(pid), '-n', NODE, '-e', src], { stdio: ['ignore', 'pipe', 'inherit'], reject: false, forceKillAfterDelay: false });
   servers.push(p);
   await new Promise<void>((resolve, reject) => {
     p.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
     p.on('exit', () => reject(new Error('server exited')));
   });
-  return p;
+  // Not `return p`: an execa subprocess is a promise of its end.
+  return { proc: p };
 }
 
 const CLIENT = `const [host,port,proto]=process.argv.slice(1);
@@ -88,19 +90,19 @@ type Where = 'host' | 'peer' | { pid: number };
 function call(from: Where, host: string, port: number, proto: 'tcp' | 'udp' = 'tcp'): Promise<string> {
   const cmd = [NODE, '-e', CLIENT, host, String(port), proto];
   const argv = from === 'host' ? cmd : from === 'peer' ? ['ip', 'netns', 'exec', PEER_NS, ...cmd] : ['nsenter', '-t', String(from.pid), '-n', ...cmd];
-  return new Promise((resolve) => execFile(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 20_000 }, (_e, out) => resolve(out.trim())));
+  return execa(argv[0]!, argv.slice(1), { timeout: 20_000, reject: false }).then((r) => r.stdout.trim());
 }
 
 /** Every rule in both tables (nat, filter) of a backend carrying the lease's tag. */
 function tagged(lease: string, save = '/usr/sbin/iptables-nft-save'): string[] {
-  return execFileSync(save, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+  return execaSync(save, { stdin: 'ignore', stderr: 'ignore' }).stdout
     .split('\n')
     .filter((l) => l.includes(`nsbox:lease:${lease}`));
 }
 
 /** Lease rules in the chains of the test bridge nstest71. */
 const leaseRules = (): string[] =>
-  execFileSync('/usr/sbin/iptables-nft-save', { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+  execaSync('/usr/sbin/iptables-nft-save', { stdin: 'ignore', stderr: 'ignore' }).stdout
     .split('\n')
     .filter((l) => l.includes('nstest71') && l.includes('nsbox:lease:'));
 
@@ -240,7 +242,7 @@ test.serial('when the sandbox dies, the next call removes its published rules an
   const c = JSON.parse(r.stdout) as Connection;
   t.is(await call('peer', HOST_ADDR, 18087), `tcp 80 from ${PEER_ADDR}`);
   // The namespace ends with its last process: the sandbox and the server nsenter'ed into it.
-  srv.kill('SIGKILL');
+  srv.proc.kill('SIGKILL');
   await box.kill();
   await waitGone(c.hostVeth);
   t.false(linkExists(c.hostVeth));
@@ -271,5 +273,5 @@ test.serial('legacy iptables backend: published, reachable, removed exactly', as
   t.deepEqual(tagged(c.lease, '/usr/sbin/iptables-legacy-save'), []);
   t.is(await call('host', SECOND_ADDR, 18088), 'ERR ECONNREFUSED');
   t.is((await run(legacy, ['teardown'])).code, 0);
-  t.false(execFileSync('/usr/sbin/iptables-legacy-save', { encoding: 'utf8' }).includes('nstest72'));
+  t.false(execaSync('/usr/sbin/iptables-legacy-save').stdout.includes('nstest72'));
 });

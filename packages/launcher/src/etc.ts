@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import type { Step } from '@nsbox/shared/program';
 import { AT_FDCWD, MS_BIND, O_CLOEXEC, O_CREAT, O_EXCL, O_NOFOLLOW, O_WRONLY } from '@nsbox/shared/syscalls';
+import { isIPv4 } from '@nsbox/shared/ipv4';
 import type { Options } from './options.ts';
 import type { Facts } from './rootfs.ts';
 import { isUnder, mount, str } from './steps.ts';
@@ -46,8 +47,6 @@ export function parseResolvConf(text: string): Resolver {
   return r;
 }
 
-const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
-const isIPv4 = (a: string): boolean => IPV4.test(a) && a.split('.').every((o) => Number(o) <= 255);
 const isLoopback = (a: string): boolean => a.startsWith('127.');
 
 /**

@@ -3,7 +3,7 @@
 // inherits it (a script reading it to EOF would otherwise wait for them).
 import fs from 'node:fs';
 import type { Exit } from '@nsbox/shared/clone';
-import { UserError } from '@nsbox/shared/errors';
+import { NsboxError } from '@nsbox/shared/error';
 import { libc } from '@nsbox/shared/libc';
 import { F_SETFD } from '@nsbox/shared/syscalls';
 import type { Answer } from '@nsbox/shared/protocol';
@@ -47,7 +47,7 @@ export function openInfo(fd: number): Info {
   try {
     fs.fstatSync(fd);
   } catch {
-    throw new UserError(`launcher: --info-fd ${fd}: not an open file descriptor; open it in the calling shell (e.g. 3>info.jsonl).`, EXIT_LAUNCHER);
+    throw new NsboxError({ what: `--info-fd ${fd}`, why: 'not an open file descriptor', todo: 'Open it in the calling shell (e.g. 3>info.jsonl).', exit: EXIT_LAUNCHER });
   }
   libc().fcntl(fd, F_SETFD, 'int', FD_CLOEXEC);
   const write = (event: object): void => {

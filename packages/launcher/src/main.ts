@@ -4,7 +4,6 @@
 // on any failure and when the command has exited.
 import { CloneError, startStub, waitExit, type Exit, type StubChild } from '@nsbox/shared/clone';
 import { NsboxError } from '@nsbox/shared/error';
-import { UserError } from '@nsbox/shared/errors';
 import { libc } from '@nsbox/shared/libc';
 import {
   CLONE_NEWCGROUP, CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER, CLONE_NEWUTS,
@@ -12,7 +11,7 @@ import {
 import { parseArgs } from './cli.ts';
 import { etcContents } from './etc.ts';
 import { openInfo, type Info } from './info.ts';
-import { cancel, checkSetuidRoot, connect, findNetsetup, missingMessage, netsetupCandidates, release, startNetsetup, type Connection } from './netsetup.ts';
+import { cancel, checkSetuidRoot, connect, findNetsetup, missingError, netsetupCandidates, release, startNetsetup, type Connection } from './netsetup.ts';
 import { readCallerMaps, startMaps } from './idmap.ts';
 import { sandboxEnv, type Options } from './options.ts';
 import { EXIT_LAUNCHER, judgeStart } from './outcome.ts';
@@ -126,8 +125,7 @@ function chooseNetwork(opts: Options): string | undefined {
   if (opts.net === 'none') return undefined;
   const found = findNetsetup(netsetupCandidates(opts.netsetup, process.execPath, process.env.PATH));
   if (found === undefined) {
-    // netsetup.ts words this one (and its other failures) as whole lines for now.
-    if (opts.net === 'bridge' || opts.netsetup !== undefined || opts.publish.length > 0 || opts.network !== undefined) throw new UserError(missingMessage(opts.netsetup), EXIT_LAUNCHER);
+    if (opts.net === 'bridge' || opts.netsetup !== undefined || opts.publish.length > 0 || opts.network !== undefined) throw missingError(opts.netsetup);
     return undefined;
   }
   checkSetuidRoot(found);
@@ -139,14 +137,8 @@ function chooseNetwork(opts: Options): string | undefined {
 main(process.argv.slice(2)).then(
   (code) => libc()._exit(code),
   (err: unknown) => {
-    // UserError: the whole-line failures of netsetup.ts and info.ts; empty when
-    // netsetup has already said why on the shared stderr.
-    if (err instanceof UserError) {
-      if (err.message !== '') process.stderr.write(`${err.message}\n`);
-      process.exit(err.exitCode);
-    }
     const error = err instanceof NsboxError ? err : new NsboxError({ what: 'internal error', why: err instanceof Error ? err.message : String(err) });
-    process.stderr.write(`${error.line('launcher')}\n`);
+    if (!error.reported) process.stderr.write(`${error.line('launcher')}\n`);
     process.exit(error.exit ?? EXIT_LAUNCHER);
   },
 );

@@ -2,15 +2,12 @@
 // network: finding it, checking it is installed setuid root, and running it.
 import fs from 'node:fs';
 import path from 'node:path';
-import { UserError } from '@nsbox/shared/errors';
 import { holdArgs, NETSETUP_ENV, parseAnswer, type Answer } from '@nsbox/shared/protocol';
 import { NsboxError } from '@nsbox/shared/error';
 import { readLine, start, type Child } from '@nsbox/shared/spawn';
 import { EXIT_LAUNCHER } from './outcome.ts';
 
-/** netsetup's answer for a connected sandbox (the contract: @nsbox/shared/protocol). */
-export type Lease = Answer;
-const INSTALL_HINT = "install it as root with 'scripts/install.sh' (netsetup root:root, mode 4755)";
+const INSTALL_HINT = "Install it as root with 'scripts/install.sh' (netsetup root:root, mode 4755)";
 
 /** Where to look for netsetup, in order (pure). */
 export function netsetupCandidates(explicit: string | undefined, launcherPath: string, pathVar: string | undefined): string[] {
@@ -29,21 +26,28 @@ export function findNetsetup(candidates: string[]): string | undefined {
   });
 }
 
-export function missingMessage(explicit: string | undefined): string {
-  if (explicit !== undefined) return `launcher: netsetup ${explicit} does not exist, so the sandbox cannot get a network. Give --netsetup the installed helper, or use --net none.`;
-  return `launcher: netsetup is not installed (looked next to the launcher and in PATH), so the sandbox cannot get a network: ${INSTALL_HINT}, or use --net none.`;
+export function missingError(explicit: string | undefined): NsboxError {
+  if (explicit !== undefined) {
+    return new NsboxError({ what: `netsetup ${explicit}`, why: 'does not exist, so the sandbox cannot get a network', todo: 'Give --netsetup the installed helper, or use --net none.', exit: EXIT_LAUNCHER });
+  }
+  return new NsboxError({ what: 'netsetup', why: 'not installed (looked next to the launcher and in PATH), so the sandbox cannot get a network', todo: `${INSTALL_HINT}, or use --net none.`, exit: EXIT_LAUNCHER });
 }
 
 /** netsetup only works when it runs as root: a root-owned setuid file. */
 export function checkSetuidRoot(file: string): void {
   const st = fs.statSync(file);
   if (st.uid !== 0 || (st.mode & 0o4000) === 0 || (st.mode & 0o001) === 0) {
-    throw new UserError(`launcher: ${file} is not setuid root (owner uid ${st.uid}, mode ${(st.mode & 0o7777).toString(8)}), so it cannot configure the network: ${INSTALL_HINT}, or use --net none.`, EXIT_LAUNCHER);
+    throw new NsboxError({
+      what: file,
+      why: `not setuid root (owner uid ${st.uid}, mode ${(st.mode & 0o7777).toString(8)}), so it cannot configure the network`,
+      todo: `${INSTALL_HINT}, or use --net none.`,
+      exit: EXIT_LAUNCHER,
+    });
   }
 }
 
 export interface Connection {
-  lease: Lease;
+  lease: Answer;
   /** The netsetup that holds the lease and releases it when its stdin closes. */
   holder: Child;
 }
@@ -58,7 +62,7 @@ export function startNetsetup(file: string, publish: string[], network?: string)
   try {
     return start(file, [...holdArgs(publish), ...(network !== undefined ? ['--network', network] : [])], NETSETUP_ENV, { stdout: 'pipe', stderr: 'inherit' });
   } catch (err) {
-    if (err instanceof NsboxError) throw new UserError(`launcher: cannot run netsetup: ${err.what}: ${err.why}`, EXIT_LAUNCHER);
+    if (err instanceof NsboxError) throw new NsboxError({ what: `run netsetup ${file}`, why: `${err.what}: ${err.why}`, todo: err.todo, exit: EXIT_LAUNCHER, errno: err.errno });
     throw err;
   }
 }
@@ -72,12 +76,17 @@ export function connect(holder: Child, file: string, pid: number): Connection {
   const output = readLine(holder.stdout);
   if (output === '') {
     cancel(holder);
-    throw new UserError('', EXIT_LAUNCHER);
+    throw new NsboxError({ what: 'netsetup', why: 'refused or failed', exit: EXIT_LAUNCHER, reported: true });
   }
   const lease = parseAnswer(output);
   if (lease) return { lease, holder };
   cancel(holder);
-  throw new UserError(`launcher: netsetup ${file} gave an answer the launcher does not understand (${JSON.stringify(output.slice(0, 80))}); are the launcher and netsetup from the same version?`, EXIT_LAUNCHER);
+  throw new NsboxError({
+    what: `netsetup ${file}`,
+    why: `gave an answer the launcher does not understand (${JSON.stringify(output.slice(0, 80))})`,
+    todo: 'Install the launcher and netsetup from the same version.',
+    exit: EXIT_LAUNCHER,
+  });
 }
 
 /**

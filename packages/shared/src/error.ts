@@ -15,6 +15,9 @@ export interface ErrorParts {
   exit?: number;
   /** The errno of the kernel call that failed, if one did. */
   errno?: number;
+  /** A child (netsetup) has already told the person why on the shared stderr:
+   *  print nothing more, just exit. */
+  reported?: boolean;
 }
 
 export class NsboxError extends Error {
@@ -23,6 +26,7 @@ export class NsboxError extends Error {
   readonly todo: string;
   readonly exit: number | undefined;
   readonly errno: number | undefined;
+  readonly reported: boolean;
 
   constructor(parts: ErrorParts) {
     super(`${parts.what}: ${parts.why}.${parts.todo ? ` ${parts.todo}` : ''}`);
@@ -31,6 +35,7 @@ export class NsboxError extends Error {
     this.todo = parts.todo ?? '';
     this.exit = parts.exit;
     this.errno = parts.errno;
+    this.reported = parts.reported ?? false;
   }
 
   /** "EACCES" for errno 13; undefined when no kernel call failed. */

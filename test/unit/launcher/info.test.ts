@@ -1,6 +1,6 @@
 import test from 'ava';
 import { exitedEvent, startedEvent } from '../../../packages/launcher/src/info.ts';
-import type { Lease } from '../../../packages/launcher/src/netsetup.ts';
+import type { Answer as Lease } from '../../../packages/shared/src/protocol.ts';
 
 test('info lines carry what scripts need', (t) => {
   const lease = { lease: '7', interface: 'eth0', address: '10.0.0.2', prefix: 24, gateway: '10.0.0.1', mtu: 1500, dns: [], published: [] } as unknown as Lease;

@@ -2,19 +2,20 @@
 // temporary prefix with a test configuration (scripts/install.sh), start processes
 // in their own user+network namespace as unprivileged users, run netsetup as them,
 // and remove everything afterwards (also when a test fails).
-import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execa, execaSync } from 'execa';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-export const ROOT = path.resolve(import.meta.dirname, '../../..');
+import { ROOT, busybox, type Child } from './sandbox.ts';
+
 export const DIST_NETSETUP = path.join(ROOT, 'dist/netsetup');
 export const NODE = process.execPath;
 
 /** The binary under test: dist/netsetup, built first if missing. */
 export function builtNetsetup(): string {
   if (process.getuid!() !== 0) throw new Error('netsetup integration tests run as root');
-  if (!fs.existsSync(DIST_NETSETUP)) execFileSync(NODE, [path.join(ROOT, 'scripts/build.ts'), 'netsetup'], { stdio: 'ignore' });
+  if (!fs.existsSync(DIST_NETSETUP)) execaSync(NODE, [path.join(ROOT, 'scripts/build.ts'), 'netsetup'], { stdio: 'ignore' });
   return DIST_NETSETUP;
 }
 
@@ -70,7 +71,7 @@ export function install(o: NetworkOptions): Install {
   };
   const configSrc = path.join(prefix, 'test.conf');
   fs.writeFileSync(configSrc, JSON.stringify(config, null, 2));
-  execFileSync(path.join(ROOT, 'scripts/install.sh'), [prefix, '--config', configSrc], { stdio: ['ignore', 'ignore', 'pipe'] });
+  execaSync(path.join(ROOT, 'scripts/install.sh'), [prefix, '--config', configSrc], { stdio: ['ignore', 'ignore', 'pipe'] });
   const iptables = o.iptables === 'legacy' ? '/usr/sbin/iptables-legacy' : o.iptables === 'nft' ? '/usr/sbin/iptables-nft' : '/usr/sbin/iptables';
   const inst: Install = {
     prefix,
@@ -82,7 +83,7 @@ export function install(o: NetworkOptions): Install {
     gateway,
     iptables,
     remove() {
-      spawnSync(path.join(ROOT, 'scripts/uninstall.sh'), [prefix], { stdio: 'ignore' });
+      quiet(path.join(ROOT, 'scripts/uninstall.sh'), [prefix]);
       scrub(bridge);
       fs.rmSync(stateDir, { recursive: true, force: true });
       fs.rmSync(prefix, { recursive: true, force: true });
@@ -95,8 +96,8 @@ export function install(o: NetworkOptions): Install {
  *  belt and braces after uninstall, and before a run in case an earlier one was
  *  killed (an ava timeout kills the worker before its after.always hooks). */
 export function scrub(bridge: string): void {
-  for (const l of hostVeths(bridge)) spawnSync('ip', ['link', 'del', l], { stdio: 'ignore' });
-  spawnSync('ip', ['link', 'del', bridge], { stdio: 'ignore' });
+  for (const l of hostVeths(bridge)) quiet('ip', ['link', 'del', l]);
+  quiet('ip', ['link', 'del', bridge]);
   for (const ipt of ['/usr/sbin/iptables-nft', '/usr/sbin/iptables-legacy']) {
     const jumps = [
       ['nat', 'POSTROUTING', `NSBOX-POST-${bridge}`, []],
@@ -106,30 +107,30 @@ export function scrub(bridge: string): void {
     ] as const;
     for (const [table, chain, own, match] of jumps) {
       for (let i = 0; i < 10; i++) {
-        if (spawnSync(ipt, ['-w', '-t', table, '-D', chain, ...match, '-m', 'comment', '--comment', `nsbox:${bridge}`, '-j', own], { stdio: 'ignore' }).status !== 0) break;
+        if (quiet(ipt, ['-w', '-t', table, '-D', chain, ...match, '-m', 'comment', '--comment', `nsbox:${bridge}`, '-j', own]) !== 0) break;
       }
     }
     for (const [table, , own] of jumps) {
-      spawnSync(ipt, ['-w', '-t', table, '-F', own], { stdio: 'ignore' });
-      spawnSync(ipt, ['-w', '-t', table, '-X', own], { stdio: 'ignore' });
+      quiet(ipt, ['-w', '-t', table, '-F', own]);
+      quiet(ipt, ['-w', '-t', table, '-X', own]);
     }
   }
 }
 
 /** Host-side veths attached to the bridge. */
 export function hostVeths(bridge: string): string[] {
-  const r = spawnSync('ip', ['-j', 'link', 'show', 'master', bridge], { encoding: 'utf8' });
-  if (r.status !== 0) return [];
+  const r = execaSync('ip', ['-j', 'link', 'show', 'master', bridge], { reject: false });
+  if (r.exitCode !== 0) return [];
   return (JSON.parse(r.stdout || '[]') as { ifname: string }[]).map((l) => l.ifname);
 }
 
 export function linkExists(name: string): boolean {
-  return spawnSync('ip', ['link', 'show', 'dev', name], { stdio: 'ignore' }).status === 0;
+  return quiet('ip', ['link', 'show', 'dev', name]) === 0;
 }
 
 export function rules(inst: Install, table: 'nat' | 'filter'): string {
   // Without the quotes iptables puts around comments, so both backends compare alike.
-  return execFileSync(inst.iptables, ['-w', '-t', table, '-S'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).replaceAll('"', '');
+  return execaSync(inst.iptables, ['-w', '-t', table, '-S'], { stdin: 'ignore', stderr: 'ignore' }).stdout.replaceAll('"', '');
 }
 
 /** The lines of `iptables -S` about this install's bridge only. */
@@ -140,7 +141,7 @@ export function ownRules(inst: Install, table: 'nat' | 'filter'): string {
 export interface Sandbox {
   pid: number;
   uid: number;
-  proc: ChildProcess;
+  proc: Child;
   kill(): Promise<void>;
 }
 
@@ -149,7 +150,7 @@ export interface Sandbox {
 export async function sandbox(uid: number, opts: { hostNet?: boolean; life?: string } = {}): Promise<Sandbox> {
   const inner = `echo $$; exec sleep ${opts.life ?? '600'}`;
   const args = ['--reuid', String(uid), '--regid', String(uid), '--clear-groups', ...(opts.hostNet ? ['sh', '-c', inner] : ['unshare', '-Urn', 'sh', '-c', inner])];
-  const proc = spawn('setpriv', args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = execa('setpriv', args, { stdio: ['ignore', 'pipe', 'inherit'], reject: false, forceKillAfterDelay: false });
   const pid = await new Promise<number>((resolve, reject) => {
     let out = '';
     proc.stdout!.on('data', (d: Buffer) => {
@@ -187,34 +188,38 @@ export interface RunOptions {
 }
 
 /** Runs the installed netsetup as `uid` (default: root). */
-export function run(inst: Install | string, args: string[], o: RunOptions = {}): Promise<Run> {
+export async function run(inst: Install | string, args: string[], o: RunOptions = {}): Promise<Run> {
   const bin = typeof inst === 'string' ? inst : inst.bin;
-  return new Promise((resolve) => {
-    execFile(
-      bin,
-      args,
-      {
-        encoding: 'utf8',
-        env: o.env ?? { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
-        cwd: o.cwd ?? '/',
-        ...(o.uid !== undefined ? { uid: o.uid, gid: o.gid ?? o.uid } : {}),
-        timeout: 60_000,
-      },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : 128) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
+  const r = await execa(bin, args, {
+    env: o.env ?? { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+    extendEnv: false,
+    cwd: o.cwd ?? '/',
+    ...(o.uid !== undefined ? { uid: o.uid, gid: o.gid ?? o.uid } : {}),
+    stdin: 'ignore',
+    timeout: 60_000,
+    reject: false,
+    stripFinalNewline: false,
   });
+  return { code: r.exitCode ?? 128, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** Runs a command inside the network namespace of `pid` (as root). */
 export function inNetns(pid: number, cmd: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync('nsenter', ['-t', String(pid), '-n', ...cmd], { encoding: 'utf8', timeout: 30_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+  const r = execaSync('nsenter', ['-t', String(pid), '-n', ...cmd], { timeout: 30_000, reject: false, stripFinalNewline: false });
+  return { status: r.exitCode ?? null, stdout: r.stdout, stderr: r.stderr };
 }
 
-export type { Answer as Connection } from '../../../packages/shared/src/protocol.ts';
+/** Pings `address` once from the network namespace of `pid`, with the test rootfs's busybox. */
+export function pingFrom(pid: number, address: string): { status: number | null; stdout: string; stderr: string } {
+  return inNetns(pid, [busybox(), 'ping', '-c', '1', '-W', '3', address]);
+}
+
+/** Runs a command, output discarded; its exit code. */
+function quiet(file: string, args: string[]): number | undefined {
+  return execaSync(file, args, { stdio: 'ignore', reject: false }).exitCode;
+}
+
+export type { Answer as Connection } from '../../packages/shared/src/protocol.ts';
 
 /** Every user-facing failure is exactly one line in the documented format. */
 export function oneLineError(stderr: string): boolean {
