@@ -23,6 +23,8 @@ function save(): void {
   if (saved) return;
   saved = new Map(FILES.map((f) => [f, fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : undefined]));
   process.on('exit', removeUsers);
+  // useradd gives subordinate ids only when the files exist (a fresh minbase root has none).
+  for (const f of FILES) if (!fs.existsSync(f)) fs.writeFileSync(f, '');
 }
 
 /** userdel every user made here and put /etc/subuid and /etc/subgid back. */

@@ -16,7 +16,8 @@ import { addSubidUser, removeUsers, setSubids, type SubidUser } from '../helpers
 import { install, run as netsetup, type Install } from '../helpers/netsetup.ts';
 
 requireRoot();
-const CACHE = '/var/cache/nsbox-test/debian-bookworm-minbase.tar';
+/** Kept between runs; NSBOX_TEST_CACHE moves it (e.g. onto a cache a CI root binds in). */
+const CACHE = path.join(process.env.NSBOX_TEST_CACHE ?? '/var/cache/nsbox-test', 'debian-bookworm-minbase.tar');
 
 const alice = addSubidUser('a');
 const bob = addSubidUser('b');
