@@ -18,6 +18,7 @@ packages=(
   # The benchmark's comparisons (scripts/bench.ts); runc because crun refuses
   # cgroup v1 "hybrid" hosts with controllers in the v2 tree.
   bubblewrap hyperfine time podman slirp4netns catatonit runc iperf3
+  tini zstd xz-utils dpkg-dev           # launcher --init and import; the distribution test's apt repository
 )
 if [ "$(id -u)" -eq 0 ]; then
   echo "== Debian packages"

@@ -15,6 +15,24 @@ export const LAUNCHER = path.join(BIN_DIR, 'launcher');
 export const TEST_UID = Number(process.env.NSBOX_TEST_UID ?? 4321);
 export const TEST_GID = TEST_UID;
 
+/** The launcher's list of running sandboxes of a test user `uid` (registry.ts),
+ *  removed at exit; root's only when empty (its entries go when their sandboxes end). */
+export function forgetSandboxesOf(uid: number): void {
+  process.on('exit', () => {
+    const dirs = [`/tmp/nsbox-${uid}`, `/run/user/${uid}/nsbox`];
+    for (const dir of dirs) {
+      try {
+        if (uid === 0) fs.rmdirSync(dir);
+        else fs.rmSync(dir, { recursive: true, force: true });
+      } catch {
+        // not there, or root's still in use
+      }
+    }
+  });
+}
+forgetSandboxesOf(TEST_UID);
+forgetSandboxesOf(0);
+
 export function requireRoot(): void {
   if (process.getuid!() !== 0) throw new Error('integration tests run as root (they switch to an unprivileged user themselves)');
   const built = path.join(ROOT, 'dist/launcher');

@@ -7,12 +7,13 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { collect, LAUNCHER, makeRootfs, processesOf, requireRoot, sleep, spawnAs, start, type Child, type Result, type RunOptions } from '../helpers/sandbox.ts';
+import { collect, forgetSandboxesOf, LAUNCHER, makeRootfs, processesOf, requireRoot, sleep, spawnAs, start, type Child, type Result, type RunOptions } from '../helpers/sandbox.ts';
 import { hostVeths, install, ownRules, run as netsetup, type Install } from '../helpers/netsetup.ts';
 
 requireRoot();
 // A user of its own: other test files count the processes of theirs.
 const NET_UID = 4322;
+forgetSandboxesOf(NET_UID);
 const asUser: RunOptions = { uid: NET_UID, gid: NET_UID };
 const rootfs = makeRootfs();
 const installs: Install[] = [];

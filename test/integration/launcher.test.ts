@@ -13,7 +13,7 @@ requireRoot();
 const rootfs = makeRootfs();
 // The rootfs belongs to root, as one an admin provides would: the mount points the
 // tests bind onto exist already (the caller could not create them).
-for (const dir of ['data', 'rw', 'ro']) fs.mkdirSync(path.join(rootfs, dir));
+for (const dir of ['data', 'rw', 'ro', 'a,b']) fs.mkdirSync(path.join(rootfs, dir));
 const mountsBefore = hostMounts();
 const hostHostname = os.hostname();
 
@@ -240,7 +240,7 @@ test('bad input: one clear line, non-zero exit, nothing left behind', async (t) 
   }
 });
 
-test('missing mount points are made in a rootfs the caller owns, and refused clearly in one they do not', async (t) => {
+test('missing mount points are made in a rootfs the caller owns; a path an overlay cannot name is refused clearly in one they do not', async (t) => {
   const own = makeRootfs();
   execaSync('chown', ['-R', `${TEST_UID}:${TEST_UID}`, own]);
   const data = userDir();
@@ -248,9 +248,12 @@ test('missing mount points are made in a rootfs the caller owns, and refused cle
   const r = await run(['--rootfs', own, '--bind', `${data}:/new/dir`, '--ro-bind', `${data}/f:/etc/newfile`, '--tmpfs', '/scratch', '--', '/bin/sh', '-c', 'ls /new/dir; cat /etc/newfile; touch /scratch/x && echo tmpfs-ok']);
   t.is(r.code, 0, r.stderr);
   t.is(r.stdout, 'f\nfile-bind\ntmpfs-ok\n');
-  const refused = await run(sh('true', '--bind', `${data}:/not-there`));
+  t.true(fs.existsSync(path.join(own, 'new/dir')), 'made on disk in a rootfs the caller may write, as before');
+  // A directory with ',' in its name cannot be named in an overlay's options: the
+  // launcher tries the root-owned rootfs on disk, and says why that failed.
+  const refused = await run(sh('true', '--bind', `${data}:/a,b/not-there`));
   t.is(refused.code, 125);
-  t.is(refused.stderr, `launcher: sandbox setup failed: bind ${data} on /not-there: No such file or directory (ENOENT) (after: create /not-there: Permission denied (EACCES)).\n`);
+  t.is(refused.stderr, `launcher: sandbox setup failed: bind ${data} on /a,b/not-there: No such file or directory (ENOENT) (after: create /a,b/not-there: Permission denied (EACCES)).\n`);
 });
 
 test('an interactive shell on a terminal: Ctrl-C stops the foreground job, not the shell', async (t) => {

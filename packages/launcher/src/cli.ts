@@ -39,10 +39,28 @@ Options:
   -p, --publish [HOSTIP:]HOSTPORT:PORT[/tcp|/udp]
                         make PORT of the sandbox reachable at HOSTPORT on the
                         host's addresses (repeatable; needs --net bridge)
+  --network NAME        which of netsetup's networks (default: its first;
+                        implies --net bridge)
   --info-fd FD          write JSON lines to FD: when the sandbox has started
                         (pid, address, gateway, lease) and when it has exited
+  --init                run a minimal init (Debian's tini-static) as pid 1 and
+                        the command as pid 2: it reaps orphans and passes
+                        signals on, so they act as on an ordinary process
+  --name NAME           a name for 'launcher ps' and 'launcher exec' (unique
+                        among the caller's running sandboxes)
   -h, --help            show this help
   -V, --version         show the version
+
+Other commands:
+  launcher ps [--json]                     the caller's running sandboxes
+  launcher exec NAME|PID [--env K=V] [--cwd DIR] [--] CMD [ARGS...]
+                                           run CMD in a running sandbox, as root
+  launcher import FILE|- DIR               unpack a rootfs tarball (plain, gzip,
+                                           xz, zstd) into DIR, owners kept in
+                                           the caller's subordinate ids
+  launcher unshare [--] CMD [ARGS...]      run a host command as root in a user
+                                           namespace with the caller's id maps
+                                           (to remove or inspect such a tree)
 
 Exit status: the command's; 128+N if it died of signal N; 125 if the launcher
 failed (also when netsetup refused or failed: its message says why); 126 if the
@@ -61,6 +79,9 @@ export function parseArgs(argv: string[]): Parsed {
   let net: NetMode | undefined;
   let netsetup: string | undefined;
   let infoFd: number | undefined;
+  let init = false;
+  let name: string | undefined;
+  let network: string | undefined;
   const publish: string[] = [];
 
   const withValue: Record<string, Handler> = {
@@ -86,6 +107,8 @@ export function parseArgs(argv: string[]): Parsed {
     },
     '--publish': (v) => publish.push(publishSpec(v)),
     '-p': (v) => publish.push(publishSpec(v)),
+    '--name': (v) => (name = checkName('--name', v)),
+    '--network': (v) => (network = checkName('--network', v)),
     '--info-fd': (v) => {
       if (!/^\d{1,9}$/.test(v)) throw usage(`--info-fd ${v}`, 'expected a file descriptor number');
       infoFd = Number(v);
@@ -106,6 +129,10 @@ export function parseArgs(argv: string[]): Parsed {
       readOnly = true;
       continue;
     }
+    if (arg === '--init') {
+      init = true;
+      continue;
+    }
     const eq = arg.indexOf('=');
     const name = eq > 0 && arg.startsWith('--') ? arg.slice(0, eq) : arg;
     const handler = withValue[name];
@@ -124,7 +151,18 @@ export function parseArgs(argv: string[]): Parsed {
   if (command[0] === '') throw usage('the command', 'an empty string');
   if (readOnly && !mounts.some((m) => m.target === '/tmp')) mounts.unshift({ kind: 'tmpfs', target: '/tmp' });
   if (net === 'none' && publish.length > 0) throw usage('-p', 'needs a network: it cannot be used with --net none');
-  return { kind: 'run', options: { rootfs, command, hostname, env, cwd, mounts, readOnly, net, netsetup, publish, infoFd } };
+  if (net === 'none' && network !== undefined) throw usage('--network', 'names a network: it cannot be used with --net none');
+  if (network !== undefined) net = 'bridge';
+  const extra = { ...(init ? { init } : {}), ...(name !== undefined ? { name } : {}), ...(network !== undefined ? { network } : {}) };
+  return { kind: 'run', options: { rootfs, command, hostname, env, cwd, mounts, readOnly, net, netsetup, publish, infoFd, ...extra } };
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+/** A sandbox or network name: letters, digits, '_', '.', '-', at most 63 characters. */
+export function checkName(flag: string, v: string): string {
+  if (!NAME.test(v)) throw usage(`${flag} ${v}`, "not a valid name (letters, digits, '_', '.' and '-', starting with a letter or digit, at most 63 characters)");
+  return v;
 }
 
 // The syntax only; netsetup decides what may be published.

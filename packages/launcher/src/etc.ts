@@ -6,16 +6,14 @@
 // address is only known once netsetup has run).
 import fs from 'node:fs';
 import type { Step } from '@nsbox/shared/program';
-import { AT_FDCWD, MNT_DETACH, MS_BIND, MS_NODEV, MS_NOSUID, O_CLOEXEC, O_CREAT, O_EXCL, O_NOFOLLOW, O_WRONLY } from '@nsbox/shared/syscalls';
+import { AT_FDCWD, MS_BIND, O_CLOEXEC, O_CREAT, O_EXCL, O_NOFOLLOW, O_WRONLY } from '@nsbox/shared/syscalls';
 import { isIPv4 } from '@nsbox/shared/ipv4';
 import type { Options } from './options.ts';
 import type { Facts } from './rootfs.ts';
-import { isUnder, mount, readOnly, str } from './steps.ts';
+import { isUnder, mount, str } from './steps.ts';
 
 export const ETC_FILES = ['hostname', 'hosts', 'resolv.conf'] as const;
 export type EtcFile = (typeof ETC_FILES)[number];
-
-const AT_REMOVEDIR = 0x200;
 
 /** Room reserved in the stub's program for each file's content. */
 const ETC_CAPACITY: Record<EtcFile, number> = { hostname: 80, hosts: 512, 'resolv.conf': 2048 };
@@ -90,31 +88,42 @@ function etcFilesFor(opts: Options): EtcFile[] {
   return opts.net === 'none' ? ['hostname', 'hosts'] : ['hostname', 'hosts', 'resolv.conf'];
 }
 
+/** The files of /etc the launcher provides that the rootfs lacks, and that no user
+ *  mount covers: the plan puts an overlay on /etc for them (see plan.ts). */
+export function etcMissing(opts: Options, facts: Facts): EtcFile[] {
+  const { dir, files } = facts.etc;
+  if (!dir.exists || !dir.isDir) return [];
+  return wantedFiles(opts).filter((f) => {
+    const fact = files.get(f)!;
+    return !fact.exists || fact.isDir;
+  });
+}
+
+function wantedFiles(opts: Options): EtcFile[] {
+  const covered = (p: string): boolean => opts.mounts.some((m) => isUnder(p, m.target));
+  return etcFilesFor(opts).filter((f) => !covered(`/etc/${f}`));
+}
+
 /**
  * /etc/hostname, /etc/hosts and /etc/resolv.conf without touching the rootfs on
  * disk. A file the rootfs has gets a bind mount of a file made in the /dev tmpfs
- * (then unlinked there). When one is missing, /etc becomes an overlay of the
- * rootfs's /etc with a tmpfs on top, and the files are created in the overlay.
- * The contents are slots named after the files, filled in before release
- * (the address is only known once netsetup has run). A user mount on /etc or on
- * the file itself wins.
+ * (then unlinked there). The missing ones (etcMissing) are created in /etc when it
+ * is an overlay with a tmpfs on top (`overlaid`: the plan made it so). The
+ * contents are slots named after the files, filled in before release (the address
+ * is only known once netsetup has run). A user mount on /etc or on the file itself
+ * wins.
  */
-export function etcSteps(opts: Options, facts: Facts, dev: string): Step[] {
+export function etcSteps(opts: Options, facts: Facts, dev: string, overlaid: boolean): Step[] {
   const { dir, files } = facts.etc;
   if (!dir.exists || !dir.isDir) return [];
-  const covered = (p: string): boolean => opts.mounts.some((m) => isUnder(p, m.target));
-  const wanted = etcFilesFor(opts).filter((f) => !covered(`/etc/${f}`));
   const steps: Step[] = [];
   const write = (f: EtcFile, at: string, flags: number): Step[] => [
     { what: `create /etc/${f}`, call: 'openat', args: [AT_FDCWD, str(at), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW | flags, 0o644], save: true },
     { what: `write /etc/${f}`, call: 'write', args: ['saved', { slot: f, capacity: ETC_CAPACITY[f] }, { slotLength: f }] },
     { what: `write /etc/${f}`, call: 'close', args: ['saved'] },
   ];
-  const missing = wanted.filter((f) => {
-    const fact = files.get(f)!;
-    return !fact.exists || fact.isDir;
-  });
-  for (const f of wanted.filter((x) => !missing.includes(x))) {
+  const missing = etcMissing(opts, facts);
+  for (const f of wantedFiles(opts).filter((x) => !missing.includes(x))) {
     const staged = `${dev}/.nsbox-${f}`;
     steps.push(
       ...write(f, staged, 0),
@@ -122,25 +131,11 @@ export function etcSteps(opts: Options, facts: Facts, dev: string): Step[] {
       { what: `bind /etc/${f}`, call: 'unlinkat', args: [AT_FDCWD, str(staged), 0] },
     );
   }
-  if (missing.length > 0 && !/[,:\\]/.test(dir.hostPath)) {
-    const stage = `${dev}/.nsbox-etc`;
-    const what = `add /etc/${missing.join(', /etc/')} (an overlay on /etc)`;
-    steps.push(
-      { what, call: 'mkdirat', args: [AT_FDCWD, str(stage), 0o700] },
-      mount(what, 'tmpfs', stage, 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=0755,size=1m'),
-      { what, call: 'mkdirat', args: [AT_FDCWD, str(`${stage}/upper`), 0o755] },
-      { what, call: 'mkdirat', args: [AT_FDCWD, str(`${stage}/work`), 0o755] },
-      mount(what, 'overlay', dir.hostPath, 'overlay', 0, `lowerdir=${dir.hostPath},upperdir=${stage}/upper,workdir=${stage}/work`),
-      // The overlay keeps its own reference to the tmpfs; the staging name goes.
-      { what, call: 'umount2', args: [str(stage), MNT_DETACH] },
-      { what, call: 'unlinkat', args: [AT_FDCWD, str(stage), AT_REMOVEDIR] },
-    );
-    for (const f of missing) {
-      const at = `${dir.hostPath}/${f}`;
-      // A dangling symlink (resolv.conf -> /run/...) is replaced, never followed.
-      steps.push({ what: `replace /etc/${f}`, call: 'unlinkat', args: [AT_FDCWD, str(at), 0], soft: true }, ...write(f, at, 0));
-    }
-    if (opts.readOnly) steps.push(readOnly('make /etc read-only', dir.hostPath, false));
+  if (!overlaid) return steps;
+  for (const f of missing) {
+    const at = `${dir.hostPath}/${f}`;
+    // A dangling symlink (resolv.conf -> /run/...) is replaced, never followed.
+    steps.push({ what: `replace /etc/${f}`, call: 'unlinkat', args: [AT_FDCWD, str(at), 0], soft: true }, ...write(f, at, 0));
   }
   return steps;
 }

@@ -12,17 +12,31 @@ import { parseArgs } from './cli.ts';
 import { etcContents } from './etc.ts';
 import { openInfo, type Info } from './info.ts';
 import { cancel, checkSetuidRoot, connect, findNetsetup, missingError, netsetupCandidates, release, startNetsetup, type Connection } from './netsetup.ts';
-import { callerMaps, writeMaps } from './idmap.ts';
+import { readCallerMaps, startMaps } from './idmap.ts';
 import { sandboxEnv, type Options } from './options.ts';
 import { EXIT_LAUNCHER, judgeStart } from './outcome.ts';
 import { planSandbox, type SandboxPlan } from './plan.ts';
 import { gatherFacts } from './rootfs.ts';
+import { register, startTimeOf, type Entry } from './registry.ts';
 import { forwardSignals } from './signals.ts';
 import { explainCloneFailure, readUsernsSettings } from './userns.ts';
 
 const NAMESPACES = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP;
 
 async function main(argv: string[]): Promise<number> {
+  const uid = process.getuid!();
+  // The other commands load only when used: node:child_process alone costs
+  // milliseconds of every sandbox's start.
+  switch (argv[0]) {
+    case 'ps':
+      return (await import('./manage.ts')).ps(argv.slice(1), uid);
+    case 'exec':
+      return (await import('./manage.ts')).exec(argv.slice(1), uid);
+    case 'import':
+      return (await import('./unshare.ts')).importRootfs(argv.slice(1));
+    case 'unshare':
+      return (await import('./unshare.ts')).unshare(argv.slice(1));
+  }
   const parsed = parseArgs(argv);
   if (parsed.kind === 'info') {
     process.stdout.write(parsed.text);
@@ -43,7 +57,7 @@ async function run(opts: Options, netsetup: string | undefined, info: Info | und
   // netsetup starts first: it boots while the sandbox is made, then waits for its pid.
   // Until connect() it is cancelled; connect() cancels it itself when it fails;
   // once connected it releases the lease.
-  const holder = netsetup === undefined ? undefined : startNetsetup(netsetup, opts.publish);
+  const holder = netsetup === undefined ? undefined : startNetsetup(netsetup, opts.publish, opts.network);
   let pending = holder;
   let net: Connection | undefined;
   undo.defer(() => {
@@ -51,20 +65,26 @@ async function run(opts: Options, netsetup: string | undefined, info: Info | und
     else if (pending) cancel(pending);
   });
 
-  const facts = gatherFacts(opts);
+  const maps = readCallerMaps(process.getuid!(), process.getgid!());
+  const facts = gatherFacts(opts, maps.kind);
   const env = sandboxEnv(opts, process.env.TERM);
   let plan: SandboxPlan | undefined;
   const child = startSandbox((ends) => (plan = planSandbox(opts, facts, ends, env)).steps);
   undo.defer(() => child.abort()); // nothing to do once released
-  const signals = forwardSignals(child.pid);
+  const signals = forwardSignals(child.pid, !opts.init);
   undo.defer(() => signals.stop());
 
-  writeMaps(child.pid, callerMaps(process.getuid!(), process.getgid!()));
+  // The id map helpers run while the launcher goes on; netsetup is given the pid
+  // only once the maps are written.
+  const mapped = startMaps(child.pid, maps);
   if (holder) {
+    mapped();
     pending = undefined;
     net = connect(holder, netsetup!, child.pid);
   }
   for (const [file, content] of etcContents(opts, net?.lease)) child.fill(file, Buffer.from(content));
+  undo.defer(listed(opts, facts.root, child.pid, net?.lease.address));
+  mapped();
 
   const outcome = judgeStart(plan!, child.release(), opts.command[0]!);
   if (outcome.started) info?.started(child.pid, net?.lease);
@@ -72,6 +92,23 @@ async function run(opts: Options, netsetup: string | undefined, info: Info | und
   if (!outcome.started) throw outcome.error;
   const killedFor = signals.killedFor();
   return killedFor !== undefined ? { signal: killedFor } : exit;
+}
+
+/** Puts the sandbox in the caller's list (launcher ps) before its command starts;
+ *  returns the undo. A --name that is taken fails the start; without a name, a
+ *  list that cannot be written only leaves this sandbox out of it. */
+function listed(opts: Options, rootfs: string, pid: number, address: string | undefined): () => void {
+  const entry: Entry = {
+    ...(opts.name !== undefined ? { name: opts.name } : {}),
+    pid, startTime: startTimeOf(pid) ?? 0, started: new Date().toISOString(), command: opts.command, hostname: opts.hostname,
+    rootfs, network: opts.net === 'bridge' ? 'bridge' : 'none', ...(address !== undefined ? { address } : {}),
+  };
+  try {
+    return register(process.getuid!(), entry);
+  } catch (err) {
+    if (opts.name !== undefined) throw err;
+    return () => {};
+  }
 }
 
 function startSandbox(program: Parameters<typeof startStub>[1]): StubChild {
@@ -88,7 +125,7 @@ function chooseNetwork(opts: Options): string | undefined {
   if (opts.net === 'none') return undefined;
   const found = findNetsetup(netsetupCandidates(opts.netsetup, process.execPath, process.env.PATH));
   if (found === undefined) {
-    if (opts.net === 'bridge' || opts.netsetup !== undefined || opts.publish.length > 0) throw missingError(opts.netsetup);
+    if (opts.net === 'bridge' || opts.netsetup !== undefined || opts.publish.length > 0 || opts.network !== undefined) throw missingError(opts.netsetup);
     return undefined;
   }
   checkSetuidRoot(found);

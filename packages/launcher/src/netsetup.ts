@@ -58,9 +58,9 @@ export interface Connection {
  * netsetup stays after configuring and releases the lease as soon as its stdin
  * closes: when the launcher is done, or killed. One netsetup start per sandbox.
  */
-export function startNetsetup(file: string, publish: string[]): Child {
+export function startNetsetup(file: string, publish: string[], network?: string): Child {
   try {
-    return start(file, holdArgs(publish), NETSETUP_ENV, { stdout: 'pipe', stderr: 'inherit' });
+    return start(file, [...holdArgs(publish), ...(network !== undefined ? ['--network', network] : [])], NETSETUP_ENV, { stdout: 'pipe', stderr: 'inherit' });
   } catch (err) {
     if (err instanceof NsboxError) throw new NsboxError({ what: `run netsetup ${file}`, why: `${err.what}: ${err.why}`, todo: err.todo, exit: EXIT_LAUNCHER, errno: err.errno });
     throw err;

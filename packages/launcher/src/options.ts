@@ -25,10 +25,16 @@ export interface Options {
   publish: string[];
   /** --info-fd: where to write JSON lines about the sandbox. */
   infoFd: number | undefined;
+  /** --init: a minimal init is pid 1 and the command pid 2. */
+  init?: boolean;
+  /** --name: the name in the caller's list of running sandboxes (launcher ps). */
+  name?: string;
+  /** --network: which of netsetup's networks (default: its first). */
+  network?: string;
 }
 
 export const DEFAULT_HOSTNAME = 'sandbox';
-const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 export const DEFAULT_COMMAND = ['/bin/sh'];
 
 /** The command's environment: a clean default, then the user's --env in order. */

@@ -9,9 +9,9 @@ import {
   AF_INET, AT_FDCWD, F_SETFD, IFF_LOOPBACK, IFF_RUNNING, IFF_UP, MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID,
   MS_PRIVATE, MS_RDONLY, MS_REC, O_CLOEXEC, O_WRONLY, PR_SET_PDEATHSIG, SIGNALS, SIOCSIFFLAGS, SOCK_CLOEXEC, SOCK_DGRAM,
 } from '@nsbox/shared/syscalls';
-import { etcSteps } from './etc.ts';
-import { createFile, isUnder, mount, readOnly, str } from './steps.ts';
-import type { Facts } from './rootfs.ts';
+import { etcMissing, etcSteps } from './etc.ts';
+import { canOverlay, createFile, isUnder, mount, overlay, readOnly, str } from './steps.ts';
+import type { BaseDir, Facts } from './rootfs.ts';
 import type { Options } from './options.ts';
 
 export interface SandboxPlan {
@@ -21,6 +21,9 @@ export interface SandboxPlan {
   /** Paths tried for the command, in order (several when it is looked up in PATH). */
   candidates: string[];
 }
+
+/** Where --init's binary is inside the sandbox. */
+export const INIT_PATH = '/dev/init';
 
 const DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
 const DEV_LINKS: [string, string][] = [
@@ -60,6 +63,15 @@ export function planSandbox(opts: Options, facts: Facts, ends: PipeEnds, env: st
     mount('make / private', null, '/', null, MS_REC | MS_PRIVATE),
     mount(`bind the rootfs ${R}`, R, R, null, MS_BIND | MS_REC),
   );
+  if (facts.ids === 'subids') {
+    // The caller's own supplementary groups would show as nogroup inside.
+    steps.splice(3, 0, { what: 'drop the supplementary groups', call: 'setgroups', args: [0, 0] });
+  }
+  // Overlays first: one mounted later would hide the mounts already made beneath it.
+  const overlays = overlayDirs(opts, facts);
+  for (const o of overlays) {
+    steps.push(...overlay(`add mount points in ${sandboxView(R, o.hostPath)} (an overlay on it)`, o.hostPath, o.mode));
+  }
 
   const proc = mountPoint('/proc', true);
   steps.push(mount('mount proc on /proc', 'proc', proc, 'proc', MS_NOSUID | MS_NODEV | MS_NOEXEC));
@@ -78,6 +90,15 @@ export function planSandbox(opts: Options, facts: Facts, ends: PipeEnds, env: st
     { what: 'create /dev/shm', call: 'mkdirat', args: [AT_FDCWD, str(`${dev}/shm`), 0o755] },
     mount('mount a tmpfs on /dev/shm', 'tmpfs', `${dev}/shm`, 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=1777'),
   );
+  // --init: the host's static init, bound read-only into the /dev tmpfs (the
+  // rootfs is never written); a bind keeps its source's exec permission.
+  if (facts.init !== undefined) {
+    steps.push(
+      ...createFile('create /dev/init', `${dev}/init`, false),
+      mount(`bind ${facts.init} as /dev/init`, facts.init, `${dev}/init`, null, MS_BIND),
+      readOnly('make /dev/init read-only', `${dev}/init`, false),
+    );
+  }
   for (const [name, target] of DEV_LINKS) {
     steps.push({ what: `create /dev/${name}`, call: 'symlinkat', args: [str(target), AT_FDCWD, str(`${dev}/${name}`)] });
   }
@@ -105,8 +126,11 @@ export function planSandbox(opts: Options, facts: Facts, ends: PipeEnds, env: st
     if (m.kind === 'ro-bind') steps.push(readOnly(`make ${m.target} read-only`, target, true));
     mounted.push(target);
   }
-  steps.push(...etcSteps(opts, facts, dev));
-  if (opts.readOnly) steps.push(readOnly('make the rootfs read-only', R, false));
+  steps.push(...etcSteps(opts, facts, dev, overlays.some((o) => o.hostPath === facts.etc.dir.hostPath)));
+  if (opts.readOnly) {
+    steps.push(readOnly('make the rootfs read-only', R, false));
+    for (const o of overlays) if (o.hostPath !== R) steps.push(readOnly(`make ${sandboxView(R, o.hostPath)} read-only`, o.hostPath, false));
+  }
 
   const ifreq = new Uint8Array(40);
   ifreq.set(Buffer.from('lo'));
@@ -126,12 +150,46 @@ export function planSandbox(opts: Options, facts: Facts, ends: PipeEnds, env: st
   );
   for (const fd of [0, 1, 2]) steps.push({ what: `keep fd ${fd} open across exec`, call: 'fcntl', args: [fd, F_SETFD, 0], soft: true });
 
-  const candidates = commandCandidates(opts.command[0]!, env);
+  // With --init the init looks the command up (its exit status 127 or 126 when it
+  // cannot run it, as the launcher's own).
+  const command = facts.init !== undefined ? [INIT_PATH, '--', ...opts.command] : opts.command;
+  const candidates = facts.init !== undefined ? [INIT_PATH] : commandCandidates(opts.command[0]!, env);
   const execFrom = steps.length;
   for (const c of candidates) {
-    steps.push({ what: `execute ${c}`, call: 'execve', args: [str(c), { strings: opts.command }, { strings: env }], soft: true });
+    steps.push({ what: `execute ${c}`, call: 'execve', args: [str(c), { strings: command }, { strings: env }], soft: true });
   }
   return { steps, execFrom, candidates };
+}
+
+const SYSTEM_MOUNTS = ['/proc', '/dev', '/sys'];
+
+/**
+ * The directories of the rootfs that get an overlay with a tmpfs on top (steps.ts
+ * overlay()), ancestors first: the nearest existing directory above each missing
+ * mount point that the caller cannot create on disk, or should not (--read-only),
+ * and /etc when the launcher adds files the rootfs lacks. The rootfs on disk stays
+ * unchanged; a mount point in a directory the caller may write is made there, as
+ * before. A mount point under an earlier mount is made in that mount instead.
+ */
+export function overlayDirs(opts: Options, facts: Facts): BaseDir[] {
+  const dirs = new Map<string, BaseDir>();
+  const mounted: string[] = [];
+  for (const target of [...SYSTEM_MOUNTS, ...opts.mounts.map((m) => m.target)]) {
+    const fact = facts.targets.get(target);
+    if (!fact) throw new Error(`no facts for ${target}`);
+    const hidden = mounted.some((m) => isUnder(fact.hostPath, m) && fact.hostPath !== m);
+    const base = fact.base;
+    if (!fact.exists && !hidden && base && (!base.writable || opts.readOnly) && canOverlay(base.hostPath)) dirs.set(base.hostPath, base);
+    mounted.push(fact.hostPath);
+  }
+  const etc = facts.etc.dir;
+  if (etcMissing(opts, facts).length > 0 && etc.base && canOverlay(etc.hostPath)) dirs.set(etc.hostPath, { ...etc.base, hostPath: etc.hostPath });
+  return [...dirs.values()].sort((a, b) => a.hostPath.length - b.hostPath.length);
+}
+
+/** A host path in the rootfs as the sandbox sees it. */
+function sandboxView(root: string, hostPath: string): string {
+  return `/${path.relative(root, hostPath)}`;
 }
 
 /** Where execvp would look for the command, given the sandbox's PATH. */

@@ -12,6 +12,17 @@ export interface PathFact {
   hostPath: string;
   exists: boolean;
   isDir: boolean;
+  /** For a missing path: the nearest directory above it that exists. */
+  base?: BaseDir;
+}
+
+/** An existing directory of the rootfs in which mount points may have to be made. */
+export interface BaseDir {
+  hostPath: string;
+  /** Whether the caller may create entries in it on disk. */
+  writable: boolean;
+  /** Its permission bits, for the overlay that stands in for it. */
+  mode: number;
 }
 
 export interface Facts {
@@ -24,12 +35,19 @@ export interface Facts {
   etc: { dir: PathFact; files: Map<EtcFile, PathFact> };
   /** The terminal on stdin (a host path such as /dev/pts/3), if there is one. */
   terminal?: string;
+  /** Whether ids 1..N inside are the caller's subordinate ids (see idmap.ts). */
+  ids?: 'single' | 'subids';
+  /** With --init: the host's static init binary to bind into the sandbox. */
+  init?: string;
 }
+
+/** Where --init looks for its static init (Debian's tini package). */
+export const INIT_BINARY = '/usr/bin/tini-static';
 
 const SYSTEM_MOUNTS = ['/proc', '/dev', '/sys'];
 const MAX_LINKS = 40;
 
-export function gatherFacts(opts: Options): Facts {
+export function gatherFacts(opts: Options, ids: 'single' | 'subids' = 'single'): Facts {
   const todo = 'Give --rootfs a directory (scripts/make-rootfs.sh DIR makes one).';
   let root: string;
   try {
@@ -53,8 +71,45 @@ export function gatherFacts(opts: Options): Facts {
     }
     sources.set(m.source, { hostPath, isDir: fs.statSync(hostPath).isDirectory() });
   }
-  const etc = { dir: resolveInRoot(root, '/etc'), files: new Map(ETC_FILES.map((f) => [f, resolveInRoot(root, `/etc/${f}`)])) };
-  return { root, targets, sources, etc, ...terminal() };
+  for (const fact of targets.values()) if (!fact.exists) fact.base = baseDir(root, fact.hostPath);
+  const dir = resolveInRoot(root, '/etc');
+  if (dir.exists && dir.isDir) dir.base = baseDir(root, `${dir.hostPath}/x`);
+  const etc = { dir, files: new Map(ETC_FILES.map((f) => [f, resolveInRoot(root, `/etc/${f}`)])) };
+  return { root, targets, sources, etc, ids, ...terminal(), ...initBinary(opts) };
+}
+
+function initBinary(opts: Options): { init?: string } {
+  if (!opts.init) return {};
+  try {
+    if (fs.statSync(INIT_BINARY).isFile()) return { init: INIT_BINARY };
+  } catch {
+    // said below
+  }
+  throw new NsboxError({ what: '--init', why: `${INIT_BINARY} is missing`, todo: "An admin installs it with 'apt-get install tini' (Debian's static tini)." });
+}
+
+/** The nearest existing directory above `hostPath` (which resolveInRoot made free of
+ *  links and '..'), never above the rootfs. */
+function baseDir(root: string, hostPath: string): BaseDir {
+  let dir = path.dirname(hostPath);
+  for (;;) {
+    try {
+      const st = fs.lstatSync(dir);
+      if (st.isDirectory()) {
+        let writable = true;
+        try {
+          fs.accessSync(dir, fs.constants.W_OK);
+        } catch {
+          writable = false;
+        }
+        return { hostPath: dir, writable, mode: st.mode & 0o7777 };
+      }
+    } catch {
+      // missing: look higher
+    }
+    if (dir === root || dir.length <= root.length) return { hostPath: root, writable: false, mode: 0o755 };
+    dir = path.dirname(dir);
+  }
 }
 
 /** The caller's terminal, when stdin is one: it becomes the sandbox's /dev/console. */

@@ -8,14 +8,16 @@ import { SIGNALS } from '@nsbox/shared/syscalls';
 
 const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const;
 
-/** Whether a process catches or ignores `sig`, from the masks in /proc/PID/status. */
+/** Whether a process catches, ignores or blocks `sig`, from the masks in
+ *  /proc/PID/status. The kernel keeps a blocked signal pending even for a pid 1
+ *  (an init such as tini blocks them all and takes them with sigtimedwait). */
 export function handlesSignal(status: string, sig: number): boolean {
   const mask = (name: string): bigint => {
     const m = new RegExp(`^${name}:\\s*([0-9a-f]+)$`, 'm').exec(status);
     return m ? BigInt(`0x${m[1]}`) : 0n;
   };
   const bit = 1n << BigInt(sig - 1);
-  return ((mask('SigCgt') | mask('SigIgn')) & bit) !== 0n;
+  return ((mask('SigCgt') | mask('SigIgn') | mask('SigBlk')) & bit) !== 0n;
 }
 
 export interface Forwarding {
@@ -24,13 +26,16 @@ export interface Forwarding {
   stop(): void;
 }
 
-export function forwardSignals(pid: number): Forwarding {
+/** `fallback`: kill a pid 1 that would drop the signal (not with --init: the init
+ *  waits for signals in sigtimedwait, which /proc does not show as blocked). */
+export function forwardSignals(pid: number, fallback = true): Forwarding {
   let killedFor: number | undefined;
   const handlers = FORWARDED.map((name) => {
     const sig = SIGNALS[name]!;
     const handler = (): void => {
       const c = libc();
       c.kill(pid, sig);
+      if (!fallback) return;
       let status = '';
       try {
         status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');

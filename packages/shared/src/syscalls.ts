@@ -25,6 +25,8 @@ export const SYSCALLS = {
   setns: { x64: 308, arm64: 268 },
   dup3: { x64: 292, arm64: 24 },
   unlinkat: { x64: 263, arm64: 35 },
+  setgroups: { x64: 116, arm64: 159 },
+  fchmodat: { x64: 268, arm64: 53 },
 } as const;
 
 export type SyscallName = keyof typeof SYSCALLS;
@@ -38,6 +40,7 @@ export const O_CLOEXEC = 0o2000000;
 export const O_NOFOLLOW = 0o400000;
 export const O_EXCL = 0o200;
 export const O_TRUNC = 0o1000;
+export const O_PATH = 0o10000000;
 
 export const MS_RDONLY = 0x1;
 export const MS_NOSUID = 0x2;

@@ -7,10 +7,15 @@ import type { EtcFile } from '../../../packages/launcher/src/etc.ts';
 
 export const base: Options = { rootfs: '/r', command: ['sh'], hostname: 'h', env: [], cwd: '/', mounts: [], readOnly: false, net: 'none', netsetup: undefined, publish: [], infoFd: undefined };
 export const etcFile = (name: EtcFile, exists = true): [EtcFile, PathFact] => [name, { hostPath: `/r/etc/${name}`, exists, isDir: false }];
-export const facts = (extra: [string, boolean][] = [], etc = [etcFile('hostname'), etcFile('hosts'), etcFile('resolv.conf')]): Facts => ({
-  etc: { dir: { hostPath: '/r/etc', exists: true, isDir: true }, files: new Map(etc) },
+/** Missing targets lie in a directory of the rootfs the caller may write (`writable`). */
+export const facts = (extra: [string, boolean][] = [], etc = [etcFile('hostname'), etcFile('hosts'), etcFile('resolv.conf')], writable = true): Facts => ({
+  etc: { dir: { hostPath: '/r/etc', exists: true, isDir: true, base: { hostPath: '/r/etc', writable: false, mode: 0o755 } }, files: new Map(etc) },
   root: '/r',
-  targets: new Map([['/proc', true], ['/dev', true], ['/sys', true], ...extra].map(([p, exists]) => [p as string, { hostPath: `/r${p}`, exists: exists as boolean, isDir: true }])),
+  targets: new Map([['/proc', true], ['/dev', true], ['/sys', true], ...extra].map(([p, exists]) => {
+    const fact: PathFact = { hostPath: `/r${p}`, exists: exists as boolean, isDir: true };
+    if (!exists) fact.base = { hostPath: (p as string).split('/').length > 2 ? `/r/${(p as string).split('/')[1]}` : '/r', writable, mode: 0o755 };
+    return [p as string, fact];
+  })),
   sources: new Map([['/src', { hostPath: '/real/src', isDir: true }]]),
 });
 export const ends = { syncRead: 10, syncWrite: 11 };

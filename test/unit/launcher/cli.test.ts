@@ -86,3 +86,13 @@ test('bad network options are usage errors that say what is expected', (t) => {
   t.throws(() => opts(['--rootfs', '/r', '--net', 'none', '-p', '80:80']), { message: /cannot be used with --net none/ });
   t.throws(() => opts(['--rootfs', '/r', '--info-fd', 'x']), { message: /file descriptor number/ });
 });
+
+test('--init, --name and --network; --network implies bridge and conflicts with --net none', (t) => {
+  const o = opts(['--rootfs', '/r', '--init', '--name', 'web-1', '--network', 'lab']);
+  t.like(o, { init: true, name: 'web-1', network: 'lab', net: 'bridge' });
+  t.is(opts(['--rootfs', '/r']).init, undefined);
+  t.throws(() => parseArgs(['--rootfs', '/r', '--net', 'none', '--network', 'lab']), { instanceOf: NsboxError, message: /--network: names a network/ });
+  for (const bad of ['', '-x', 'a/b', 'a b', 'x'.repeat(64)]) {
+    t.throws(() => parseArgs(['--rootfs', '/r', '--name', bad]), { instanceOf: NsboxError, message: /not a valid name/ }, JSON.stringify(bad));
+  }
+});

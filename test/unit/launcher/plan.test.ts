@@ -96,3 +96,60 @@ test('a terminal on stdin becomes /dev/console (softly); without one there is no
   t.true(bind.soft);
   t.false(whats(plan()).some((w) => w.includes('console')));
 });
+
+test('subordinate ids: the supplementary groups are dropped right after the wait; not with the single mapping', (t) => {
+  const w = whats(plan({}, { ...facts(), ids: 'subids' }));
+  t.is(w.indexOf('drop the supplementary groups'), w.indexOf('wait for the launcher') + 1);
+  t.false(whats(plan()).includes('drop the supplementary groups'));
+});
+
+test('--init: the init is bound read-only into /dev and runs the command after --', (t) => {
+  const p = plan({ command: ['sh', '-c', 'x'] }, { ...facts(), init: '/usr/bin/tini-static' });
+  const bind = mountOf(p.steps, '/r/dev/init', null)!;
+  t.deepEqual(bind.args[0], { str: '/usr/bin/tini-static' });
+  t.true(p.steps.indexOf(bind) > whats(p).indexOf('mount a tmpfs on /dev'));
+  t.true(whats(p).includes('make /dev/init read-only'));
+  t.deepEqual(p.candidates, ['/dev/init']);
+  t.deepEqual(p.steps.slice(p.execFrom).map((s) => s.args[1]), [{ strings: ['/dev/init', '--', 'sh', '-c', 'x'] }]);
+});
+
+const overlayMounts = (p: ReturnType<typeof plan>) => p.steps.filter((s) => s.call === 'mount' && str(s, 2) === 'overlay').map((s) => str(s, 1));
+
+test('missing mount points: made on disk where the caller may write, in an overlay where it may not or with --read-only', (t) => {
+  const bindNew = { mounts: [{ kind: 'bind' as const, source: '/src', target: '/srv/data' }] };
+  const writable = plan(bindNew, facts([['/srv/data', false]], undefined, true));
+  t.deepEqual(overlayMounts(writable), []);
+  t.true(writable.steps.some((s) => s.call === 'mkdirat' && str(s, 1) === '/r/srv/data'));
+  const locked = plan(bindNew, facts([['/srv/data', false]], undefined, false));
+  t.deepEqual(overlayMounts(locked), ['/r/srv']);
+  const ro = plan({ ...bindNew, readOnly: true }, facts([['/srv/data', false], ['/tmp', true]], undefined, true));
+  t.deepEqual(overlayMounts(ro), ['/r/srv']);
+  t.true(whats(ro).includes('make /srv read-only'));
+});
+
+test('overlays: before /proc is mounted, ancestors first, one per directory; none for a mount point inside an earlier mount', (t) => {
+  const f = facts([['/a/x', false], ['/b/y', false], ['/a/z', false], ['/t', true], ['/t/new', false]], undefined, false);
+  f.targets.get('/a/x')!.base = { hostPath: '/r/a', writable: false, mode: 0o755 };
+  f.targets.get('/a/z')!.base = { hostPath: '/r/a', writable: false, mode: 0o755 };
+  f.targets.get('/b/y')!.base = { hostPath: '/r', writable: false, mode: 0o755 };
+  const mounts = [
+    { kind: 'tmpfs' as const, target: '/a/x' }, { kind: 'tmpfs' as const, target: '/b/y' }, { kind: 'tmpfs' as const, target: '/a/z' },
+    { kind: 'tmpfs' as const, target: '/t' }, { kind: 'tmpfs' as const, target: '/t/new' },
+  ];
+  const p = plan({ mounts }, f);
+  t.deepEqual(overlayMounts(p), ['/r', '/r/a']);
+  const lastOverlay = Math.max(...p.steps.map((s, i) => (s.call === 'mount' && str(s, 2) === 'overlay' ? i : -1)));
+  t.true(lastOverlay < whats(p).indexOf('mount proc on /proc'));
+  const o = p.steps.find((s) => s.call === 'mount' && str(s, 2) === 'overlay' && str(s, 1) === '/r/a')!;
+  t.is(str(o, 4), 'lowerdir=/proc/self/fd/900,upperdir=/r/a/upper,workdir=/r/a/work');
+  // The lower directory is held open before the tmpfs covers it, and closed after.
+  const i = p.steps.indexOf(o);
+  t.deepEqual(p.steps.slice(i - 7, i - 4).map((s) => s.call), ['openat', 'dup3', 'close']);
+  t.deepEqual(p.steps[i + 1], { what: o.what, call: 'close', args: [900] });
+});
+
+test('a directory whose path cannot be named in overlay options falls back to the rootfs on disk', (t) => {
+  const f = facts([['/x,y/z', false]], undefined, false);
+  f.targets.get('/x,y/z')!.base = { hostPath: '/r/x,y', writable: false, mode: 0o755 };
+  t.deepEqual(overlayMounts(plan({ mounts: [{ kind: 'tmpfs', target: '/x,y/z' }] }, f)), []);
+});
