@@ -166,7 +166,7 @@ test.serial('Debian 12: import, apt-get install of a bound .deb, apt-get update 
   fs.chmodSync(path.join(repo, deb), 0o644);
   fs.writeFileSync(path.join(repo, 'Packages'), execFileSync('dpkg-scanpackages', ['.', '/dev/null'], { cwd: repo, stdio: ['ignore', 'pipe', 'ignore'] }));
 
-  inst = install({ octet: 93 });
+  inst = install({ octet: 95 });
   const launcher = path.join(inst.prefix, 'bin/launcher');
   t.is((await netsetup(inst, ['setup-host'])).code, 0);
   const server = http.createServer((req, res) => {

@@ -115,7 +115,7 @@ test.serial('a stale entry (its launcher killed) is not listed and does not hold
 });
 
 test.serial('--network NAME chooses one of netsetup\'s networks; an unknown one is netsetup\'s one-line refusal', async (t) => {
-  inst = install({ octet: 94 });
+  inst = install({ octet: 96 });
   const launcher = path.join(inst.prefix, 'bin/launcher');
   t.is((await netsetup(inst, ['setup-host'])).code, 0);
   const child = start(['--rootfs', rootfs, '--network', 'test', '--name', 'net', '--', '/bin/sh', '-c', 'ip -4 -o addr show dev eth0; echo ready; read x'], { ...asA, launcher, keepStdin: true });
