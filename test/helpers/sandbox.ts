@@ -178,8 +178,15 @@ export function sandboxPid(launcherPid: number): number | undefined {
   }
 }
 
+/** The host's mount table, without what other test files running at the same
+ *  time mount on purpose (network namespaces pinned under /run/netns, the
+ *  hygiene test's tiny state tmpfs): theirs, not a sandbox's leftovers. */
 export function hostMounts(): string {
-  return fs.readFileSync('/proc/1/mountinfo', 'utf8');
+  return fs
+    .readFileSync('/proc/1/mountinfo', 'utf8')
+    .split('\n')
+    .filter((line) => !/ \/run\/(netns\/|nsbox-test-)\S+ /.test(line))
+    .join('\n');
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -122,7 +122,7 @@ test.serial('--network NAME chooses one of netsetup\'s networks; an unknown one 
   const done = collect(child, { keepStdin: true });
   await waitFor(child, 'ready');
   const [entry] = await psJson(asA);
-  t.regex(entry?.address ?? '', /^10\.231\.94\.\d+$/);
+  t.regex(entry?.address ?? '', /^10\.231\.96\.\d+$/);
   child.stdin!.end('\n');
   const r = await done;
   t.regex(r.stdout, new RegExp(`inet ${entry!.address!.replaceAll('.', '\\.')}/24`));
