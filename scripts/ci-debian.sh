@@ -9,7 +9,8 @@
 # every run unpacks a fresh copy, enters it with pivot_root in a mount and pid
 # namespace of its own (a chroot cannot create user namespaces: clone(CLONE_NEWUSER)
 # gives EPERM there) and deletes it afterwards. Downloads (apt's .debs, npm's and
-# pnpm's caches) are kept in the cache directory between runs. The network
+# pnpm's caches, the distribution test's debootstrap tarball) are kept in the
+# cache directory between runs. The network
 # namespace is the host's: the suite needs real bridges and rules, and
 # /tmp/nsbox-it.lock is shared so it never runs alongside another suite here.
 # Prints everything the two commands print; exits with their status.
@@ -32,7 +33,7 @@ if [ "${1:-}" = --inside ]; then
     : >"$new$lock"
     mount --bind "$lock" "$new$lock"
   done
-  for pair in apt:/var/cache/apt/archives npm:/root/.npm pnpm:/root/.local/share/pnpm/store; do
+  for pair in apt:/var/cache/apt/archives npm:/root/.npm pnpm:/root/.local/share/pnpm/store test:/var/cache/nsbox-test; do
     mkdir -p "$NSBOX_CI_CACHE/${pair%%:*}" "$new${pair#*:}"
     mount --bind "$NSBOX_CI_CACHE/${pair%%:*}" "$new${pair#*:}"
   done
