@@ -2,7 +2,7 @@
 // in /etc/subuid and /etc/subgid), removed again with /etc/subuid and /etc/subgid
 // as they were, also when a test fails or the process is ended. Only one test file
 // may use this (they run in parallel and would restore each other's files).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execaSync } from 'execa';
 import fs from 'node:fs';
 
 const FILES = ['/etc/subuid', '/etc/subgid'];
@@ -30,10 +30,10 @@ function save(): void {
 /** userdel every user made here and put /etc/subuid and /etc/subgid back. */
 export function removeUsers(): void {
   for (const name of made.splice(0)) {
-    const uid = spawnSync('id', ['-u', name], { encoding: 'utf8' }).stdout.trim();
+    const uid = execaSync('id', ['-u', name], { reject: false }).stdout.trim();
     // The list of running sandboxes the launcher kept for the user.
     if (/^\d+$/.test(uid)) fs.rmSync(`/tmp/nsbox-${uid}`, { recursive: true, force: true });
-    spawnSync('userdel', ['-f', name], { stdio: 'ignore' });
+    execaSync('userdel', ['-f', name], { stdio: 'ignore', reject: false });
   }
   if (!saved) return;
   for (const [f, text] of saved) {
@@ -53,10 +53,10 @@ export function subidsOf(file: string, name: string): { start: number; count: nu
 export function addSubidUser(tag: string): SubidUser {
   save();
   const name = `nsbx${process.pid % 100000}${tag}`;
-  execFileSync('useradd', ['-M', '-s', '/usr/sbin/nologin', name]);
+  execaSync('useradd', ['-M', '-s', '/usr/sbin/nologin', name]);
   made.push(name);
-  const uid = Number(execFileSync('id', ['-u', name], { encoding: 'utf8' }).trim());
-  const gid = Number(execFileSync('id', ['-g', name], { encoding: 'utf8' }).trim());
+  const uid = Number(execaSync('id', ['-u', name]).stdout.trim());
+  const gid = Number(execaSync('id', ['-g', name]).stdout.trim());
   const u = subidsOf('/etc/subuid', name);
   const g = subidsOf('/etc/subgid', name);
   if (!u || !g || u.start !== g.start || u.count !== g.count) throw new Error(`useradd gave ${name} no matching subordinate ids (subuid ${JSON.stringify(u)}, subgid ${JSON.stringify(g)})`);

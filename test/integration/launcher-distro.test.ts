@@ -5,7 +5,7 @@
 // subordinate ids (see helpers/users.ts). Traffic goes only to the test bridge's
 // gateway, where the test serves an apt repository.
 import test from 'ava';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execaSync } from 'execa';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -45,8 +45,8 @@ const busybox = makeRootfs();
 
 test.serial('subordinate ids: root is the caller, 1..65536 the range, setgroups works, owners land in the range', async (t) => {
   const root = path.join(dirOf(alice), 'root');
-  execFileSync('cp', ['-a', busybox, root]);
-  execFileSync('chown', ['-R', `${alice.uid}:${alice.gid}`, root]);
+  execaSync('cp', ['-a', busybox, root]);
+  execaSync('chown', ['-R', `${alice.uid}:${alice.gid}`, root]);
   const r = await run(['--rootfs', root, '--', '/bin/sh', '-c',
     'cat /proc/self/uid_map /proc/self/gid_map /proc/self/setgroups; id -G; mkdir /tmp/d && chown 1000:1001 /tmp/d && echo chowned'], as(alice));
   t.is(r.code, 0, r.stderr);
@@ -85,13 +85,13 @@ test.serial('import: plain, gzip, xz, zstd and stdin keep owners in the range; u
   fs.mkdirSync(path.join(src, 'home/u'), { recursive: true });
   fs.writeFileSync(path.join(src, 'home/u/f'), 'x\n');
   fs.chmodSync(path.join(src, 'home/u'), 0o700);
-  execFileSync('chown', ['-R', '1000:1000', path.join(src, 'home/u')]);
+  execaSync('chown', ['-R', '1000:1000', path.join(src, 'home/u')]);
   fs.mkdirSync(path.join(src, 'dev'));
-  execFileSync('mknod', [path.join(src, 'dev/null'), 'c', '1', '3']);
+  execaSync('mknod', [path.join(src, 'dev/null'), 'c', '1', '3']);
   const plain = path.join(work, 'r.tar');
-  execFileSync('tar', ['--numeric-owner', '-C', src, '-cf', plain, '.']);
-  for (const [suffix, cmd] of [['gz', 'gzip'], ['xz', 'xz'], ['zst', 'zstd']] as const) execFileSync('sh', ['-c', `${cmd} -c < ${plain} > ${plain}.${suffix}`]);
-  execFileSync('chmod', ['644', plain, `${plain}.gz`, `${plain}.xz`, `${plain}.zst`]);
+  execaSync('tar', ['--numeric-owner', '-C', src, '-cf', plain, '.']);
+  for (const [suffix, cmd] of [['gz', 'gzip'], ['xz', 'xz'], ['zst', 'zstd']] as const) execaSync('sh', ['-c', `${cmd} -c < ${plain} > ${plain}.${suffix}`]);
+  execaSync('chmod', ['644', plain, `${plain}.gz`, `${plain}.xz`, `${plain}.zst`]);
   for (const [i, archive] of [plain, `${plain}.gz`, `${plain}.xz`, `${plain}.zst`, '-'].entries()) {
     const dir = path.join(work, `d${i}`);
     const r = archive === '-'
@@ -104,8 +104,8 @@ test.serial('import: plain, gzip, xz, zstd and stdin keep owners in the range; u
     t.deepEqual(fs.readdirSync(path.join(dir, 'dev')), [], 'device nodes are left out');
   }
   const dir = path.join(work, 'd0');
-  const plainRm = spawnSync('rm', ['-rf', dir], { uid: alice.uid, gid: alice.gid });
-  t.not(plainRm.status, 0, 'the control: the user alone cannot remove files of its subordinate ids');
+  const plainRm = execaSync('rm', ['-rf', dir], { uid: alice.uid, gid: alice.gid, reject: false });
+  t.not(plainRm.exitCode, 0, 'the control: the user alone cannot remove files of its subordinate ids');
   t.true(fs.existsSync(path.join(dir, 'home/u/f')));
   const r = await cmd(['unshare', '--', 'rm', '-rf', dir], as(alice));
   t.is(r.code, 0, r.stderr);
@@ -125,8 +125,18 @@ test.serial('import: plain, gzip, xz, zstd and stdin keep owners in the range; u
 
 /** The launcher as `o.uid`, with `input` written to its stdin. */
 async function runStdin(args: string[], input: Buffer, o: RunOptions): Promise<{ code: number | null; stderr: string; stdout: string }> {
-  const r = spawnSync(path.resolve(import.meta.dirname, '../../dist/launcher'), args, { input, uid: o.uid, gid: o.gid, env: { PATH: '/usr/bin:/bin' }, cwd: '/', encoding: 'utf8', timeout: 120_000 });
-  return { code: r.status, stderr: r.stderr, stdout: r.stdout };
+  const r = execaSync(path.resolve(import.meta.dirname, '../../dist/launcher'), args, {
+    input,
+    uid: o.uid,
+    gid: o.gid,
+    env: { PATH: '/usr/bin:/bin' },
+    extendEnv: false,
+    cwd: '/',
+    timeout: 120_000,
+    reject: false,
+    stripFinalNewline: false,
+  });
+  return { code: r.exitCode ?? null, stderr: r.stderr, stdout: r.stdout };
 }
 
 /** The Debian 12 minbase tarball, made once with debootstrap from the mirror in the
@@ -139,8 +149,8 @@ function debianTarball(): string {
   if (!mirror) throw new Error('no Debian mirror in the host\'s apt configuration');
   const tmp = fs.mkdtempSync('/var/tmp/nsbox-debootstrap-');
   try {
-    execFileSync('debootstrap', ['--variant=minbase', 'bookworm', path.join(tmp, 'root'), mirror], { stdio: 'ignore', timeout: 900_000 });
-    execFileSync('tar', ['--numeric-owner', '-C', path.join(tmp, 'root'), '-cf', `${CACHE}.part`, '.']);
+    execaSync('debootstrap', ['--variant=minbase', 'bookworm', path.join(tmp, 'root'), mirror], { stdio: 'ignore', timeout: 900_000 });
+    execaSync('tar', ['--numeric-owner', '-C', path.join(tmp, 'root'), '-cf', `${CACHE}.part`, '.']);
     fs.renameSync(`${CACHE}.part`, CACHE);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
@@ -161,10 +171,10 @@ test.serial('Debian 12: import, apt-get install of a bound .deb, apt-get update 
   const repo = fs.mkdtempSync(path.join(os.tmpdir(), 'nsbox-repo-'));
   fs.chmodSync(repo, 0o755);
   process.on('exit', () => fs.rmSync(repo, { recursive: true, force: true }));
-  execFileSync('apt-get', ['download', 'hello'], { cwd: repo, stdio: 'ignore' });
+  execaSync('apt-get', ['download', 'hello'], { cwd: repo, stdio: 'ignore' });
   const deb = fs.readdirSync(repo).find((f) => f.endsWith('.deb'))!;
   fs.chmodSync(path.join(repo, deb), 0o644);
-  fs.writeFileSync(path.join(repo, 'Packages'), execFileSync('dpkg-scanpackages', ['.', '/dev/null'], { cwd: repo, stdio: ['ignore', 'pipe', 'ignore'] }));
+  fs.writeFileSync(path.join(repo, 'Packages'), execaSync('dpkg-scanpackages', ['.', '/dev/null'], { cwd: repo, stdio: ['ignore', 'pipe', 'ignore'], encoding: 'buffer', stripFinalNewline: false }).stdout);
 
   inst = install({ octet: 95 });
   const launcher = path.join(inst.prefix, 'bin/launcher');

@@ -2,7 +2,7 @@
 // signals itself ends as an ordinary process would, orphans are reaped, and the
 // exit status is the command's.
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
+import { execaSync } from 'execa';
 import fs from 'node:fs';
 import { collect, forgetSandboxesOf, LAUNCHER, makeRootfs, processesOf, requireRoot, run, sandboxPid, sleep, start, waitFor, type RunOptions } from '../helpers/sandbox.ts';
 
@@ -71,9 +71,15 @@ test('--init: a signal sent to the launcher reaches the command through the init
 test('--init without tini-static installed: exit 125 and one line saying what to install', (t) => {
   // The binary is hidden under /dev/null in a mount namespace of the test's own.
   const script = `mount --bind /dev/null /usr/bin/tini-static && exec setpriv --reuid=${UID} --regid=${UID} --clear-groups "$@"`;
-  const hidden = (extra: string[]) => spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', LAUNCHER, '--net', 'none', '--rootfs', rootfs, ...extra, '--', '/bin/true'], { encoding: 'utf8', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+  const hidden = (extra: string[]) =>
+    execaSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', script, 'sh', LAUNCHER, '--net', 'none', '--rootfs', rootfs, ...extra, '--', '/bin/true'], {
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+      extendEnv: false,
+      reject: false,
+      stripFinalNewline: false,
+    });
   const r = hidden(['--init']);
-  t.is(r.status, 125);
+  t.is(r.exitCode, 125);
   t.is(r.stderr, "launcher: --init: /usr/bin/tini-static is missing. An admin installs it with 'apt-get install tini' (Debian's static tini).\n");
-  t.is(hidden([]).status, 0, 'the control: the same run without --init works');
+  t.is(hidden([]).exitCode, 0, 'the control: the same run without --init works');
 });

@@ -3,7 +3,7 @@
 // on top of the nearest existing directory, never on disk. Checked inside and by
 // comparing the whole tree on disk before and after.
 import test from 'ava';
-import { execFileSync } from 'node:child_process';
+import { execaSync } from 'execa';
 import fs from 'node:fs';
 import path from 'node:path';
 import { forgetSandboxesOf, makeRootfs, requireRoot, run, type RunOptions } from '../helpers/sandbox.ts';
@@ -17,15 +17,15 @@ const rootfs = makeRootfs();
 function copy(owner: number): string {
   const dir = fs.mkdtempSync('/tmp/nsbox-mounts-rootfs-');
   process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
-  execFileSync('cp', ['-a', `${rootfs}/.`, dir]);
+  execaSync('cp', ['-a', `${rootfs}/.`, dir]);
   fs.chmodSync(dir, 0o755);
-  execFileSync('chown', ['-R', `${owner}:${owner}`, dir]);
+  execaSync('chown', ['-R', `${owner}:${owner}`, dir]);
   return dir;
 }
 
 /** Every entry of a tree with its type, mode, owner, size and mtime. */
 function snapshot(dir: string): string {
-  return execFileSync('find', [dir, '-printf', '%P %y %m %u:%g %s %T@\n'], { encoding: 'utf8' }).split('\n').sort().join('\n');
+  return execaSync('find', [dir, '-printf', '%P %y %m %u:%g %s %T@\n'], { stripFinalNewline: false }).stdout.split('\n').sort().join('\n');
 }
 
 function dataDir(): string {

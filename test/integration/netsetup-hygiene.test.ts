@@ -4,7 +4,7 @@
 // victim keeps working, and has a control that shows the test would notice a
 // success. Subnets 10.231.{111,113}.0/24; traffic: none.
 import test from 'ava';
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execa, execaSync, type ResultPromise } from 'execa';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,7 +16,8 @@ const ENV = { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' };
 let inst: Install;
 let userDir: string;
 const sandboxes: Sandbox[] = [];
-const children: ChildProcess[] = [];
+/** Started here; any still running are killed at the end. */
+const children: ResultPromise[] = [];
 const cleanups: (() => void)[] = [];
 
 const spawnBox = async (uid: number): Promise<Sandbox> => {
@@ -25,13 +26,13 @@ const spawnBox = async (uid: number): Promise<Sandbox> => {
   return s;
 };
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const alive = (c: ChildProcess): boolean => c.exitCode === null && c.signalCode === null;
-const exited = (c: ChildProcess, ms: number): Promise<boolean> =>
+const alive = (c: ResultPromise): boolean => c.exitCode === null && c.signalCode === null;
+const exited = (c: ResultPromise, ms: number): Promise<boolean> =>
   alive(c) ? Promise.race([new Promise<boolean>((r) => c.once('exit', () => r(true))), sleep(ms).then(() => !alive(c))]) : Promise.resolve(true);
 
 /** Starts the installed netsetup as `uid` with the given stdio. */
-function start(i: Install, args: string[], uid: number, stdio: ('pipe' | 'ignore' | number)[]): ChildProcess {
-  const c = spawn(i.bin, args, { uid, gid: uid, env: ENV, stdio: stdio as never });
+function start(i: Install, args: string[], uid: number, stdio: ('pipe' | 'ignore' | number)[]): ResultPromise {
+  const c = execa(i.bin, args, { uid, gid: uid, env: ENV, extendEnv: false, stdio: stdio as never, reject: false, stripFinalNewline: false, forceKillAfterDelay: false });
   children.push(c);
   return c;
 }
@@ -46,13 +47,15 @@ async function until(what: string, f: () => Promise<boolean> | boolean, ms = 10_
 
 const leasesOf = async (i: Install, uid = 0): Promise<{ id: string; uid: number }[]> => JSON.parse((await run(i, ['list', '--json'], { uid })).stdout) as { id: string; uid: number }[];
 
-/** Holds the state lock as root (flock(1)) for `seconds`, once it is really held. */
-async function holdLock(i: Install, seconds: number): Promise<ChildProcess> {
+/** Holds the state lock as root (flock(1)) for `seconds`, once it is really held.
+ *  The process comes back inside an object: an async function returning an execa
+ *  subprocess itself would wait for it to end. */
+async function holdLock(i: Install, seconds: number): Promise<{ flock: ResultPromise }> {
   const lock = `${i.stateDir}/lock`;
-  const c = spawn('flock', [lock, 'sleep', String(seconds)], { stdio: 'ignore' });
+  const c = execa('flock', [lock, 'sleep', String(seconds)], { stdio: 'ignore', reject: false, forceKillAfterDelay: false });
   children.push(c);
-  await until('the lock to be held', () => spawnSync('flock', ['-n', lock, 'true']).status !== 0, 5000);
-  return c;
+  await until('the lock to be held', () => execaSync('flock', ['-n', lock, 'true'], { reject: false }).exitCode !== 0, 5000);
+  return { flock: c };
 }
 
 async function timedRun(i: Install, args: string[], uid: number): Promise<{ code: number; stderr: string; stdout: string; ms: number }> {
@@ -81,7 +84,7 @@ test.serial('class 4: a holder whose stdout is a full pipe nobody reads does not
   // The attacker's stdout: a FIFO that is open for reading but never read, and
   // that the attacker fills while holding (the test keeps the ends open).
   const fifo = path.join(userDir, 'out');
-  execFileSync('mkfifo', ['-m', '0600', fifo]);
+  execaSync('mkfifo', ['-m', '0600', fifo]);
   fs.chownSync(fifo, U, U);
   const readEnd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   const holderOut = fs.openSync(fifo, fs.constants.O_WRONLY);
@@ -112,7 +115,7 @@ test.serial('class 4: a holder whose stdout is a full pipe nobody reads does not
 
   // Control: a stall under the lock is what this measures (the lock held 1.5 s
   // delays the same connect by about that much).
-  const held = await holdLock(inst, 1.5);
+  const { flock: held } = await holdLock(inst, 1.5);
   const slow = await timedRun(inst, ['--pid', String(victim.pid), '--json'], OTHER);
   t.is(slow.code, 0, slow.stderr);
   t.true(slow.ms >= 1000, `control: ${slow.ms} ms`);
@@ -123,7 +126,7 @@ test.serial('class 4: a holder whose stdout is a full pipe nobody reads does not
 test.serial('class 4: 50,000 --publish are refused at once, without waiting for the lock', async (t) => {
   const box = await spawnBox(U);
   await run(inst, ['list'], { uid: U }); // the state directory and lock exist
-  const held = await holdLock(inst, 3);
+  const { flock: held } = await holdLock(inst, 3);
   const specs = Array.from({ length: 50_000 }, (_, i) => ['--publish', `${10000 + (i % 50000)}:80`]).flat();
   const big = await timedRun(inst, ['--pid', String(box.pid), ...specs], U);
   t.is(big.code, 2, big.stderr);
@@ -149,8 +152,8 @@ test.serial('class 5: a low RLIMIT_NOFILE, RLIMIT_FSIZE or RLIMIT_AS with NODE_V
   cleanups.push(() => fs.rmSync(victim, { recursive: true, force: true }));
   const cov = path.join(victim, 'created/by/root');
   const env = { ...ENV, NODE_V8_COVERAGE: cov };
-  const limited = (limit: string, uid: number): ReturnType<typeof spawnSync> =>
-    spawnSync('prlimit', [limit, inst.bin, 'check'], { uid, gid: uid, env, encoding: 'utf8' });
+  const limited = (limit: string, uid: number) =>
+    execaSync('prlimit', [limit, inst.bin, 'check'], { uid, gid: uid, env, extendEnv: false, reject: false, stripFinalNewline: false });
   const cases: [string, RegExp][] = [
     ['--nofile=40', /^netsetup: start-up: your RLIMIT_NOFILE limit \(ulimit -n\) is 40 open files, below the 64 netsetup needs to start\. Raise it \(ulimit -n 1024\) and try again$/m],
     ['--fsize=100000', /^netsetup: start-up: your RLIMIT_FSIZE limit \(ulimit -f\) is 100000 bytes, below the 16777216 netsetup needs to start\. Raise it \(ulimit -f unlimited\) and try again$/m],
@@ -158,21 +161,28 @@ test.serial('class 5: a low RLIMIT_NOFILE, RLIMIT_FSIZE or RLIMIT_AS with NODE_V
   ];
   for (const [limit, line] of cases) {
     const r = limited(limit, U);
-    t.is(r.status, 9, `${limit}: ${r.stderr}`);
+    t.is(r.exitCode, 9, `${limit}: ${r.stderr}`);
     t.regex(String(r.stderr), line);
     t.deepEqual(fs.readdirSync(victim), [], `${limit}: nothing created as root`);
   }
   // Control: the same run by root, not setuid (coverage is root's own then), does
   // write coverage there: the test sees a file that appears.
   const control = limited('--nofile=40', 0);
-  t.is(control.status, 9);
+  t.is(control.exitCode, 9);
   t.deepEqual(fs.readdirSync(victim), ['created'], 'control: coverage written by a run that does not stop it');
 
   // Limits that let it start are raised once it is root: a connect, its state
   // writes and its release work under them.
   const box = await spawnBox(U);
-  const ok = spawnSync('prlimit', ['--nofile=100:100', '--fsize=20000000', '--as=3000000000', inst.bin, '--pid', String(box.pid), '--json'], { uid: U, gid: U, env: ENV, encoding: 'utf8' });
-  t.is(ok.status, 0, ok.stderr);
+  const ok = execaSync('prlimit', ['--nofile=100:100', '--fsize=20000000', '--as=3000000000', inst.bin, '--pid', String(box.pid), '--json'], {
+    uid: U,
+    gid: U,
+    env: ENV,
+    extendEnv: false,
+    reject: false,
+    stripFinalNewline: false,
+  });
+  t.is(ok.exitCode, 0, ok.stderr);
   t.is((await run(inst, ['release', '--pid', String(box.pid)], { uid: U })).code, 0);
 });
 
@@ -272,11 +282,11 @@ test.serial('class 9: a hard link of the binary, or the binary moved, is refused
 test.serial('class 11: a full state filesystem fails the call, keeps the old record, leaves no veth', async (t) => {
   const stateDir = `/run/nsbox-test-113-full-${process.pid}`;
   fs.mkdirSync(stateDir, { mode: 0o700 });
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'nsbox-test', stateDir]);
+  execaSync('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'nsbox-test', stateDir]);
   const full = install({ octet: 113, stateDir });
   cleanups.push(() => full.remove());
   cleanups.push(() => {
-    spawnSync('umount', [stateDir]);
+    execaSync('umount', [stateDir], { reject: false });
     fs.rmSync(stateDir, { recursive: true, force: true });
   });
   const first = await spawnBox(U);

@@ -2,7 +2,7 @@
 // blocking flock on a lock this process already holds through another open file
 // is interrupted at the deadline; a free lock is taken at once.
 import test from 'ava';
-import { spawn } from 'node:child_process';
+import { execa } from 'execa';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -50,7 +50,8 @@ test.serial('the timer is cleared afterwards: a later blocking flock waits for t
   const file = path.join(dir, 'lock');
   fs.writeFileSync(file, '');
   const fd = fs.openSync(file, 'r');
-  const child = spawn('flock', [file, 'sleep', '0.4'], { stdio: 'ignore' });
+  // Killed below with SIGTERM alone; reject: false as that ends it by a signal.
+  const child = execa('flock', [file, 'sleep', '0.4'], { stdio: 'ignore', reject: false, forceKillAfterDelay: false });
   try {
     const c = libc();
     // Wait until the child holds it.
