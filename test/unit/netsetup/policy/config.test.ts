@@ -84,3 +84,20 @@ test('configuration: publish policy defaults, limits and unknown keys', (t) => {
     t.is(err.exit, EXIT.CONFIG);
   }
 });
+
+test('the gateway is a host address: not the network or broadcast address, the first and last host addresses are fine', (t) => {
+  const gw = (gateway: string): unknown => parse({ networks: [{ bridge: 'nstest0', subnet: '10.231.0.0/24', gateway }] }).networks[0]!.gateway;
+  refused(t, { networks: [{ bridge: 'nstest0', subnet: '10.231.0.0/24', gateway: '10.231.0.0' }] }, /gateway must be a host address inside 10\.231\.0\.0\/24/);
+  refused(t, { networks: [{ bridge: 'nstest0', subnet: '10.231.0.0/24', gateway: '10.231.0.255' }] }, /gateway must be a host address inside 10\.231\.0\.0\/24/);
+  t.is(gw('10.231.0.1'), '10.231.0.1');
+  t.is(gw('10.231.0.254'), '10.231.0.254');
+});
+
+test('quota ids are uids and gids as the kernel has them: decimal, no leading zero, below 4294967295 (the invalid id -1)', (t) => {
+  const quota = (q: unknown): unknown => parse({ networks: [{ bridge: 'nstest0', subnet: '10.231.0.0/24', quota: q }] }).networks[0]!.quota;
+  t.deepEqual(quota({ users: { '0': 1, '4294967294': 2 }, groups: { '0': 3, '4294967294': 4 } }), { users: { '0': 1, '4294967294': 2 }, groups: { '0': 3, '4294967294': 4 } });
+  for (const id of ['01', '007', '4294967295', '4294967296', '99999999999', '1e3', '-1', ' 1', '']) {
+    refused(t, { networks: [{ bridge: 'nstest0', subnet: '10.231.0.0/24', quota: { users: { [id]: 1 } } }] }, /numeric uid or "\*"/);
+    refused(t, { networks: [{ bridge: 'nstest0', subnet: '10.231.0.0/24', quota: { groups: { [id]: 1 } } }] }, /numeric gid/);
+  }
+});

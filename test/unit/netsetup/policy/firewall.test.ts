@@ -148,3 +148,13 @@ test('a released or stale lease loses its published-port rules too: -D of exactl
   t.true(deleted.indexOf('*nat') < deleted.indexOf('*filter'));
   t.true(added.some((x) => x.includes('-j DNAT')));
 });
+
+test('rules: a rebuild of one network has its own leases only, not those of another network', (t) => {
+  const mine = pubLease('0000000c', '10.231.0.12', ['8080:80']);
+  const theirs = { ...pubLease('0000000d', '10.231.1.13', ['8081:80']), network: 'other' };
+  const s = restoreScript(pubNet, [theirs, mine], true);
+  t.true(s.includes('nsbox:lease:0000000c'));
+  t.false(s.includes('0000000d'));
+  t.false(s.includes('10.231.1.13'));
+  t.deepEqual(restoreScript(pubNet, [theirs], true), restoreScript(pubNet, [], true));
+});

@@ -75,3 +75,31 @@ test('lease times are ISO 8601 UTC, as Date would print them', (t) => {
     t.is(isoTime(ms), new Date(ms).toISOString(), String(ms));
   }
 });
+
+test('quotas count the leases of their own network only', (t) => {
+  const other = { network: 'other' };
+  // Two leases of uid 1000 elsewhere: still 0 of 2 here.
+  t.deepEqual(admit(net, [lease(1000, other), lease(1000, other)], { uid: 1000, gids: [1000] }), []);
+  const onlyGroups = { ...net, quota: { users: {}, groups: { '500': 1 } } };
+  t.deepEqual(admit(onlyGroups, [lease(1003, { ...other, groups: [500] })], { uid: 1002, gids: [500] }), [500]);
+  t.throws(() => admit(onlyGroups, [lease(1003, { groups: [500] })], { uid: 1002, gids: [500] }), { message: /group 500 already holds 1 of 1/ });
+});
+
+test("a group quota counts the caller's own leases charged to the group too", (t) => {
+  const onlyGroups = { ...net, quota: { users: {}, groups: { '500': 2 } } };
+  const mine = [lease(1002, { groups: [500] }), lease(1002, { groups: [500] })];
+  const err = t.throws(() => admit(onlyGroups, mine, { uid: 1002, gids: [1002, 500] })) as NsboxError;
+  t.is(err.exit, EXIT.QUOTA);
+  t.regex(err.message, /group 500 already holds 2 of 2/);
+  // Leases of the caller not charged to the group do not count for it.
+  t.deepEqual(admit(onlyGroups, [lease(1002), lease(1002)], { uid: 1002, gids: [500] }), [500]);
+});
+
+test('GC: a link with the lease veth\'s name and ifindex that is not a veth is not the lease\'s', (t) => {
+  const a = lease(1000);
+  for (const kind of ['dummy', 'bridge', undefined]) {
+    const { live, stale } = partition([a], [{ index: a.hostIndex, name: a.hostVeth, ...(kind ? { kind } : {}) }], () => true);
+    t.deepEqual(live, [], String(kind));
+    t.deepEqual(stale, [a], String(kind));
+  }
+});

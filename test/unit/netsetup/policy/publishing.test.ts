@@ -108,3 +108,14 @@ test('policy: a port bound by a host socket conflicts unless the socket is on lo
   t.is(refusal(t, () => admitPublish(net, user, specs('3003:80/udp'), [], h)).exit, EXIT.CONFLICT);
   t.notThrows(() => admitPublish(net, root, specs('3002:80', '10.231.0.1:3001:80', '3000:80/udp', '3003:80'), [], h));
 });
+
+test('policy: all of 127.0.0.0/8 is loopback, for the address asked for and for the host sockets', (t) => {
+  const h: HostFacts = { addresses: ['127.0.0.1', '127.1.2.3', '192.0.2.5'], sockets: [{ protocol: 'tcp', address: '127.0.0.53', port: 5300 }, { protocol: 'tcp', address: '127.255.255.254', port: 5301 }] };
+  for (const a of ['127.1.2.3', '127.0.0.1']) {
+    const lo = refusal(t, () => admitPublish(net, root, specs(`${a}:8080:80`), [], h));
+    t.is(lo.exit, EXIT.DENIED);
+    t.regex(lo.message, /loopback \(127\.0\.0\.0\/8\) is not supported/);
+  }
+  // Sockets on loopback addresses do not take the port on the host's other addresses.
+  t.notThrows(() => admitPublish(net, user, specs('5300:80', '5301:81'), [], h));
+});
