@@ -150,3 +150,8 @@ test('argument forms: --read-only, "-" as the command, a bind without a colon, t
   t.deepEqual(opts(['--rootfs', '/r', '--cwd=/a/b']).cwd, '/a/b');
   t.deepEqual(opts(['--rootfs', '/r', '--', '--', 'x']).command, ['--', 'x']);
 });
+
+test('an --env key is letters, digits and _ to its end; a bind target error names the option', (t) => {
+  t.is(message(['--rootfs', '/r', '--env', 'A-B=1']), '--env A-B=1: expected KEY=VALUE with KEY made of letters, digits and _.');
+  t.is(message(['--rootfs', '/r', '--bind', '/x:rel']), '--bind rel: the path inside the sandbox must be absolute.');
+});

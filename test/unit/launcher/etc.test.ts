@@ -149,3 +149,10 @@ test('etcContents: hostname and hosts always, resolv.conf with a network, from t
   t.is(withNet[1]![1], hostsFile('h', '10.0.0.2'));
   t.true(withNet[2]![1].startsWith('# written by the launcher from the network configuration\nnameserver 10.0.0.1\n'));
 });
+
+test('resolv.conf: several spaces, unknown keys, search and options joined with spaces, a loopback among IPv6 servers', (t) => {
+  t.deepEqual(parseResolvConf('nameserver   10.0.0.1\nsortlist 10.0.0.0\n'), { nameservers: ['10.0.0.1'], search: [], options: [] });
+  t.is(resolvConf(['10.0.0.1'], 'search a b\noptions x y\n', []), '# written by the launcher from the network configuration\nnameserver 10.0.0.1\nsearch a b\noptions x y\n');
+  t.is(resolvConf([], 'nameserver fe80::1\nnameserver 127.0.0.53\n', ['nameserver 10.7.7.7\n']), "# written by the launcher from the upstream servers of the host's local resolver\nnameserver 10.7.7.7\n");
+  t.deepEqual(etcContents({ ...base, net: 'bridge' }, undefined).map(([f]) => f), ['hostname', 'hosts', 'resolv.conf'], 'a network without a lease yet');
+});

@@ -264,3 +264,27 @@ test('commandCandidates: trailing slashes, the last PATH, no PATH', (t) => {
   t.deepEqual(commandCandidates('x', ['XPATH=/no', 'PATH=/yes']), ['/yes/x']);
   t.deepEqual(commandCandidates('a/b', []), ['a/b']);
 });
+
+test('missing system mount points are made as directories; mounts under /proc, /dev, /sys and a bind hide what is below them', (t) => {
+  const p = plan({ mounts: [{ kind: 'tmpfs', target: '/proc/x' }, { kind: 'tmpfs', target: '/dev/x' }, { kind: 'tmpfs', target: '/sys/x' }, { kind: 'bind', source: '/src', target: '/b' }, { kind: 'tmpfs', target: '/b/x' }, { kind: 'tmpfs', target: '/m' }] },
+    facts([['/proc', false], ['/dev', false], ['/sys', false], ['/proc/x', true], ['/dev/x', true], ['/sys/x', true], ['/b', true], ['/b/x', true], ['/m', false]]));
+  for (const d of ['/proc', '/dev', '/sys', '/proc/x', '/dev/x', '/sys/x', '/b/x', '/m']) {
+    t.deepEqual(p.steps.filter((s) => s.what === `create ${d}`).at(-1)?.call, 'mkdirat', d);
+  }
+  t.false(whats(p).includes('create /b'));
+  t.false(whats(plan()).includes('make the rootfs read-only'));
+});
+
+test('the arguments of the remaining steps: mount sources, saved descriptors, the console, the wait buffer', (t) => {
+  const { steps } = full();
+  const src = (what: string): unknown => steps.find((s) => s.what === what && s.call === 'mount')!.args[0];
+  t.deepEqual([src('mount proc on /proc'), src('mount devpts on /dev/pts'), src('mount a tmpfs on /dev/shm'), src('mount sysfs on /sys')], [{ str: 'proc' }, { str: 'devpts' }, { str: 'tmpfs' }, { str: 'sysfs' }]);
+  t.true(steps.find((s) => s.call === 'socket')!.save);
+  t.true(steps.find((s) => s.what === 'allow ping' && s.call === 'openat')!.save);
+  t.deepEqual(steps.filter((s) => s.call === 'close' && (s.what === 'close the lo socket' || s.what === 'allow ping')).map((s) => s.args), [['saved'], ['saved']]);
+  t.deepEqual(steps.find((s) => s.what === 'create /dev/console' && s.call === 'openat')!.args[1], { str: '/r/dev/console' });
+  t.is((steps.find((s) => s.what === 'wait for the launcher')!.args[1] as { bytes: Uint8Array }).bytes.length, 8);
+  const f = facts([['/f', false]]);
+  f.sources.set('/file', { hostPath: '/real/file', isDir: false });
+  t.true(plan({ mounts: [{ kind: 'bind', source: '/file', target: '/f' }] }, f).steps.filter((s) => s.what === 'create /f').every((s) => s.soft));
+});

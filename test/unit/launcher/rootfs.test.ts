@@ -113,3 +113,13 @@ test('gatherFacts: a missing rootfs, a rootfs that is a file, a missing bind sou
   const source = t.throws(() => gatherFacts(options({ rootfs: dir, mounts: [{ kind: 'ro-bind', source: '/nonexistent-src', target: '/x' }] })), { instanceOf: NsboxError }) as NsboxError;
   t.is(source.message, '--ro-bind /nonexistent-src:/x: the source /nonexistent-src does not exist on the host.');
 });
+
+test('resolveInRoot: a relative link from its own directory; .. after a file is not there', (t) => {
+  const root = tempRoot(t);
+  fs.mkdirSync(path.join(root, 'usr/bin'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'usr/bin/busybox'), '');
+  fs.writeFileSync(path.join(root, 'busybox'), '');
+  fs.symlinkSync('busybox', path.join(root, 'usr/bin/sh'));
+  t.deepEqual(resolveInRoot(root, '/usr/bin/sh'), { hostPath: path.join(root, 'usr/bin/busybox'), exists: true, isDir: false });
+  t.deepEqual(resolveInRoot(root, '/busybox/..'), { hostPath: root, exists: false, isDir: false });
+});

@@ -267,3 +267,19 @@ test('errors: an extended ack without a message, a capped original, a truncated 
   const noNul = { flags: nl.NLM_F_ACK_TLVS | nl.NLM_F_CAPPED, payload: Buffer.concat([Buffer.from([0xff, 0xff, 0xff, 0xff]), Buffer.alloc(16), nl.attr(nl.NLMSGERR_ATTR_MSG, Buffer.from('oops'))]) };
   t.deepEqual(nl.parseError(noNul), { errno: 1, message: 'oops' });
 });
+
+test('decoding edges: a header-only message, a 3-byte attribute, an empty attribute, a name that is only NUL, short IFLA_LINK, 6 bytes of another type', (t) => {
+  const hdr = nl.message(nl.NLMSG_DONE, 0, 1, []);
+  t.is(hdr.length, 16);
+  t.deepEqual(nl.parseMessages(hdr).map((m) => [m.type, m.payload.length]), [[nl.NLMSG_DONE, 0]]);
+  t.throws(() => nl.parseAttrs(Buffer.concat([Buffer.from([3, 0, 1, 0]), nl.attrU32(2, 7)])), { message: 'malformed netlink attribute (length 3 at 0)' });
+  const p = linkPayload({ index: 3 }, [
+    nl.attrU32(nl.IFLA_MTU, 0x01000000),
+    nl.attr(99, new Uint8Array(0)),
+    nl.attr(nl.IFLA_LINK, Buffer.from([1, 2])),
+    nl.attr(98, Buffer.from([1, 2, 3, 4, 5, 6])),
+    nl.attr(nl.IFLA_IFNAME, Buffer.from([0, 0x41])),
+  ]);
+  t.deepEqual(nl.parseLink(p), { index: 3, flags: 0, name: '', mtu: 0x01000000 });
+  t.is(nl.parseMessages(nl.dumpAddresses(1))[0]!.payload.length, nl.IFADDRMSG_LEN);
+});

@@ -225,3 +225,8 @@ test('two networks: names, bridges and subnets apart; findNetwork picks by name,
   refused(t, { networks: [{ ...net0, name: 'a' }, { name: 'b', bridge: 'nstest1', subnet: '10.231.0.128/25' }] }, /the subnets of "b" and "a" overlap/);
   refused(t, { networks: [{ ...net0, name: 'a' }, { name: 'b', bridge: 'nstest1', subnet: '10.231.1.0/24' }, { name: 'c', bridge: 'nstest2', subnet: '10.231.1.8/29' }] }, /the subnets of "c" and "b" overlap/);
 });
+
+test('a /32 is a CIDR with a prefix too long; /33 is no CIDR', (t) => {
+  refused(t, withNet({ subnet: '10.231.0.0/32' }), /subnet: the prefix length must be between 8 and 29/);
+  refused(t, withNet({ subnet: '10.231.0.0/33' }), /subnet must be an IPv4 CIDR/);
+});
