@@ -19,6 +19,7 @@ packages=(
   # cgroup v1 "hybrid" hosts with controllers in the v2 tree.
   bubblewrap hyperfine time podman slirp4netns catatonit runc iperf3
   tini zstd xz-utils dpkg-dev           # launcher --init and import; the distribution test's apt repository
+  gcc libc6-dev                         # the hostile-environment test builds a real LD_PRELOAD library
 )
 if [ "$(id -u)" -eq 0 ]; then
   echo "== Debian packages"

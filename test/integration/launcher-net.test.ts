@@ -212,16 +212,35 @@ test.serial('50 sandboxes started at once get distinct addresses, all reach the 
   t.deepEqual(await leftovers(main), nothingLeft);
 });
 
-test.serial('50 launchers killed with SIGKILL: their sandboxes die, and one netsetup call collects every lease', async (t) => {
+/** The netsetup holding the lease of the launcher `pid` (its child running the install's netsetup). */
+function holderOf(inst: Install, pid: number): number | undefined {
+  const children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ').map(Number);
+  return children.find((c) => {
+    try {
+      return fs.readlinkSync(`/proc/${c}/exe`) === path.join(inst.prefix, 'bin/netsetup');
+    } catch {
+      return false;
+    }
+  });
+}
+
+test.serial('50 launchers and their netsetup holders killed with SIGKILL: their sandboxes die, and one netsetup call collects every lease', async (t) => {
   const runs = Array.from({ length: 50 }, () => startNet(main, [], 'exec sleep 100'));
   const started = await Promise.all(runs.map((r) => r.started));
   t.is(new Set(started.map((s) => s.address)).size, 50);
+  // The holders first: a holder that sees its launcher go releases the lease
+  // itself; killed, it leaves all of the release to the GC.
+  const holders = runs.map((r) => holderOf(main, r.child.pid!));
+  t.is(holders.filter((h) => h !== undefined).length, 50, 'a holder per launcher');
+  for (const h of holders) process.kill(h!, 'SIGKILL');
   for (const r of runs) r.child.kill('SIGKILL');
   await Promise.all(runs.map((r) => r.done));
   for (let i = 0; i < 50 && processesOf(NET_UID).length > 0; i++) await sleep(100);
   t.deepEqual(processesOf(NET_UID), [], 'the sandboxes died with their launchers');
   // The kernel removes a veth pair with its namespace; give its cleanup a moment.
   for (let i = 0; i < 50 && hostVeths(main.bridge).length > 0; i++) await sleep(100);
+  const records = (JSON.parse(fs.readFileSync(`${main.stateDir}/leases.json`, 'utf8')) as { leases: { id: string }[] }).leases;
+  t.deepEqual(records.map((l) => l.id).sort(), started.map((s) => s.lease).sort(), 'nothing released the leases before the call');
   t.deepEqual(await leftovers(main), nothingLeft, 'a single further netsetup call (list) collected the leases and rules');
 });
 

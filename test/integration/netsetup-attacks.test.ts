@@ -107,6 +107,10 @@ test.serial('a hostile environment changes nothing: NODE_OPTIONS, NODE_V8_COVERA
     fs.writeFileSync(path.join(userDir, 'bin', name), `#!/bin/sh\necho ${name} >> ${marker}\n`, { mode: 0o755 });
   }
   fs.writeFileSync(path.join(userDir, 'evil.cnf'), 'openssl_conf = x\n[x]\n.include /etc/shadow\n');
+  // A real preload library: its constructor appends to the marker in any process that loads it.
+  const evilC = `#include <fcntl.h>\n#include <unistd.h>\n__attribute__((constructor)) static void evil(void) {\n  int fd = open(${JSON.stringify(marker)}, O_WRONLY | O_CREAT | O_APPEND, 0644);\n  if (fd >= 0) { write(fd, "ld-preload\\n", 11); close(fd); }\n}\n`;
+  fs.writeFileSync(path.join(userDir, 'evil.c'), evilC);
+  execaSync('cc', ['-shared', '-fPIC', '-o', path.join(userDir, 'evil.so'), path.join(userDir, 'evil.c')]);
   fs.mkdirSync(path.join(userDir, 'tmp'));
   // Coverage directories the user wants root to create: a fresh path under a
   // root-only directory, and a symlink to a root-only directory.
@@ -115,6 +119,11 @@ test.serial('a hostile environment changes nothing: NODE_OPTIONS, NODE_V8_COVERA
   cleanups.push(() => fs.rmSync(victim, { recursive: true, force: true }));
   fs.symlinkSync(victim, path.join(userDir, 'cov-link'));
   for (const f of fs.readdirSync(userDir)) fs.lchownSync(path.join(userDir, f), U, U);
+  // Control: the library works, in a program the user runs without privileges.
+  const control = execaSync('/bin/true', [], { uid: U, gid: U, env: { LD_PRELOAD: `${userDir}/evil.so` }, extendEnv: false, reject: false });
+  t.is(control.exitCode, 0);
+  t.is(fs.existsSync(marker) ? fs.readFileSync(marker, 'utf8') : '', 'ld-preload\n', 'the preload library leaves its marker');
+  fs.rmSync(marker);
 
   const hostile = (cov: string): Record<string, string> => ({
     PATH: `${userDir}/bin:/usr/sbin:/usr/bin:/sbin:/bin`,

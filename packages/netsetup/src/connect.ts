@@ -158,6 +158,9 @@ function bindPort(call: Call, binding: PortBinding, others: () => PortBinding[])
     f.bindReplacing(binding);
   } catch (err) {
     if (!tableMissing(err)) throw err;
+    // No table: the first port ever, or bridges left by a version without the
+    // filter (an upgrade): those learn nothing from their ports from now on.
+    for (const n of call.config.networks) if (fs.existsSync(`/sys/class/net/${n.bridge}/bridge`)) quietBridge(n.bridge);
     ensureTable(HOST_SCOPE, call.config.networks, others());
     f.bindReplacing(binding);
   }

@@ -142,7 +142,7 @@ export function begin(call: Call, beforeLock?: (links: nl.Link[]) => void): Sess
     const live = [...parts.live, ...revived];
     const stale = parts.stale.filter((l) => !revived.includes(l));
     if (stale.length === 0) return { call, state, leases: live, collected: [], busy };
-    // By exact name: our own, made for this lease (perhaps after the list was taken).
+    // By exact name, veths only: our own, made for this lease (perhaps after the list was taken).
     deleteVethsNamed(rtnl, stale.map((l) => l.hostVeth));
     unbindLeases(call, stale);
     // Rules first, records last: killed in between, the stale leases are still
@@ -178,14 +178,27 @@ export function update<T>(call: Call, change: (records: Lease[], state: State) =
   }
 }
 
-/** Deletes veths by their exact names, all in one netlink round trip; errors
- *  are ignored (gone already). */
+/** Deletes the veths of these exact names, in two netlink round trips: each name
+ *  is looked up, then each link found is deleted by its ifindex if it is a veth.
+ *  A name that is gone, or now names a link of another kind (root made it), is
+ *  left alone: a link netsetup did not make is not netsetup's to delete. */
 export function deleteVethsNamed(rtnl: Rtnl, names: string[]): void {
   if (names.length === 0) return;
-  rtnl.batch(
+  const found = rtnl.batch(
     names.map((name) => {
       const seq = rtnl.nextSeq();
-      return { seq, bytes: nl.delLinkByName(seq, name) };
+      return { seq, bytes: nl.getLinkByName(seq, name) };
+    }),
+    'look up stale veths',
+  );
+  const veths = found
+    .flatMap((r) => r.replies.filter((m) => m.type === nl.RTM_NEWLINK).map((m) => nl.parseLink(m.payload)))
+    .filter((k) => k.kind === 'veth' && names.includes(k.name));
+  if (veths.length === 0) return;
+  rtnl.batch(
+    veths.map((k) => {
+      const seq = rtnl.nextSeq();
+      return { seq, bytes: nl.delLink(seq, k.index) };
     }),
     'delete stale veths',
   );

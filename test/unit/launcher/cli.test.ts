@@ -96,3 +96,72 @@ test('--init, --name and --network; --network implies bridge and conflicts with 
     t.throws(() => parseArgs(['--rootfs', '/r', '--name', bad]), { instanceOf: NsboxError, message: /not a valid name/ }, JSON.stringify(bad));
   }
 });
+
+const message = (argv: string[]): string => (t0(() => parseArgs(argv)) as NsboxError).message;
+function t0(f: () => unknown): unknown {
+  try {
+    f();
+  } catch (err) {
+    if (err instanceof NsboxError) return err;
+    throw err;
+  }
+  throw new Error('expected an NsboxError');
+}
+
+test('the exact usage messages', (t) => {
+  const cases: [string[], string][] = [
+    [['--rootfs='], '--rootfs: needs a directory.'],
+    [['--rootfs', '/r', '--netsetup='], '--netsetup: needs a path.'],
+    [['--rootfs', '/r', '--hostname'], "--hostname: the option needs a value. Try 'launcher --help'."],
+    [['--rootfs', '/r', '--net', 'host'], '--net host: unknown network mode (choose from: bridge, none).'],
+    [['--rootfs', '/r', '--env', '=v'], '--env =v: expected KEY=VALUE with KEY made of letters, digits and _.'],
+    [['--rootfs', '/r', '--ro-bind', ':/x'], '--ro-bind :/x: expected SRC:DST.'],
+    [['--rootfs', '/r', '--tmpfs', 'rel'], '--tmpfs rel: the path inside the sandbox must be absolute.'],
+    [['--rootfs', '/r', '--cwd', '/a\0b'], '--cwd: the path contains a NUL byte.'],
+    [['--rootfs', '/r', '--info-fd', '1234567890'], '--info-fd 1234567890: expected a file descriptor number.'],
+    [['--rootfs', '/r', '--hostname', '-a'], "--hostname -a: not a valid hostname (letters, digits, '-' and '.', at most 64 characters)."],
+    [['--rootfs', '/r', '-p', '80'], '-p 80: expected [HOSTIP:]HOSTPORT:PORT[/tcp|/udp], e.g. 8080:80 or 192.0.2.10:5353:53/udp.'],
+    [['--rootfs', '/r', '--net', 'none', '--publish', '80:80'], '-p: needs a network: it cannot be used with --net none.'],
+    [['--rootfs', '/r', '--', ''], 'the command: an empty string.'],
+    [['--rootfs', '/r', '-p=80:80'], "-p=80:80: unknown option. Try 'launcher --help'."],
+    [['--hostname', 'h'], "--rootfs DIR: the option is required. Try 'launcher --help'."],
+  ];
+  for (const [argv, text] of cases) t.is(message(argv), text, argv.join(' '));
+});
+
+test('help: the usage, every option and the defaults; -h and --help alike, as are -V and --version', (t) => {
+  const help = parseArgs(['--help']);
+  t.deepEqual(parseArgs(['-h']), help);
+  t.deepEqual(parseArgs(['--version']), parseArgs(['-V']));
+  t.deepEqual(parseArgs(['--rootfs', '/r', '-h', '--bogus-later']), help, 'help stops the parsing');
+  const text = help.kind === 'info' ? help.text : '';
+  t.true(text.startsWith('Usage: launcher --rootfs DIR [options] [-- CMD [ARGS...]]\n'));
+  for (const o of ['--rootfs DIR', '--hostname NAME', '--env KEY=VALUE', '--cwd DIR', '--bind SRC:DST', '--ro-bind SRC:DST', '--tmpfs DST', '--read-only', '--net MODE', '--netsetup PATH', '-p, --publish', '--info-fd FD', '-h, --help', '-V, --version']) {
+    t.true(text.includes(`\n  ${o}`), o);
+  }
+  t.true(text.includes('(default: sandbox)'));
+  t.true(text.endsWith('127 if it was not found.\n'));
+});
+
+test('argument forms: --read-only, "-" as the command, a bind without a colon, the longest hostname label', (t) => {
+  t.true(opts(['--rootfs', '/r', '--read-only']).readOnly);
+  t.deepEqual(opts(['--rootfs', '/r', '-']).command, ['-']);
+  t.deepEqual(opts(['--rootfs', '/r', '--bind', '/x/./y']).mounts, [{ kind: 'bind', source: '/x/./y', target: '/x/y' }]);
+  t.deepEqual(opts(['--rootfs', '/r', '--ro-bind=/s:/t']).mounts, [{ kind: 'ro-bind', source: '/s', target: '/t' }]);
+  t.deepEqual(opts(['--rootfs', '/r', '--read-only', '--tmpfs', '/var']).mounts, [{ kind: 'tmpfs', target: '/tmp' }, { kind: 'tmpfs', target: '/var' }]);
+  t.deepEqual(opts(['--rootfs', '/r', '--read-only', '--tmpfs', '/tmp/']).mounts, [{ kind: 'tmpfs', target: '/tmp' }]);
+  t.is(opts(['--rootfs', '/r', '--hostname', 'a'.repeat(63)]).hostname, 'a'.repeat(63));
+  t.throws(() => opts(['--rootfs', '/r', '--hostname', 'a'.repeat(64)]), { message: /not a valid hostname/ });
+  t.is(opts(['--rootfs', '/r', '--hostname', 'a-1.b-2']).hostname, 'a-1.b-2');
+  for (const h of ['a.', '.a', 'a..b', 'a_b', '']) t.throws(() => opts(['--rootfs', '/r', '--hostname', h]), { message: /not a valid hostname/ }, h);
+  t.is(opts(['--rootfs', '/r', '--info-fd', '123456789']).infoFd, 123456789);
+  t.is(opts(['--rootfs', '/r', '--net', 'none']).net, 'none');
+  t.deepEqual(opts(['--rootfs', '/r', '--env', 'A_1=x', '--env', '_=']).env, [['A_1', 'x'], ['_', '']]);
+  t.deepEqual(opts(['--rootfs', '/r', '--cwd=/a/b']).cwd, '/a/b');
+  t.deepEqual(opts(['--rootfs', '/r', '--', '--', 'x']).command, ['--', 'x']);
+});
+
+test('an --env key is letters, digits and _ to its end; a bind target error names the option', (t) => {
+  t.is(message(['--rootfs', '/r', '--env', 'A-B=1']), '--env A-B=1: expected KEY=VALUE with KEY made of letters, digits and _.');
+  t.is(message(['--rootfs', '/r', '--bind', '/x:rel']), '--bind rel: the path inside the sandbox must be absolute.');
+});

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { formatAnswer, holdArgs, parseAnswer, releasingLine, type Answer } from '../../../packages/shared/src/protocol.ts';
+import { formatAnswer, holdArgs, NETSETUP_ENV, parseAnswer, releasingLine, SANDBOX_IFNAME, type Answer } from '../../../packages/shared/src/protocol.ts';
 
 const answer: Answer = {
   lease: '21615363', network: 'default', pid: 27695, interface: 'eth0', address: '10.200.200.2', prefix: 24, cidr: '10.200.200.2/24',
@@ -23,4 +23,15 @@ test('the human answer and the releasing line', (t) => {
   t.is(formatAnswer({ ...answer, published: [] }, false), 'eth0 10.200.200.2/24 via 10.200.200.1 mtu 1500 on nsbox0 (host nsb21615363, lease 21615363)\n');
   t.is(releasingLine('21615363', true), '{"releasing":"21615363"}\n');
   t.is(releasingLine('21615363', false), 'releasing 21615363\n');
+});
+
+test('netsetup runs with a fixed PATH only; the answer keeps the dns and ports it has', (t) => {
+  t.deepEqual(NETSETUP_ENV, { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' });
+  t.is(SANDBOX_IFNAME, 'eth0');
+  const a = parseAnswer('{"lease":"1","address":"10.0.0.2","dns":["10.0.0.1"],"published":[{"hostAddress":"0.0.0.0","hostPort":1,"port":2,"protocol":"udp"}]}')!;
+  t.deepEqual(a.dns, ['10.0.0.1']);
+  t.is(a.published.length, 1);
+  t.is(formatAnswer(answer, true), `${JSON.stringify(answer)}\n`);
+  t.is(formatAnswer({ ...answer, published: [...answer.published, { hostAddress: '192.0.2.1', hostPort: 53, port: 53, protocol: 'udp' }] }, false),
+    'eth0 10.200.200.2/24 via 10.200.200.1 mtu 1500 on nsbox0 (host nsb21615363, lease 21615363, published 8080:80/tcp,192.0.2.1:53:53/udp)\n');
 });

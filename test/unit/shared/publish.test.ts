@@ -60,3 +60,21 @@ test('errors are one line that names the spec and what is expected', (t) => {
     t.false(e.message.includes('\n'), spec);
   }
 });
+
+test('the boundaries of the syntax', (t) => {
+  t.deepEqual(parsePublish('65535:1'), { hostAddress: '0.0.0.0', hostPort: 65535, port: 1, protocol: 'tcp' });
+  t.is(parsePublish('1.2.3.4:99:99/udp').hostAddress, '1.2.3.4');
+  const reason = (spec: string): string => (t.throws(() => parsePublish(spec), { instanceOf: PublishSyntaxError }) as PublishSyntaxError).reason;
+  t.is(reason('1:2:3:4'), 'IPv6 host addresses are not supported; give an IPv4 address or none ([HOSTIP:]HOSTPORT:PORT[/tcp|/udp])');
+  t.is(reason('8080:80/sctp'), 'protocol "sctp" is not tcp or udp');
+  t.is(reason('8080:123456'), 'port "123456" is not a port number from 1 to 65535');
+  t.is(reason('65536:80'), 'host port "65536" is not a port number from 1 to 65535');
+  t.is(reason('x.1.1.1:80:80'), 'host address "x.1.1.1" is not an IPv4 address such as 192.0.2.10');
+  t.is(reason('a:80'), 'expected [HOSTIP:]HOSTPORT:PORT[/tcp|/udp], e.g. 8080:80 or 192.0.2.10:5353:53/udp');
+  t.is(reason('80:b'), reason('a:80'));
+  t.is(reason('1.2.3.4:80:x'), reason('a:80'));
+  t.is(reason('8080:80/tcp/udp'), 'protocol "tcp/udp" is not tcp or udp');
+  const e = new PublishSyntaxError('s', 'r');
+  t.is(e.name, 'PublishSyntaxError');
+  t.is(e.message, '-p s: r');
+});

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { parseConfig } from '../../../../packages/netsetup/src/policy/config.ts';
-import { addLeaseScript, dropLeasesScript, forwardRules, jumps, presentInSave, restoreScript } from '../../../../packages/netsetup/src/policy/firewall.ts';
+import { addLeaseScript, dnatChain, dropLeasesScript, forwardRules, fwdChain, hasLeaseRules, jumps, natChain, presentInSave, restoreScript } from '../../../../packages/netsetup/src/policy/firewall.ts';
 import type { Lease } from '../../../../packages/netsetup/src/policy/leases.ts';
 import { parsePublish } from '../../../../packages/shared/src/publish.ts';
 
@@ -208,4 +208,47 @@ test('hairpin MASQUERADE covers every subnet of the configuration: a sandbox of 
   const script = addLeaseScript(two.networks[0]!, l);
   t.true(script.includes('-A NSBOX-POST-nstest0 -s 10.231.0.0/24,10.231.1.0/24 -d 10.231.0.9/32 -p tcp -m tcp --dport 80 -m conntrack --ctstate DNAT'), script);
   t.true(dropLeasesScript(two.networks[0]!, [l]).includes('-D NSBOX-POST-nstest0 -s 10.231.0.0/24,10.231.1.0/24 -d 10.231.0.9/32'), 'removed exactly as added');
+});
+
+test('rules: a rebuild of one network has its own leases only, not those of another network', (t) => {
+  const mine = pubLease('0000000c', '10.231.0.12', ['8080:80']);
+  const theirs = { ...pubLease('0000000d', '10.231.1.13', ['8081:80']), network: 'other' };
+  const s = restoreScript(pubNet, [theirs, mine], NONE);
+  t.true(s.includes('nsbox:lease:0000000c'));
+  t.false(s.includes('0000000d'));
+  t.false(s.includes('10.231.1.13'));
+  t.deepEqual(restoreScript(pubNet, [theirs], NONE), restoreScript(pubNet, [], NONE));
+});
+
+test('rules: a release of leases without published ports deletes nothing and touches no nat rule', (t) => {
+  const plain = lease(1000, { id: 'abcdef09' });
+  t.is(dropLeasesScript(net, [plain]), '*filter\nCOMMIT\n');
+  t.false(hasLeaseRules(plain));
+  t.true(hasLeaseRules(pubLease('abcdef0a', '10.231.0.3', ['8080:80'])));
+  const both = dropLeasesScript(pubNet, [plain, pubLease('abcdef0a', '10.231.0.3', ['8080:80'])]).split('\n');
+  t.deepEqual(both.filter((l) => !l.startsWith('-D ')), ['*nat', 'COMMIT', '*filter', 'COMMIT', '']);
+});
+
+test('rules: the chain names and the jumps of a network', (t) => {
+  t.is(natChain(net), 'NSBOX-POST-nstest0');
+  t.is(fwdChain(net), 'NSBOX-FWD-nstest0');
+  t.is(dnatChain(net), 'NSBOX-DNAT-nstest0');
+  t.deepEqual(jumps(net).map((j) => [j.table, j.chain, j.rule.join(' ')]), [
+    ['nat', 'POSTROUTING', '-m comment --comment nsbox:nstest0 -j NSBOX-POST-nstest0'],
+    ['filter', 'FORWARD', '-m comment --comment nsbox:nstest0 -j NSBOX-FWD-nstest0'],
+    ['nat', 'PREROUTING', '-m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0'],
+    ['nat', 'OUTPUT', '! -d 127.0.0.0/8 -m comment --comment nsbox:nstest0 -j NSBOX-DNAT-nstest0'],
+  ]);
+  // Without NAT the fast path does not check the MASQUERADE rule either.
+  const l = pubLease('abcdef0b', '10.231.0.4', ['8080:80']);
+  t.false(addLeaseScript({ ...pubNet, nat: false }, l).includes('-C NSBOX-POST-nstest0 -s'));
+  t.true(addLeaseScript(pubNet, l).includes('-C NSBOX-POST-nstest0 -s'));
+});
+
+test('rules: a rebuild lists the leases in id order', (t) => {
+  const a = pubLease('0000000b', '10.231.0.11', ['8082:80']);
+  const b = pubLease('0000000a', '10.231.0.10', ['8081:80']);
+  const s = restoreScript(pubNet, [a, b], NONE);
+  t.true(s.indexOf('nsbox:lease:0000000a') < s.indexOf('nsbox:lease:0000000b'));
+  t.is(s, restoreScript(pubNet, [b, a], NONE));
 });

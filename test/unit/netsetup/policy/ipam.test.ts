@@ -29,3 +29,11 @@ test('distinct addresses for many leases', (t) => {
   t.is(new Set(used).size, 200);
   t.false(used.includes('10.231.0.1'));
 });
+
+test('capacity and the last address: hosts minus the gateway; the broadcast address is never handed out', (t) => {
+  t.is(capacity({ subnet: '10.231.0.0/24' }), 253);
+  t.is(broadcastOf({ subnet: '10.231.0.0/24' }), '10.231.0.255');
+  const used = Array.from({ length: 252 }, (_, i) => `10.231.0.${i + 2}`); // .2 to .253
+  t.is(allocate(net, used), '10.231.0.254');
+  t.is(allocate(net, used.concat('10.231.0.254')), undefined);
+});

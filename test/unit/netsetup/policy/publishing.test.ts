@@ -133,3 +133,36 @@ test("policy: a port the host's own nat table forwards is refused for everyone (
   admitPublish(net, user, specs('10.231.0.1:9002:80'), [], { ...host, forwards: [{ ...forwards[0]!, ports: [[9002, 9002]], destinations: ['192.0.2.5/32'] }] });
   t.is(refusal(t, () => admitPublish(net, user, specs('9002:80'), [], { ...host, forwards: [{ ...forwards[0]!, ports: [[9002, 9002]], destinations: ['192.0.2.5/32'] }] })).exit, EXIT.CONFLICT);
 });
+
+test('policy: all of 127.0.0.0/8 is loopback, for the address asked for and for the host sockets', (t) => {
+  const h: HostFacts = { addresses: ['127.0.0.1', '127.1.2.3', '192.0.2.5'], sockets: [{ protocol: 'tcp', address: '127.0.0.53', port: 5300 }, { protocol: 'tcp', address: '127.255.255.254', port: 5301 }], forwards: [] };
+  for (const a of ['127.1.2.3', '127.0.0.1']) {
+    const lo = refusal(t, () => admitPublish(net, root, specs(`${a}:8080:80`), [], h));
+    t.is(lo.exit, EXIT.DENIED);
+    t.regex(lo.message, /loopback \(127\.0\.0\.0\/8\) is not supported/);
+  }
+  // Sockets on loopback addresses do not take the port on the host's other addresses.
+  t.notThrows(() => admitPublish(net, user, specs('5300:80', '5301:81'), [], h));
+});
+
+test('policy: with publishing off, a request without ports still passes', (t) => {
+  const off = { ...net, publish: { minPort: 1024, maxPerLease: 0 } };
+  t.notThrows(() => admitPublish(off, user, [], [], host));
+  const err = refusal(t, () => admitPublish(off, user, specs('8080:80'), [], host));
+  t.is(err.message, 'network "n": it lets only root publish ports (publish.maxPerLease is 0). Ask the administrator to raise publish.maxPerLease in the configuration');
+  const many = refusal(t, () => admitPublish(net, user, specs('2001:1', '2002:1', '2003:1', '2004:1'), [], host));
+  t.is(many.message, 'network "n": 4 ports requested, a sandbox may publish at most 3. Publish fewer ports or ask the administrator to raise publish.maxPerLease');
+  t.notThrows(() => admitPublish(net, user, specs('2001:1', '2002:1', '2003:1'), [], host));
+});
+
+test('policy: the exact messages for a repeated port and loopback; clashes either way round', (t) => {
+  const twice = refusal(t, () => admitPublish(net, user, specs('192.0.2.5:8080:80', '8080:81'), [], host));
+  t.is(twice.message, 'publish 8080:81/tcp: host port 8080/tcp is also in publish 192.0.2.5:8080:80/tcp. Give each host port once');
+  const lo = refusal(t, () => admitPublish(net, root, specs('127.0.0.1:8080:80'), [], host));
+  t.is(lo.message, "publish 127.0.0.1:8080:80/tcp: publishing on the host's loopback (127.0.0.0/8) is not supported. Leave the address out (every address of the host) or give another address of the host");
+  const leases = [lease('0000000a', '10.231.0.2', ['192.0.2.5:8080:80'], 1001)];
+  t.is(refusal(t, () => admitPublish(net, user, specs('8080:80'), leases, host)).exit, EXIT.CONFLICT, 'any address against one address');
+  t.notThrows(() => admitPublish(net, user, specs('10.231.0.1:8080:80'), leases, host), 'two different addresses');
+  const bound = { ...host, sockets: [{ protocol: 'tcp' as const, address: '192.0.2.5', port: 3001 }] };
+  t.is(refusal(t, () => admitPublish(net, user, specs('192.0.2.5:3001:80'), [], bound)).exit, EXIT.CONFLICT, 'the same address');
+});
