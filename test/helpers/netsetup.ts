@@ -207,10 +207,17 @@ export interface RunOptions {
   cwd?: string;
 }
 
+/** Held by whatever rewrites the host's one bridge-filter table as a whole (a
+ *  root `setup-host` repairs it in place) and by a test that tampers with it and
+ *  asks `check`: test files run at once, and a repair in between would hide the
+ *  tampering. */
+export const FILTER_LOCK = '/tmp/nsbox-filter.lock';
+
 /** Runs the installed netsetup as `uid` (default: root). */
 export async function run(inst: Install | string, args: string[], o: RunOptions = {}): Promise<Run> {
   const bin = typeof inst === 'string' ? inst : inst.bin;
-  const r = await execa(bin, args, {
+  const locked = args[0] === 'setup-host' && o.uid === undefined;
+  const r = await execa(locked ? 'flock' : bin, locked ? [FILTER_LOCK, bin, ...args] : args, {
     env: o.env ?? { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
     extendEnv: false,
     cwd: o.cwd ?? '/',

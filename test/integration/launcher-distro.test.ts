@@ -11,7 +11,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { makeRootfs, requireRoot, run, TEST_UID, type RunOptions } from '../helpers/sandbox.ts';
+import { LAUNCHER, makeRootfs, requireRoot, run, TEST_UID, type RunOptions } from '../helpers/sandbox.ts';
 import { addSubidUser, removeUsers, setSubids, type SubidUser } from '../helpers/users.ts';
 import { install, run as netsetup, type Install } from '../helpers/netsetup.ts';
 
@@ -125,7 +125,7 @@ test.serial('import: plain, gzip, xz, zstd and stdin keep owners in the range; u
 
 /** The launcher as `o.uid`, with `input` written to its stdin. */
 async function runStdin(args: string[], input: Buffer, o: RunOptions): Promise<{ code: number | null; stderr: string; stdout: string }> {
-  const r = execaSync(path.resolve(import.meta.dirname, '../../dist/launcher'), args, {
+  const r = execaSync(LAUNCHER, args, { // the copy other users can reach (the checkout may be 0700)
     input,
     uid: o.uid,
     gid: o.gid,

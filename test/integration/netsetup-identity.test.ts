@@ -17,7 +17,7 @@ import path from 'node:path';
 import { BridgeFilter } from '../../packages/netsetup/src/kernel/bridgefilter.ts';
 import { HOST_SCOPE } from '../../packages/netsetup/src/policy/bridgerules.ts';
 import { arp, BROADCAST, ethernet, ETH_P_8021AD, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, PacketSocket, routerAdvertisement, tagged, udp4 } from '../helpers/frames.ts';
-import { hostVeths, install, NODE, run, sandbox, type Connection, type Install, type Sandbox } from '../helpers/netsetup.ts';
+import { FILTER_LOCK, hostVeths, install, NODE, run, sandbox, type Connection, type Install, type Sandbox } from '../helpers/netsetup.ts';
 import { makeRootfs, run as launch } from '../helpers/sandbox.ts';
 
 const UA = 2931;
@@ -377,6 +377,17 @@ test.serial('a released lease leaves no element; nor does one whose holder and s
 
 test.serial('netsetup check reports a tampered or missing table and an unbound lease; setup-host repairs them, other ports keep their elements', async (t) => {
   const check = (): Promise<{ code: number; stderr: string }> => run(user, ['check'], { uid: UA });
+  // Whatever fails below, the host's table is left repaired: it is shared by every
+  // configuration on the host, and nothing but setup-host repairs tampering.
+  t.teardown(async () => void (await run(user, ['setup-host'])));
+  // Tamper with the shared table and ask check, under the lock a root setup-host
+  // of another test file takes: its repair must not come in between.
+  const tamperThenCheck = async (nft: string[]): Promise<{ code: number; stderr: string }> => {
+    const quoted = nft.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+    const script = `nft ${quoted} && exec setpriv --reuid=${UA} --regid=${UA} --clear-groups ${user.bin} check`;
+    const r = await execa('flock', [FILTER_LOCK, 'sh', '-c', script], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, extendEnv: false, cwd: '/', reject: false, stripFinalNewline: false });
+    return { code: r.exitCode ?? 128, stderr: r.stderr };
+  };
   t.is((await check()).code, 0, 'as made');
   const others = [...boundPorts().keys()].filter((p) => ![A1, A2, B1, B2].some((b) => b.c.hostVeth === p));
   const repair = async (what: string): Promise<void> => {
@@ -385,14 +396,12 @@ test.serial('netsetup check reports a tampered or missing table and an unbound l
     t.is((await check()).code, 0, `repaired: ${what}`);
   };
 
-  execaSync('nft', ['insert', 'rule', 'bridge', HOST_SCOPE.table, 'prerouting', 'accept']);
-  let r = await check();
+  let r = await tamperThenCheck(['insert', 'rule', 'bridge', HOST_SCOPE.table, 'prerouting', 'accept']);
   t.is(r.code, 6);
   t.regex(r.stderr, /^netsetup: the bridge filter: .*chain bridge prerouting has an accept rule.*Repair it as root: netsetup setup-host\n$/);
   await repair('an accept rule');
 
-  execaSync('nft', ['flush', 'chain', 'bridge', HOST_SCOPE.table, 'from_port']);
-  r = await check();
+  r = await tamperThenCheck(['flush', 'chain', 'bridge', HOST_SCOPE.table, 'from_port']);
   t.is(r.code, 6);
   t.regex(r.stderr, /chain bridge from_port has 0 rules/);
   await repair('a flushed chain');
@@ -405,8 +414,7 @@ test.serial('netsetup check reports a tampered or missing table and an unbound l
   await repair('a removed element');
   t.is(await tcp(A1, A2.c.address), 'a2', 'bound again, it works');
 
-  execaSync('nft', ['delete', 'table', 'ip', HOST_SCOPE.table]);
-  r = await check();
+  r = await tamperThenCheck(['delete', 'table', 'ip', HOST_SCOPE.table]);
   t.is(r.code, 6);
   t.regex(r.stderr, new RegExp(`table ip ${HOST_SCOPE.table} is missing`));
   await repair('a missing table');
