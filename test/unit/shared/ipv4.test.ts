@@ -1,4 +1,5 @@
 import test from 'ava';
+import IPCIDR from 'ip-cidr';
 import { bytesToIpv4, cidrRange, intToIpv4, ipv4Bytes, ipv4ToInt, isIPv4, isIPv6, overlaps } from '../../../packages/shared/src/ipv4.ts';
 
 test('conversions round-trip', (t) => {
@@ -45,4 +46,28 @@ test('bytes in network order', (t) => {
 test('IPv6 text forms: edge cases', (t) => {
   for (const a of ['::1.2.3.4', '1::1.2.3.4', '1:2:3:4:5:6::', '::2:3:4:5:6:7:8', 'ABCD:ef01::', '0:0:0:0:0:0:0:0']) t.true(isIPv6(a), a);
   for (const a of ['1:2:3:4:5:6:7::8', '::1.2.3', '::1.2.3.04', '1.2.3.4', '1:2:3:4:5:6:7:8::', ':1:2:3:4:5:6:7', '1:2:3:4:5:6:7:', '::12345', 'x::']) t.false(isIPv6(a), a);
+});
+
+// ip-cidr (a devDependency: too slow to load on the programs' per-sandbox path,
+// README "Dependencies") is the independent reference for the IPv4 math here.
+test('ranges, overlaps and address syntax agree with ip-cidr on 2000 seeded random cases', (t) => {
+  let seed = 0x2026_1126;
+  const rand = (n: number): number => {
+    seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0;
+    return seed % n;
+  };
+  const randomCidr = (): string => `${intToIpv4(((rand(0x10000) << 16) | rand(0x10000)) >>> 0)}/${rand(33)}`;
+  for (let i = 0; i < 2000; i++) {
+    const a = randomCidr();
+    const b = i % 2 ? randomCidr() : `${intToIpv4((cidrRange(a).network + rand(256)) >>> 0)}/${rand(33)}`;
+    const ra = new IPCIDR(a);
+    const rb = new IPCIDR(b);
+    const ours = cidrRange(a);
+    t.is(intToIpv4(ours.network), String(ra.start()), a);
+    t.is(intToIpv4(ours.broadcast), String(ra.end()), a);
+    t.is(overlaps(a, b), ra.contains(String(rb.start())) || rb.contains(String(ra.start())), `${a} ${b}`);
+  }
+  for (const text of ['10.0.0.1', '10.0.0.01', '1.2.3', '256.1.1.1', '0.0.0.0', '1.2.3.4.5', ' 1.2.3.4', '1.2.3.-1']) {
+    t.is(isIPv4(text), IPCIDR.isValidAddress(text) && text.includes('.') && !text.includes(':'), text);
+  }
 });
