@@ -1,40 +1,10 @@
 import test from 'ava';
+import { lease, pubConfig, pubLease, pubNet, quotaNet } from './_fixtures.ts';
 import { parseConfig } from '../../../../packages/netsetup/src/policy/config.ts';
 import { addLeaseScript, dnatChain, dropLeasesScript, forwardRules, fwdChain, hasLeaseRules, jumps, natChain, presentInSave, restoreScript } from '../../../../packages/netsetup/src/policy/firewall.ts';
 import type { Lease } from '../../../../packages/netsetup/src/policy/leases.ts';
-import { parsePublish } from '../../../../packages/shared/src/publish.ts';
 
-const config = parseConfig(
-  JSON.stringify({ networks: [{ name: 'n', bridge: 'nstest0', subnet: '10.231.0.0/24', quota: { users: { '1000': 2, '*': 1 }, groups: { '500': 3 } } }] }),
-  'test',
-);
-
-const net = config.networks[0]!;
-
-let next = 0;
-
-const lease = (uid: number, extra: Partial<Lease> = {}): Lease => {
-  const id = (next++).toString(16).padStart(8, '0');
-  return { id, network: 'n', uid, groups: [], address: `10.231.0.${next + 1}`, hostVeth: `nsb${id}`, hostIndex: 100 + next, pid: 1000 + next, state: 'ready', created: '', published: [], ...extra };
-};
-
-const pubConfig = parseConfig(JSON.stringify({ networks: [{ name: 'n', bridge: 'nstest0', subnet: '10.231.0.0/24', publish: { minPort: 2000, maxPerLease: 3 } }] }), 'test');
-
-const pubNet = pubConfig.networks[0]!;
-
-const pubLease = (id: string, address: string, published: string[], uid = 1000): Lease => ({
-  id,
-  network: 'n',
-  uid,
-  groups: [],
-  address,
-  hostVeth: `nsb${id}`,
-  hostIndex: 7,
-  pid: 99,
-  state: 'ready',
-  created: '',
-  published: published.map(parsePublish),
-});
+const net = quotaNet;
 
 const NONE = [false, false, false, false];
 const ALL = [true, true, true, true];

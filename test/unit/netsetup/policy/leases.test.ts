@@ -1,22 +1,11 @@
 import test from 'ava';
-import { parseConfig } from '../../../../packages/netsetup/src/policy/config.ts';
+import { lease, quotaConfig, quotaNet } from './_fixtures.ts';
 import { NsboxError } from '../../../../packages/shared/src/error.ts';
 import { EXIT } from '../../../../packages/netsetup/src/exit.ts';
 import { admit, hostVethName, isoTime, LEASE_ID, parseLeaseFile, partition, type Lease } from '../../../../packages/netsetup/src/policy/leases.ts';
 
-const config = parseConfig(
-  JSON.stringify({ networks: [{ name: 'n', bridge: 'nstest0', subnet: '10.231.0.0/24', quota: { users: { '1000': 2, '*': 1 }, groups: { '500': 3 } } }] }),
-  'test',
-);
-
-const net = config.networks[0]!;
-
-let next = 0;
-
-const lease = (uid: number, extra: Partial<Lease> = {}): Lease => {
-  const id = (next++).toString(16).padStart(8, '0');
-  return { id, network: 'n', uid, groups: [], address: `10.231.0.${next + 1}`, hostVeth: `nsb${id}`, mac: `02:00:00:00:00:${(next & 255).toString(16).padStart(2, '0')}`, hostIndex: 100 + next, pid: 1000 + next, state: 'ready', created: '', published: [], ...extra };
-};
+const config = quotaConfig;
+const net = quotaNet;
 
 test('quota per user: the exact error at the limit', (t) => {
   t.deepEqual(admit(net, [lease(1000)], { uid: 1000, gids: [1000] }), []);

@@ -1,4 +1,5 @@
 import test from 'ava';
+import { pubConfig, pubLease, pubNet } from './_fixtures.ts';
 import { parsePublish } from '../../../../packages/shared/src/publish.ts';
 import { parseConfig } from '../../../../packages/netsetup/src/policy/config.ts';
 import { NsboxError } from '../../../../packages/shared/src/error.ts';
@@ -6,23 +7,9 @@ import { EXIT } from '../../../../packages/netsetup/src/exit.ts';
 import type { Lease } from '../../../../packages/netsetup/src/policy/leases.ts';
 import { admitPublish, type HostFacts } from '../../../../packages/netsetup/src/policy/publishing.ts';
 
-const config = parseConfig(JSON.stringify({ networks: [{ name: 'n', bridge: 'nstest0', subnet: '10.231.0.0/24', publish: { minPort: 2000, maxPerLease: 3 } }] }), 'test');
-
-const net = config.networks[0]!;
-
-const lease = (id: string, address: string, published: string[], uid = 1000): Lease => ({
-  id,
-  network: 'n',
-  uid,
-  groups: [],
-  address,
-  hostVeth: `nsb${id}`,
-  hostIndex: 7,
-  pid: 99,
-  state: 'ready',
-  created: '',
-  published: published.map(parsePublish),
-});
+const config = pubConfig;
+const net = pubNet;
+const lease = pubLease;
 
 const user = { uid: 1000, gids: [1000] };
 
