@@ -1,5 +1,5 @@
 import test from 'ava';
-import { lease, pubConfig, pubLease, pubNet, quotaNet } from './_fixtures.ts';
+import { lease, pubLease, pubNet, quotaNet } from './_fixtures.ts';
 import { parseConfig } from '../../../../packages/netsetup/src/policy/config.ts';
 import { addLeaseScript, dnatChain, dropLeasesScript, forwardRules, fwdChain, hasLeaseRules, jumps, natChain, presentInSave, restoreScript } from '../../../../packages/netsetup/src/policy/firewall.ts';
 import type { Lease } from '../../../../packages/netsetup/src/policy/leases.ts';
