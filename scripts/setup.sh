@@ -20,6 +20,7 @@ packages=(
   bubblewrap hyperfine time podman slirp4netns catatonit runc iperf3
   tini zstd xz-utils dpkg-dev           # launcher --init and import; the distribution test's apt repository
   gcc libc6-dev                         # the hostile-environment test builds a real LD_PRELOAD library
+  gcc-aarch64-linux-gnu                 # the supervisor for arm64 (scripts/build-supervisor.sh)
 )
 if [ "$(id -u)" -eq 0 ]; then
   echo "== Debian packages"

@@ -39,6 +39,8 @@ export function exitedEvent(exit: Exit): ExitedEvent {
 }
 
 export interface Info {
+  /** The fd the lines go to (the supervisor writes the exited line there). */
+  fd: number;
   started(pid: number, lease: Answer | undefined): void;
   exited(exit: Exit): void;
 }
@@ -58,6 +60,7 @@ export function openInfo(fd: number): Info {
     }
   };
   return {
+    fd,
     started: (pid, lease) => write(startedEvent(pid, lease)),
     exited: (exit) => write(exitedEvent(exit)),
   };

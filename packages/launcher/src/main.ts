@@ -2,6 +2,7 @@
 // namespaces with a directory as its root. See README.md for usage and exit codes.
 // This file is only the sequence; every undo is on one stack, unwound in reverse
 // on any failure and when the command has exited.
+import fs from 'node:fs';
 import { CloneError, startStub, waitExit, type Exit, type StubChild } from '@nsbox/shared/clone';
 import { NsboxError } from '@nsbox/shared/error';
 import { libc } from '@nsbox/shared/libc';
@@ -19,6 +20,7 @@ import { planSandbox, type SandboxPlan } from './plan.ts';
 import { gatherFacts } from './rootfs.ts';
 import { register, startTimeOf, type Entry } from './registry.ts';
 import { forwardSignals } from './signals.ts';
+import { superviseRest } from './supervise.ts';
 import { explainCloneFailure, readUsernsSettings } from './userns.ts';
 
 const NAMESPACES = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP;
@@ -83,11 +85,17 @@ async function run(opts: Options, netsetup: string | undefined, info: Info | und
     net = connect(holder, netsetup!, child.pid);
   }
   for (const [file, content] of etcContents(opts, net?.lease)) child.fill(file, Buffer.from(content));
-  undo.defer(listed(opts, facts.root, child.pid, net?.lease.address));
+  const entry = listed(opts, facts.root, child.pid, net?.lease.address);
+  undo.defer(entry.undo);
   mapped();
 
   const outcome = judgeStart(plan!, child.release(), opts.command[0]!);
-  if (outcome.started) info?.started(child.pid, net?.lease);
+  if (outcome.started) {
+    info?.started(child.pid, net?.lease);
+    // From here on the supervisor waits, forwards, releases and reports instead
+    // of this Node process (same pid); this returns only if it cannot.
+    await superviseRest({ pid: child.pid, fallback: !opts.init, infoFd: info?.fd, holder: net?.holder, registry: entry.file }, signals);
+  }
   const exit = await waitExit(child.pid);
   if (!outcome.started) throw outcome.error;
   const killedFor = signals.killedFor();
@@ -95,19 +103,20 @@ async function run(opts: Options, netsetup: string | undefined, info: Info | und
 }
 
 /** Puts the sandbox in the caller's list (launcher ps) before its command starts;
- *  returns the undo. A --name that is taken fails the start; without a name, a
- *  list that cannot be written only leaves this sandbox out of it. */
-function listed(opts: Options, rootfs: string, pid: number, address: string | undefined): () => void {
+ *  returns its file ('' if none) and the undo. A --name that is taken fails the
+ *  start; without a name, a list that cannot be written only leaves this sandbox out of it. */
+function listed(opts: Options, rootfs: string, pid: number, address: string | undefined): { file: string; undo: () => void } {
   const entry: Entry = {
     ...(opts.name !== undefined ? { name: opts.name } : {}),
     pid, startTime: startTimeOf(pid) ?? 0, started: new Date().toISOString(), command: opts.command, hostname: opts.hostname,
     rootfs, network: opts.net === 'bridge' ? 'bridge' : 'none', ...(address !== undefined ? { address } : {}),
   };
   try {
-    return register(process.getuid!(), entry);
+    const file = register(process.getuid!(), entry);
+    return { file, undo: () => fs.rmSync(file, { force: true }) };
   } catch (err) {
     if (opts.name !== undefined) throw err;
-    return () => {};
+    return { file: '', undo: () => {} };
   }
 }
 

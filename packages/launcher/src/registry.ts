@@ -142,9 +142,9 @@ export function listSandboxes(uid: number): Entry[] {
  * Adds a sandbox (its pid exists, its command has not started). A name must be
  * unique among the caller's running sandboxes: checked and written under a lock
  * on the directory, so two launchers cannot both take it. Stale entries go.
- * Returns the undo.
+ * Returns the entry's file (removing it is the undo).
  */
-export function register(uid: number, entry: Entry): () => void {
+export function register(uid: number, entry: Entry): string {
   const dir = openRegistry(uid);
   const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
   const file = path.join(dir, `${entry.pid}.json`);
@@ -165,7 +165,7 @@ export function register(uid: number, entry: Entry): () => void {
   } finally {
     fs.closeSync(fd);
   }
-  return () => fs.rmSync(file, { force: true });
+  return file;
 }
 
 /** A running sandbox of the caller's, by name or pid; otherwise an error that says

@@ -27,6 +27,8 @@ const DECLARATIONS = {
   ioctl: 'int ioctl(int fd, unsigned long request, ...)',
   prctl: 'int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)',
   execve: 'int execve(const char *path, const char **argv, const char **envp)',
+  fexecve: 'int fexecve(int fd, const char **argv, const char **envp)',
+  pthread_sigmask: 'int pthread_sigmask(int how, const void *set, void *old)',
   fcntl: 'int fcntl(int fd, int cmd, ...)',
   getrandom: 'long getrandom(_Out_ void *buf, size_t len, unsigned int flags)',
   memfd_create: 'int memfd_create(const char *name, unsigned int flags)',

@@ -50,6 +50,8 @@ export interface Child {
   pid: number;
   /** Read end of the child's stdout with `stdout: 'pipe'`, else -1. */
   stdout: number;
+  /** Write end of the child's stdin, -1 once closed. */
+  readonly stdin: number;
   /** Writes the child's whole input and closes its stdin (once). */
   send(input: string): void;
   /** Writes to the child's stdin and keeps it open; failures show in wait(). */
@@ -134,6 +136,9 @@ export function start(file: string, args: string[], env: Record<string, string>,
   return {
     pid,
     stdout: stdoutRead,
+    get stdin() {
+      return input;
+    },
     closeInput,
     send(text) {
       if (input < 0) throw new Error('input already sent');
