@@ -212,12 +212,16 @@ test.serial('50 sandboxes started at once get distinct addresses, all reach the 
   t.deepEqual(await leftovers(main), nothingLeft);
 });
 
-/** The netsetup holding the lease of the launcher `pid` (its child running the install's netsetup). */
+/** The netsetup holding the lease of the launcher `pid`: its child running the
+ *  install's netsetup, or the supervisor netsetup became (root, named netsetup). */
 function holderOf(inst: Install, pid: number): number | undefined {
   const children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ').map(Number);
   return children.find((c) => {
     try {
-      return fs.readlinkSync(`/proc/${c}/exe`) === path.join(inst.prefix, 'bin/netsetup');
+      const exe = fs.readlinkSync(`/proc/${c}/exe`);
+      if (exe === path.join(inst.prefix, 'bin/netsetup')) return true;
+      const status = fs.readFileSync(`/proc/${c}/status`, 'utf8');
+      return exe.startsWith('/memfd:nsbox-supervisor') && /^Name:\s+netsetup$/m.test(status) && /^Uid:\s+0\s/m.test(status);
     } catch {
       return false;
     }

@@ -25,6 +25,7 @@ import { parsePid } from './kernel/target.ts';
 import { withDeadline } from './kernel/deadline.ts';
 import { ensureDir, takeWaitSlot } from './kernel/state.ts';
 import { mark } from './timing.ts';
+import { superviseHold } from './hold.ts';
 
 export const HELP = `Usage: netsetup --pid PID [--network NAME] [--json] [--hold] [--publish SPEC]...
        netsetup COMMAND [options]
@@ -68,6 +69,7 @@ resource limit of yours (ulimit -n, -f, -v) too low, 1 internal error.
 export type Invocation =
   | { command: 'connect'; pid: number | 'stdin'; network?: string; json: boolean; hold: boolean; publish: PublishSpec[]; config?: string }
   | { command: 'release'; by: { id: string } | { pid: number }; json: boolean; config?: string }
+  | { command: 'release-held'; id: string; json: boolean; config?: string }
   | { command: 'list' | 'check'; json: boolean; config?: string }
   | { command: 'setup-host' | 'teardown'; network?: string; config?: string }
   | { command: 'default-config' }
@@ -75,11 +77,14 @@ export type Invocation =
 
 const usage = (why: string): NsboxError => new NsboxError({ exit: EXIT.USAGE, what: 'command line', why, todo: 'Run netsetup --help' });
 
-const COMMANDS = ['release', 'list', 'check', 'default-config', 'setup-host', 'teardown', 'help'];
+/** release-held is hidden (not in HELP): the holder's supervisor runs it as root
+ *  at the end of a hold (docs/security.md §5). */
+const COMMANDS = ['release', 'release-held', 'list', 'check', 'default-config', 'setup-host', 'teardown', 'help'];
 /** Options each command takes: true = takes a value, false = a flag. */
 const OPTIONS: Record<string, Record<string, boolean>> = {
   connect: { '--pid': true, '--network': true, '--json': false, '--hold': false, '--publish': true, '--config': true },
   release: { '--pid': true, '--json': false, '--config': true },
+  'release-held': { '--json': false, '--config': true },
   list: { '--json': false, '--config': true },
   check: { '--json': false, '--config': true },
   'default-config': {},
@@ -176,6 +181,12 @@ export function parseArgs(argv: string[]): Invocation {
       if ((id === undefined) === (pid === undefined)) throw new NsboxError({ exit: EXIT.USAGE, what: 'release', why: 'give either a lease id or --pid', todo: 'Run netsetup --help' });
       if (id !== undefined && !LEASE_ID.test(id)) throw new NsboxError({ exit: EXIT.USAGE, what: `lease ${JSON.stringify(id)}`, why: 'not a lease id (8 hex digits)', todo: 'See your leases with netsetup list' });
       return { command, by: id !== undefined ? { id } : { pid: pidArg(pid!) }, json, ...withConfig };
+    }
+    case 'release-held': {
+      positionals(1);
+      const id = positional[0];
+      if (id === undefined || !LEASE_ID.test(id)) throw usage('release-held needs a lease id (8 hex digits)');
+      return { command, id, json, ...withConfig };
     }
     case 'list':
     case 'check':
@@ -303,6 +314,16 @@ function detachStderr(): void {
   fs.closeSync(nul);
 }
 
+/** What the holder does once its lease is marked: every other call now treats it
+ *  as gone, so the launcher may go. Written after the lock is let go, for at most
+ *  RELEASING_WRITE_MS: the caller's stdout may be a pipe nobody reads. */
+function releasing(lease: string, json: boolean): () => void {
+  return () => {
+    writeLimited(1, releasingLine(lease, json), RELEASING_WRITE_MS);
+    detachStderr();
+  };
+}
+
 /** Does what the invocation asks; returns the text for stdout (and, holding, what comes after). */
 export function run(inv: Invocation, priv: Privilege): Outcome {
   const text = (t: string): Outcome => ({ text: t });
@@ -332,7 +353,7 @@ export function run(inv: Invocation, priv: Privilege): Outcome {
     case 'connect': {
       // A holder shares the launcher's terminal: Ctrl-C and hang-ups are the sandbox's business.
       if (inv.hold) for (const sig of HOLD_IGNORES) process.on(sig, () => {});
-      const { config } = configFor(inv.config);
+      const { config, source } = configFor(inv.config);
       mark('configuration read');
       const net = network(config, inv.network);
       const pid = inv.pid === 'stdin' ? waitForPid(config, caller) : inv.pid;
@@ -343,17 +364,21 @@ export function run(inv: Invocation, priv: Privilege): Outcome {
       return {
         text: line,
         afterwards: () => {
+          // The supervisor waits for the end of stdin instead of this Node
+          // process, then runs release-held (below); this returns only if it cannot.
+          superviseHold(c.lease, source, inv.json);
           waitForEof(0);
-          // Once the lease is marked, every other call treats it as gone: the
-          // launcher may go. Written after the lock is let go, for at most
-          // RELEASING_WRITE_MS: the caller's stdout may be a pipe nobody reads.
-          const releasing = (): void => {
-            writeLimited(1, releasingLine(c.lease, inv.json), RELEASING_WRITE_MS);
-            detachStderr();
-          };
-          releaseHeld(config, caller, c.lease, releasing);
+          releaseHeld(config, caller, c.lease, releasing(c.lease, inv.json));
         },
       };
+    }
+    case 'release-held': {
+      // Only the holder's supervisor, as root, runs this (docs/security.md §5).
+      rootOnly('release-held');
+      for (const sig of HOLD_IGNORES) process.on(sig, () => {});
+      const { config } = configFor(inv.config);
+      releaseHeld(config, caller, inv.id, releasing(inv.id, inv.json));
+      return text('');
     }
     case 'release': {
       const gone = release(configFor(inv.config).config, caller, inv.by);

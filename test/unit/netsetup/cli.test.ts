@@ -29,6 +29,7 @@ test('connect: --pid, --network, --json, --hold, --publish (repeatable, parsed),
 test('commands and their options', (t) => {
   t.deepEqual(parseArgs(['release', '0123abcd', '--json']), { command: 'release', by: { id: '0123abcd' }, json: true });
   t.deepEqual(parseArgs(['release', '--pid', '7']), { command: 'release', by: { pid: 7 }, json: false });
+  t.deepEqual(parseArgs(['release-held', '0123abcd', '--config', '/c', '--json']), { command: 'release-held', id: '0123abcd', json: true, config: '/c' });
   t.deepEqual(parseArgs(['list']), { command: 'list', json: false });
   t.deepEqual(parseArgs(['check', '--json']), { command: 'check', json: true });
   t.deepEqual(parseArgs(['setup-host', '--network', 'n']), { command: 'setup-host', network: 'n' });
@@ -48,5 +49,8 @@ test('usage errors are one line with what to do', (t) => {
   usage(t, ['--pid', '0x10'], '--pid "0x10": not a process id. Give a decimal pid such as 12345');
   usage(t, ['release'], 'release: give either a lease id or --pid. Run netsetup --help');
   usage(t, ['release', 'abc', '--pid', '5'], 'release: give either a lease id or --pid. Run netsetup --help');
+  usage(t, ['release-held'], 'command line: release-held needs a lease id (8 hex digits). Run netsetup --help');
+  usage(t, ['release-held', '../x'], 'command line: release-held needs a lease id (8 hex digits). Run netsetup --help');
+  usage(t, ['release-held', '0123abcd', '--pid', '5'], "command line: unknown option '--pid'. Run netsetup --help");
   usage(t, ['release', '../../etc'], 'lease "../../etc": not a lease id (8 hex digits). See your leases with netsetup list');
 });
