@@ -40,7 +40,7 @@ interface Run {
  *  line to run it under, e.g. unshare). */
 function launch(args: string[], script: string, prefix: string[] = []): Run {
   const argv = [LAUNCHER, '--info-fd', '3', '--rootfs', rootfs, ...args, '--', '/bin/sh', '-c', script];
-  const child = prefix.length > 0 ? execa(prefix[0]!, [...prefix.slice(1), ...argv], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, extendEnv: false, reject: false, forceKillAfterDelay: false, cwd: '/' }) : spawnAs(argv[0]!, argv.slice(1), { ...asUser, extraFds: ['pipe'] });
+  const child: Child = prefix.length > 0 ? (execa(prefix[0]!, [...prefix.slice(1), ...argv], { stdio: ['pipe', 'pipe', 'pipe', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, extendEnv: false, reject: false, forceKillAfterDelay: false, cwd: '/' }) as unknown as Child) : spawnAs(argv[0]!, argv.slice(1), { ...asUser, extraFds: ['pipe'] });
   running.push(child);
   child.stdin!.end();
   let text = '';
@@ -155,6 +155,21 @@ test.serial('signals reach the command: one that traps SIGTERM exits its own way
   t.deepEqual(b.info.slice(1), ['{"event":"exited","signal":15}']);
   t.is(c.code, 143, c.stderr);
   t.deepEqual(c.info.slice(1), ['{"event":"exited","code":143}'], 'tini reports the command\'s death as its exit code');
+});
+
+test.serial('a SIGTERM sent at any moment around the hand-over is never lost: 30 launchers, each signalled 0-30 ms after its started line', async (t) => {
+  // A lost signal would leave the command running to its end (exit 0 after 20 s).
+  const runs = Array.from({ length: 30 }, () => launch(['--net', 'none'], 'exec sleep 20'));
+  await Promise.all(
+    runs.map(async (r, i) => {
+      await r.started;
+      await sleep(i % 31);
+      r.child.kill('SIGTERM');
+    }),
+  );
+  const done = await Promise.all(runs.map((r) => r.done));
+  t.deepEqual(done.map((d) => d.code), runs.map(() => 143));
+  t.true(done.every((d) => d.info[1] === '{"event":"exited","signal":15}'));
 });
 
 test.serial('the exit code and the exited line are the command\'s, and its lease is gone for other calls by the time the launcher has exited', async (t) => {

@@ -4,7 +4,7 @@
 // no V8, so the launcher execs the supervisor and its ~10 MiB go away
 // (docs/platform.md §6).
 import type { Child } from '@nsbox/shared/spawn';
-import { blockSignals, execSupervisor } from '@nsbox/shared/supervisor';
+import { blockSignals, execSupervisor, redirectSignals } from '@nsbox/shared/supervisor';
 import type { NsboxError } from '@nsbox/shared/error';
 import { SIGNALS } from '@nsbox/shared/syscalls';
 import type { Forwarding } from './signals.ts';
@@ -32,20 +32,24 @@ export function keptFds(rest: Rest): number[] {
   return [rest.infoFd, rest.holder?.stdin, rest.holder?.stdout].filter((fd): fd is number => fd !== undefined && fd >= 0);
 }
 
-const WAITED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGCHLD'].map((s) => SIGNALS[s]!);
+const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'].map((s) => SIGNALS[s]!);
+const WAITED = [...FORWARDED, SIGNALS.SIGCHLD!];
 
 /**
  * Execs the supervisor; returns (with the signals as they were) only if that
- * failed, and then the launcher goes on waiting in Node. The signals are blocked
- * in the main thread first, so one sent from here on stays pending across the
- * exec and the supervisor takes it; one that reached Node's handler before is
- * in libuv's signal pipe, and the one turn of the event loop below hands it to
- * forwardSignals (docs/platform.md §6 has the window this leaves).
+ * failed, and then the launcher goes on waiting in Node. No forwarded signal is
+ * lost on the way (docs/platform.md §6): they are blocked in the main thread, so
+ * one sent to it stays pending across the exec; one that lands in another of
+ * Node's threads is sent on to the main thread by a native handler; one that
+ * reached Node's own handler before that is in libuv's signal pipe, and the one
+ * turn of the event loop below hands it to forwardSignals.
  */
 export async function superviseRest(rest: Rest, signals: Forwarding): Promise<NsboxError> {
   const unblock = blockSignals(WAITED);
+  const restore = redirectSignals(FORWARDED);
   await new Promise((resolve) => setImmediate(resolve));
   const failed = execSupervisor(supervisorArgs(rest, signals.killedFor()), keptFds(rest));
+  restore();
   unblock();
   return failed;
 }

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { describeErrno } from './errno.ts';
 import { NsboxError } from './error.ts';
 import { errno, libc } from './libc.ts';
-import { SUPERVISOR_ELF } from './supervisor/code.ts';
+import { REDIRECT_CODE, SUPERVISOR_ELF } from './supervisor/code.ts';
 import { currentArch, F_SETFD } from './syscalls.ts';
 
 const MFD_CLOEXEC = 0x1;
@@ -36,6 +36,46 @@ export function blockSignals(signals: number[]): () => void {
   set.writeBigUInt64LE(mask, 0);
   libc().pthread_sigmask(SIG_BLOCK, set, old);
   return () => libc().pthread_sigmask(SIG_SETMASK, old, null);
+}
+
+const PAGE = 4096;
+const PROT_READ = 1;
+const PROT_WRITE = 2;
+const PROT_EXEC = 4;
+const MAP_PRIVATE = 2;
+const MAP_ANONYMOUS = 0x20;
+/** glibc's struct sigaction: handler, 128-byte mask, int flags, restorer (x86_64 and arm64). */
+const SIGACTION_SIZE = 152;
+
+let redirectPage: bigint | undefined;
+
+/**
+ * Until the exec, `signals` (blocked in the main thread) may still land in one of
+ * Node's other threads, whose handler (libuv's) would leave them in a pipe that
+ * the exec discards. This installs a native handler (redirect-*.S) that sends
+ * each on to the main thread with tgkill, where it stays pending across the exec.
+ * Returns the undo (Node's handlers back).
+ */
+export function redirectSignals(signals: number[]): () => void {
+  const c = libc();
+  if (redirectPage === undefined) {
+    const page = c.mmap(null, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    const address = c.k.address(page) as bigint;
+    if (address === 0xffffffffffffffffn) return () => {};
+    new Uint8Array(c.k.view(page, PAGE)).set(Buffer.from(REDIRECT_CODE[currentArch()], 'hex'));
+    if (c.mprotect(page, PAGE, PROT_READ | PROT_EXEC) !== 0) return () => {};
+    redirectPage = address;
+  }
+  const act = Buffer.alloc(SIGACTION_SIZE);
+  act.writeBigUInt64LE(redirectPage, 0);
+  const old = signals.map((sig) => {
+    const was = Buffer.alloc(SIGACTION_SIZE);
+    c.sigaction(sig, act, was);
+    return [sig, was] as const;
+  });
+  return () => {
+    for (const [sig, was] of old) c.sigaction(sig, was, null);
+  };
 }
 
 /** A sealed memfd holding the supervisor, or why there is none. */

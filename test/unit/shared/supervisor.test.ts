@@ -5,13 +5,16 @@
 import test from 'ava';
 import { execaSync } from 'execa';
 import path from 'node:path';
-import { SUPERVISOR_ELF } from '../../../packages/shared/src/supervisor/code.ts';
+import { REDIRECT_CODE, SUPERVISOR_ELF } from '../../../packages/shared/src/supervisor/code.ts';
 
-test('shipped supervisor bytes match the C source for x86_64 and arm64', (t) => {
+test('shipped supervisor bytes match the C source for x86_64 and arm64, the signal handler its assembly', (t) => {
   const out = execaSync(path.join(import.meta.dirname, '../../../scripts/build-supervisor.sh')).stdout;
   const built = Object.fromEntries(out.trim().split('\n').map((l) => l.split(' ')));
   t.is(SUPERVISOR_ELF.x64, built.x64);
   t.is(SUPERVISOR_ELF.arm64, built.arm64);
+  t.is(REDIRECT_CODE.x64, built['redirect-x64']);
+  t.is(REDIRECT_CODE.arm64, built['redirect-arm64']);
+  t.true(REDIRECT_CODE.x64.length > 20 && REDIRECT_CODE.arm64.length > 20);
 });
 
 test('each is a small static ELF executable for its machine', (t) => {
