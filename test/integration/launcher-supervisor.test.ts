@@ -98,7 +98,7 @@ const holderOf = (pid: number): number | undefined => childrenOf(pid).find((c) =
 
 const leases = async (): Promise<unknown[]> => JSON.parse((await netsetup(inst, ['list', '--json'], { uid: UID })).stdout) as unknown[];
 
-test.serial('after the start, the launcher and its holder are the supervisor: same pids, named as before, < 1 MiB private each', async (t) => {
+test.serial('after the start, the launcher (at once) and its holder (after 2 s) are the supervisor: same pids, named as before, < 1 MiB private each', async (t) => {
   const r = launch([], 'echo ready; exec sleep 60');
   const started = await r.started;
   const pid = r.child.pid!;
@@ -116,6 +116,13 @@ test.serial('after the start, the launcher and its holder are the supervisor: sa
   // Only the kept fds: 0-2, --info-fd 3 and the holder's two pipes (and its binary).
   t.is(fs.readdirSync(`/proc/${pid}/fd`).length, 6, 'the launcher keeps 0-2, the info fd and the holder pipes');
   t.is(fs.readdirSync(`/proc/${holder}/fd`).length, 4, 'the holder keeps 0-2 and its own binary');
+  t.not(/^NSsid:.*$/m.exec(status(holder))?.[0], /^NSsid:.*$/m.exec(status(pid))?.[0], "the holder left the caller's session");
+  for (const sig of ['SIGINT', 'SIGTSTP', 'SIGHUP', 'SIGQUIT', 'SIGTTIN'] as const) {
+    process.kill(holder, sig);
+    await sleep(100);
+    t.regex(status(holder), /^State:\s+S/m, `the holder's supervisor shrugs off ${sig}`);
+  }
+  t.is((await leases()).length, 1, 'the lease is still held');
   r.child.kill('SIGTERM');
   const d = await r.done;
   t.is(d.code, 143);
@@ -184,21 +191,24 @@ test.serial('the exit code and the exited line are the command\'s, and its lease
     t.is(d.stderr, '');
     t.deepEqual(d.info.slice(1), [`{"event":"exited","code":${code}}`]);
   }
-  // The control: while the command runs, the same call lists its lease.
+  // A longer one, whose holder has handed over too (its release is release-held);
+  // the control: while the command runs, the same call lists its lease.
   const r = launch([], 'echo ready; exec sleep 60');
   const started = await r.started;
-  t.true(await until(() => isSupervisor(r.child.pid!)));
+  t.true(await until(() => isSupervisor(r.child.pid!) && isSupervisor(holderOf(r.child.pid!) ?? 0)));
   t.deepEqual((await leases()).map((l) => (l as { id: string }).id), [started.lease]);
   r.child.kill('SIGTERM');
-  await r.done;
+  const d = await r.done;
   t.deepEqual(await leases(), []);
+  t.is(d.code, 143);
+  t.is(d.stderr, '');
 });
 
 test.serial('the supervisor SIGKILLed: the sandbox dies with it and the holder releases the lease', async (t) => {
   const r = launch([], 'echo ready; exec sleep 60');
   const started = await r.started;
   const pid = r.child.pid!;
-  t.true(await until(() => isSupervisor(pid)));
+  t.true(await until(() => isSupervisor(pid) && isSupervisor(holderOf(pid) ?? 0)));
   t.deepEqual(hostVeths(inst.bridge).length, 1);
   process.kill(pid, 'SIGKILL');
   await r.done;

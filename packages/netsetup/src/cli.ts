@@ -275,6 +275,30 @@ function waitForEof(fd: number): void {
   }
 }
 
+/** How long a holder waits in Node before it hands over to the supervisor. */
+export const HAND_OVER_MS = 2000;
+
+/** Whether fd reaches EOF (or cannot be read) within `ms`; what it reads is dropped. */
+function eofWithin(fd: number, ms: number): boolean {
+  const buf = Buffer.alloc(256);
+  let eof = false;
+  withDeadline(ms, () => {
+    try {
+      if (fs.readSync(fd, buf, 0, buf.length, null) > 0) return 'again';
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EINTR') return 'again';
+      if (code === 'EAGAIN') {
+        sleepSync(10);
+        return 'again';
+      }
+    }
+    eof = true;
+    return 'done';
+  });
+  return eof;
+}
+
 /** read(2) that waits out EINTR and, on a non-blocking fd, EAGAIN. */
 function readWaiting(fd: number, buf: Buffer, offset: number, length: number): number {
   for (;;) {
@@ -364,9 +388,12 @@ export function run(inv: Invocation, priv: Privilege): Outcome {
       return {
         text: line,
         afterwards: () => {
-          // The supervisor waits for the end of stdin instead of this Node
-          // process, then runs release-held (below); this returns only if it cannot.
-          superviseHold(c.lease, source, inv.json);
+          // A sandbox that is still running after HAND_OVER_MS is left to the
+          // supervisor, which waits for the end of stdin instead of this Node
+          // process and then runs release-held (below); superviseHold returns only
+          // if it cannot. A shorter one is released from here: a hand-over would
+          // cost it a second Node start at its end to save memory for moments.
+          if (!eofWithin(0, HAND_OVER_MS)) superviseHold(c.lease, source, inv.json);
           waitForEof(0);
           releaseHeld(config, caller, c.lease, releasing(c.lease, inv.json));
         },
