@@ -15,7 +15,8 @@
 //     of -1 is absent.
 //
 //   supervisor holder BIN-FD LEASE JSON CONFIG
-//     netsetup --hold, fully root, once it has answered: reads stdin to EOF (the
+//     netsetup --hold, fully root, once its sandbox has run for a while (cli.ts
+//     HAND_OVER_MS): reads stdin to EOF (the
 //     launcher has exited, or been killed), then execveat(BIN-FD) netsetup
 //     release-held LEASE --config CONFIG [--json] with a fixed environment.
 //
