@@ -188,7 +188,15 @@ function keptTrees(instances: Instance[]): Map<string, { count: number; kib: num
   return kept;
 }
 
-const alive = (pid: number): boolean => fs.existsSync(`/proc/${pid}`);
+/** Whether pid still runs: a zombie has exited (an orphan waits for init to reap it). */
+function alive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+  } catch {
+    return false;
+  }
+}
 
 // ---------------------------------------------------------------- contenders
 
