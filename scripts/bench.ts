@@ -63,7 +63,7 @@ function primaryGid(uid: number): number {
 interface Parsed {
   runs: number; warmup: number; rssRuns: number; uid: number; gid?: number; rootfs?: string; launcher?: string; node?: string;
   json?: boolean; mtu: number; iperfTime: number; iperfRuns: number; concurrency: number; concurrencyRuns: number;
-  density: number[]; densityParallel: number; densityPodmanMax: number; densitySettle: number;
+  density: number[]; densityParallel: number; densityPodmanMax: number; densitySettle: number; densityBudget: number;
 }
 
 /** --density's parser: a comma-separated list of counts, at most 1000 (the dense network is a /22). */
@@ -97,8 +97,9 @@ function cli(): Command {
     .addOption(net('--concurrency-runs <n>', 'batches of each').argParser(int(1)).default(3))
     .addOption(net('--density <list>', 'numbers of sandboxes of the density section').argParser(counts).default([100, 500], '100,500'))
     .addOption(net('--density-parallel <n>', 'density: how many start at once (each Node program needs tens of MB while it starts)').argParser(int(1, 1000)).default(16))
-    .addOption(net('--density-podman-max <n>', 'density: podman runs only for N up to this').argParser(int(0)).default(100))
-    .addOption(net('--density-settle <s>', 'density: seconds between the last start and the measurement').argParser(int(0)).default(3))
+    .addOption(net('--density-podman-max <n>', 'density: podman runs only for N up to this').argParser(int(0)).default(500))
+    .addOption(net('--density-settle <s>', 'density: seconds between the last start and the measurement, and before each batch').argParser(int(0)).default(3))
+    .addOption(net('--density-budget <s>', 'density: a batch starts no more after this many seconds (reported as started/N)').argParser(int(1)).default(180))
     .addHelpText('after', `\nSections (default: all):\n${sections}\n`)
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`bench: ${str.replace(/^error: /, '')}Try 'node scripts/bench.ts --help'.\n`) });
@@ -139,6 +140,7 @@ function parseOptions(argv: string[]): Options | undefined {
     densityParallel: values.densityParallel,
     densityPodmanMax: values.densityPodmanMax,
     densitySettle: values.densitySettle,
+    densityBudget: values.densityBudget,
   };
 }
 

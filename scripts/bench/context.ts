@@ -37,6 +37,8 @@ export interface Options {
   densityPodmanMax: number;
   /** seconds between the last start and the measurement */
   densitySettle: number;
+  /** seconds after which a density batch starts no more */
+  densityBudget: number;
 }
 
 export interface Section {

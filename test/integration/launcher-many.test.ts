@@ -4,7 +4,9 @@
 // nothing of theirs may be left on the host: veths, leases, bridge-filter
 // elements, iptables rules. Traffic: none (addresses are only read).
 import test from 'ava';
-import { execaSync } from 'execa';
+import { execa, execaSync } from 'execa';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { collect, forgetSandboxesOf, makeRootfs, requireRoot, sleep, spawnAs, start, type Child, type Result } from '../helpers/sandbox.ts';
 import { hostVeths, install, ownRules, run as netsetup, type Install, type Run } from '../helpers/netsetup.ts';
@@ -159,4 +161,30 @@ test.serial('with all of the user\'s netsetup wait slots taken, a launcher still
   for (let i = 0; i < 30 && hostVeths(inst.bridge).length > 0; i++) await sleep(100);
   t.deepEqual(hostVeths(inst.bridge), []);
   t.deepEqual(await leases(), []);
+});
+
+test.serial('`--pid -` on a non-blocking stdin waits for the pid in poll(2), not in a loop of reads and sleeps', async (t) => {
+  // netsetup's stdin is a pipe made non-blocking (by perl, from Debian's
+  // essential perl-base, before it execs strace): its read(2) says EAGAIN until
+  // the test writes or closes. The test closes it after 500 ms without a pid
+  // (netsetup then does nothing); strace counts the reads that said EAGAIN.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nsbox-strace-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const log = path.join(dir, 'strace');
+  const nonBlocking = 'fcntl(STDIN, F_SETFL, O_NONBLOCK) or die "fcntl: $!"; exec @ARGV or die "exec: $!"';
+  const child = execa('perl', ['-MFcntl', '-e', nonBlocking, 'strace', '-f', '-qq', '-e', 'trace=read,poll', '-o', log, inst.bin, '--pid', '-', '--json'], {
+    stdin: 'pipe', env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, extendEnv: false, reject: false, timeout: 30_000,
+  });
+  await sleep(500);
+  child.stdin!.end();
+  const r = await child;
+  t.is(r.exitCode, 0, r.stderr);
+  t.is(r.stdout, '', 'no pid, nothing done');
+  const calls = fs.readFileSync(log, 'utf8').split('\n');
+  const again = calls.filter((l) => /\bread\(0, .*= -1 EAGAIN/.test(l)).length;
+  // Control: the non-blocking path was taken (a read said EAGAIN, and netsetup
+  // then waited in poll on fd 0). Reads and 10 ms sleeps would say EAGAIN ~50 times.
+  t.true(again >= 1, 'stdin was non-blocking');
+  t.true(again <= 3, `${again} reads said EAGAIN`);
+  t.true(calls.some((l) => /\bpoll\(\[\{fd=0, events=POLLIN\}\], 1, -1\)/.test(l)), 'netsetup waited in poll');
 });
