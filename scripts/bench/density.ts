@@ -188,6 +188,18 @@ function keptTrees(instances: Instance[]): Map<string, { count: number; kib: num
   return kept;
 }
 
+/** Keys a user may have apart from the containers' session keyrings. */
+const KEY_MARGIN = 10;
+
+/** The kernel's per-user key quota (kernel.keys.maxkeys), if readable. */
+function maxKeys(): number | undefined {
+  try {
+    return Number(fs.readFileSync('/proc/sys/kernel/keys/maxkeys', 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+}
+
 /** Whether pid still runs: a zombie has exited (an orphan waits for init to reap it). */
 function alive(pid: number): boolean {
   try {
@@ -407,6 +419,14 @@ export async function density(ctx: Context): Promise<SectionReport> {
     for (const c of [...contenders, ...(podman ? [podman] : [])]) {
       if (c === podman && n > opts.densityPodmanMax) {
         skips.push(`podman at N=${n}: skipped (more than --density-podman-max ${opts.densityPodmanMax})`);
+        continue;
+      }
+      // runc gives every container a session keyring of its own: past the
+      // user's key quota its containers fail ("unable to create session key:
+      // disk quota exceeded"). The user's other keys need a few.
+      const keys = maxKeys();
+      if (c === podman && keys !== undefined && n > keys - KEY_MARGIN) {
+        skips.push(`podman at N=${n}: skipped (runc makes a session keyring per container, and kernel.keys.maxkeys allows a user ${keys} keys)`);
         continue;
       }
       outcomes.push(await batch(ctx, c, n, floor));
