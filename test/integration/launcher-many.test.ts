@@ -188,3 +188,26 @@ test.serial('`--pid -` on a non-blocking stdin waits for the pid in poll(2), not
   t.true(again <= 3, `${again} reads said EAGAIN`);
   t.true(calls.some((l) => /\bpoll\(\[\{fd=0, events=POLLIN\}\], 1, -1\)/.test(l)), 'netsetup waited in poll');
 });
+
+test.serial('a netsetup that finds the state lock taken waits in one blocking flock, not in a loop of tries and sleeps', async (t) => {
+  t.is((await netsetup(inst, ['list'])).code, 0, 'the state directory and its lock file exist');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nsbox-strace-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const log = path.join(dir, 'strace');
+  // Another holder of the lock for 700 ms (flock(1) takes it as netsetup does).
+  const holder = execa('flock', ['--exclusive', `${inst.stateDir}/lock`, 'sh', '-c', 'echo locked; exec sleep 0.7'], { reject: false });
+  t.teardown(() => holder.kill('SIGKILL'));
+  await new Promise<void>((resolve) => holder.stdout!.once('data', () => resolve()));
+  const r = await execa('strace', ['-f', '-qq', '-e', 'trace=flock', '-o', log, inst.bin, 'list'], {
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, extendEnv: false, reject: false, timeout: 30_000,
+  });
+  t.is(r.exitCode, 0, r.stderr);
+  await holder;
+  const calls = fs.readFileSync(log, 'utf8').split('\n').filter((l) => /\bflock\(/.test(l) && !/LOCK_UN/.test(l));
+  // Control: the lock was taken when netsetup tried (its non-blocking try said so).
+  t.true(calls.some((l) => /LOCK_EX\|LOCK_NB\)\s+= -1 EAGAIN/.test(l)), calls.join('\n'));
+  // Then one blocking flock, which returns once the holder lets go.
+  const tries = calls.filter((l) => /LOCK_EX\|LOCK_NB/.test(l)).length;
+  t.true(tries <= 1, `${tries} non-blocking tries`);
+  t.true(calls.some((l) => /flock\(\d+, LOCK_EX\)\s+= 0/.test(l)), calls.join('\n'));
+});
