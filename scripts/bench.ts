@@ -10,11 +10,15 @@
 //                 --net none, `node -e 0` and rootless podman with slirp4netns
 //   throughput    iperf3 sandbox<->host against a root-made veth and slirp4netns
 //   concurrency   50 networked sandboxes at once against 50 podman containers
+//   density       100 and 500 sandboxes running sleep (networked, --net none,
+//                 bwrap, podman run -d): memory kept per sandbox, MemAvailable
+//                 drop, time until all have started and until all have exited
 //   imports       start-up cost of the runtime packages imported unbundled
 // Run as root, every command runs as --uid/--gid (spawned with that uid/gid and
 // no supplementary groups); run as anyone else, as the current user. The
 // networked sections need root: they install netsetup setuid into a temporary
-// prefix with its own bridge (nsbench1, 10.232.10.0/24) and make the root veth
+// prefix with its own bridges (nsbench1, 10.232.10.0/24; for density nsbench2,
+// 10.232.12.0/22) and make the root veth
 // baseline (10.232.11.0/24); all of it is removed at the end, also on failure
 // and on SIGINT/SIGTERM/SIGHUP. Serialize with other users of the machine's
 // network: flock /tmp/nsbox-it.lock node scripts/bench.ts
@@ -24,6 +28,7 @@ import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { execaSync } from 'execa';
 import { concurrency } from './bench/concurrency.ts';
+import { density } from './bench/density.ts';
 import { createContext, ROOT, type Options, type Section } from './bench/context.ts';
 import { imports } from './bench/imports.ts';
 import { netStartup } from './bench/netstartup.ts';
@@ -58,6 +63,15 @@ function primaryGid(uid: number): number {
 interface Parsed {
   runs: number; warmup: number; rssRuns: number; uid: number; gid?: number; rootfs?: string; launcher?: string; node?: string;
   json?: boolean; mtu: number; iperfTime: number; iperfRuns: number; concurrency: number; concurrencyRuns: number;
+  density: number[]; densityParallel: number; densityPodmanMax: number; densitySettle: number; densityBudget: number;
+}
+
+/** --density's parser: a comma-separated list of counts, at most 1000 (the dense network is a /22). */
+function counts(value: string): number[] {
+  const list = value.split(',').map((x) => x.trim());
+  if (list.some((x) => !/^\d+$/.test(x) || Number(x) < 1)) throw new InvalidArgumentError('expected counts >= 1 separated by commas, e.g. 100,500');
+  if (list.some((x) => Number(x) > 1000)) throw new InvalidArgumentError('at most 1000 (the density network is a /22)');
+  return [...new Set(list.map(Number))];
 }
 
 function cli(): Command {
@@ -81,6 +95,11 @@ function cli(): Command {
     .addOption(net('--iperf-runs <n>', 'iperf3 runs per setup and direction').argParser(int(1)).default(3))
     .addOption(net('--concurrency <n>', 'sandboxes / containers started at once').argParser(int(1, 200, ' (the bench subnet is a /24)')).default(50))
     .addOption(net('--concurrency-runs <n>', 'batches of each').argParser(int(1)).default(3))
+    .addOption(net('--density <list>', 'numbers of sandboxes of the density section').argParser(counts).default([100, 500], '100,500'))
+    .addOption(net('--density-parallel <n>', 'density: how many start at once (each Node program needs tens of MB while it starts)').argParser(int(1, 1000)).default(16))
+    .addOption(net('--density-podman-max <n>', 'density: podman runs only for N up to this').argParser(int(0)).default(500))
+    .addOption(net('--density-settle <s>', 'density: seconds between the last start and the measurement, and before each batch').argParser(int(0)).default(3))
+    .addOption(net('--density-budget <s>', 'density: a batch starts no more after this many seconds (reported as started/N)').argParser(int(1)).default(180))
     .addHelpText('after', `\nSections (default: all):\n${sections}\n`)
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`bench: ${str.replace(/^error: /, '')}Try 'node scripts/bench.ts --help'.\n`) });
@@ -117,6 +136,11 @@ function parseOptions(argv: string[]): Options | undefined {
     concurrency: values.concurrency,
     concurrencyRuns: values.concurrencyRuns,
     mtu: values.mtu,
+    densityCounts: values.density,
+    densityParallel: values.densityParallel,
+    densityPodmanMax: values.densityPodmanMax,
+    densitySettle: values.densitySettle,
+    densityBudget: values.densityBudget,
   };
 }
 
@@ -128,6 +152,7 @@ const SECTIONS: Record<string, Section> = {
   net: { summary: 'networked sandbox start-up vs --net none, node -e 0, podman slirp4netns (root)', run: netStartup },
   throughput: { summary: 'iperf3 sandbox<->host vs root-made veth, slirp4netns (root)', run: throughput },
   concurrency: { summary: 'N networked sandboxes at once vs N podman containers (root)', run: concurrency },
+  density: { summary: '100 and 500 sandboxes at once: memory per sandbox, start and exit time, vs bwrap and podman (root)', run: density },
   imports: { summary: 'start-up cost of importing koffi, ip-cidr, commander, execa unbundled (ESM)', run: imports },
 };
 

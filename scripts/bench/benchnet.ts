@@ -1,7 +1,9 @@
 // The bench network: netsetup installed setuid root into a temporary prefix
 // (scripts/install.sh) with a configuration of its own, bridge nsbench1 on
-// 10.232.10.0/24; removed with scripts/uninstall.sh (netsetup teardown: veths,
-// bridge, rules, lease state) at the end of the run.
+// 10.232.10.0/24, and for the density section a second, larger one (bridge
+// nsbench2 on 10.232.12.0/22, a quota for its largest N); removed with
+// scripts/uninstall.sh (netsetup teardown: veths, bridges, rules, lease state)
+// at the end of the run.
 import fs from 'node:fs';
 import path from 'node:path';
 import { asRoot, check, ROOT, run, sleep, type Context } from './context.ts';
@@ -10,6 +12,8 @@ import { rootlessPodman, type Podman } from './podman.ts';
 export const BENCH_BRIDGE = 'nsbench1';
 export const BENCH_SUBNET = '10.232.10.0/24';
 export const BENCH_GATEWAY = '10.232.10.1';
+/** The density section's network: room for 1000 sandboxes. */
+export const DENSE = { name: 'dense', bridge: 'nsbench2', subnet: '10.232.12.0/22', gateway: '10.232.12.1' } as const;
 
 export interface BenchNetwork {
   prefix: string;
@@ -20,6 +24,8 @@ export interface BenchNetwork {
   gateway: string;
   mtu: number;
   quota: number;
+  /** The density section's network (--network dense) and the bench user's quota on it. */
+  dense: typeof DENSE & { quota: number };
 }
 
 /** Why the bench network cannot be made here, or undefined. */
@@ -36,8 +42,10 @@ export function benchNetwork(ctx: Context): BenchNetwork {
 function install(ctx: Context): BenchNetwork {
   const why = benchNetworkUnavailable();
   if (why) throw new Error(why);
-  if (run(undefined, ['ip', 'link', 'show', BENCH_BRIDGE]).status === 0) {
-    throw new Error(`a link named ${BENCH_BRIDGE} exists already (left by an earlier run?); remove it with 'ip link del ${BENCH_BRIDGE}' and its rules with 'iptables-save | grep ${BENCH_BRIDGE}'`);
+  for (const bridge of [BENCH_BRIDGE, DENSE.bridge]) {
+    if (run(undefined, ['ip', 'link', 'show', bridge]).status === 0) {
+      throw new Error(`a link named ${bridge} exists already (left by an earlier run?); remove it with 'ip link del ${bridge}' and its rules with 'iptables-save | grep ${bridge}'`);
+    }
   }
   const { opts } = ctx;
   ctx.built('netsetup');
@@ -45,12 +53,14 @@ function install(ctx: Context): BenchNetwork {
   const prefix = path.join(ctx.tempDir(), 'prefix');
   const stateDir = `/run/nsbox-bench-${process.pid}`;
   const quota = Math.max(100, opts.concurrency + 10);
+  const denseQuota = Math.max(...opts.densityCounts) + 10;
+  const user = String(ctx.runAs?.uid ?? 0);
   const config = {
     stateDir,
-    networks: [{
-      name: 'bench', bridge: BENCH_BRIDGE, subnet: BENCH_SUBNET, gateway: BENCH_GATEWAY, mtu: opts.mtu,
-      quota: { users: { [String(ctx.runAs?.uid ?? 0)]: quota } },
-    }],
+    networks: [
+      { name: 'bench', bridge: BENCH_BRIDGE, subnet: BENCH_SUBNET, gateway: BENCH_GATEWAY, mtu: opts.mtu, quota: { users: { [user]: quota } } },
+      { ...DENSE, mtu: opts.mtu, quota: { users: { [user]: denseQuota } } },
+    ],
   };
   const configFile = path.join(ctx.tempDir(), 'bench-netsetup.conf');
   fs.writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
@@ -61,20 +71,23 @@ function install(ctx: Context): BenchNetwork {
       check('scripts/uninstall.sh', run(undefined, [path.join(ROOT, 'scripts/uninstall.sh'), prefix], { timeoutMs: 60_000 }));
     }
     fs.rmSync(stateDir, { recursive: true, force: true });
-    if (run(undefined, ['ip', 'link', 'show', BENCH_BRIDGE]).status === 0) ctx.log(`cleanup: ${BENCH_BRIDGE} is still there`);
-    const rules = run(undefined, ['iptables-save'], { capture: true }).stdout.split('\n').filter((l) => l.includes(BENCH_BRIDGE));
-    if (rules.length > 0) ctx.log(`cleanup: iptables rules of ${BENCH_BRIDGE} are still there:\n${rules.join('\n')}`);
+    for (const bridge of [BENCH_BRIDGE, DENSE.bridge]) {
+      if (run(undefined, ['ip', 'link', 'show', bridge]).status === 0) ctx.log(`cleanup: ${bridge} is still there`);
+      const rules = run(undefined, ['iptables-save'], { capture: true }).stdout.split('\n').filter((l) => l.includes(bridge));
+      if (rules.length > 0) ctx.log(`cleanup: iptables rules of ${bridge} are still there:\n${rules.join('\n')}`);
+    }
   });
   check('scripts/install.sh', run(undefined, [path.join(ROOT, 'scripts/install.sh'), prefix, '--config', configFile, '--dist', dist], { timeoutMs: 120_000 }));
   const netsetup = path.join(prefix, 'bin/netsetup');
   // The bridge and its address now, so that a host-side server can bind to the gateway.
   asRoot([netsetup, 'setup-host']);
-  return { prefix, netsetup, bridge: BENCH_BRIDGE, subnet: BENCH_SUBNET, gateway: BENCH_GATEWAY, mtu: opts.mtu, quota };
+  return { prefix, netsetup, bridge: BENCH_BRIDGE, subnet: BENCH_SUBNET, gateway: BENCH_GATEWAY, mtu: opts.mtu, quota, dense: { ...DENSE, quota: denseQuota } };
 }
 
-/** What sandboxes of the bench network left: host veths on its bridge and leases (after netsetup's GC). */
-export function networkLeftovers(net: BenchNetwork): string[] {
-  const veths = asRoot(['ip', '-o', 'link', 'show', 'master', net.bridge])
+/** What sandboxes of the bench network left: host veths on its bridge (or
+ *  `bridge`) and leases of any network (after netsetup's GC). */
+export function networkLeftovers(net: BenchNetwork, bridge = net.bridge): string[] {
+  const veths = asRoot(['ip', '-o', 'link', 'show', 'master', bridge])
     .split('\n')
     .map((l) => /^\d+:\s+([^:@]+)/.exec(l)?.[1])
     .filter((n): n is string => n !== undefined);

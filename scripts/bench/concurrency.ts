@@ -6,7 +6,7 @@ import { type Context, type RunAs } from './context.ts';
 import { networkedArgv, podmanBench, networkLeftovers, settled } from './benchnet.ts';
 import { checkTarget, ratioText, round, roundStats, skipped, stats, table, target, type SectionReport } from './report.ts';
 
-const PODMAN_LIMIT = 0.5;
+const PODMAN_LIMIT = 0.4;
 const INFO_FD = 3;
 
 interface Batch {

@@ -29,6 +29,16 @@ export interface Options {
   concurrencyRuns: number;
   /** MTU of the bench network and of the root-made veth it is compared with */
   mtu: number;
+  /** the density section's numbers of sandboxes */
+  densityCounts: number[];
+  /** how many start at once in the density section */
+  densityParallel: number;
+  /** the largest N podman runs for in the density section */
+  densityPodmanMax: number;
+  /** seconds between the last start and the measurement */
+  densitySettle: number;
+  /** seconds after which a density batch starts no more */
+  densityBudget: number;
 }
 
 export interface Section {

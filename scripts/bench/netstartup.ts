@@ -7,7 +7,7 @@ import { networkedArgv, podmanBench, networkLeftovers, settled } from './benchne
 import { checkTarget, ratioText, round, roundStats, skipped, stats, table, target, type SectionReport } from './report.ts';
 import { timeInterleaved, type Command } from './startup.ts';
 
-const NODE_LIMIT = 2.5;
+const NODE_LIMIT = 2;
 const PODMAN_LIMIT = 1 / 3;
 const TARGETS = [
   `networked sandbox median start-up <= ${NODE_LIMIT} x node -e 0`,

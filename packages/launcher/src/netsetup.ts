@@ -2,7 +2,7 @@
 // network: finding it, checking it is installed setuid root, and running it.
 import fs from 'node:fs';
 import path from 'node:path';
-import { holdArgs, NETSETUP_ENV, parseAnswer, type Answer } from '@nsbox/shared/protocol';
+import { holdArgs, isNoWaitSlot, NETSETUP_ENV, parseAnswer, type Answer } from '@nsbox/shared/protocol';
 import { NsboxError } from '@nsbox/shared/error';
 import { readLine, start, type Child } from '@nsbox/shared/spawn';
 import { EXIT_LAUNCHER } from './outcome.ts';
@@ -52,28 +52,50 @@ export interface Connection {
   holder: Child;
 }
 
+/** A netsetup started before its pid is known, and how to start it again with one. */
+export interface Pending extends Child {
+  /** Starts the same netsetup with `--pid PID` in place of `--pid -`. */
+  startWith(pid: number): Child;
+}
+
 /**
  * Starts `netsetup --pid - --json --hold` before the sandbox exists, so that its
  * start overlaps the launcher's work; connect() then gives it the pid. Holding,
  * netsetup stays after configuring and releases the lease as soon as its stdin
  * closes: when the launcher is done, or killed. One netsetup start per sandbox.
  */
-export function startNetsetup(file: string, publish: string[], network?: string): Child {
-  try {
-    return start(file, [...holdArgs(publish), ...(network !== undefined ? ['--network', network] : [])], NETSETUP_ENV, { stdout: 'pipe', stderr: 'inherit' });
-  } catch (err) {
-    if (err instanceof NsboxError) throw new NsboxError({ what: `run netsetup ${file}`, why: `${err.what}: ${err.why}`, todo: err.todo, exit: EXIT_LAUNCHER, errno: err.errno });
-    throw err;
-  }
+export function startNetsetup(file: string, publish: string[], network?: string): Pending {
+  const run = (pid: number | '-'): Child => {
+    try {
+      return start(file, [...holdArgs(publish, pid), ...(network !== undefined ? ['--network', network] : [])], NETSETUP_ENV, { stdout: 'pipe', stderr: 'inherit' });
+    } catch (err) {
+      if (err instanceof NsboxError) throw new NsboxError({ what: `run netsetup ${file}`, why: `${err.what}: ${err.why}`, todo: err.todo, exit: EXIT_LAUNCHER, errno: err.errno });
+      throw err;
+    }
+  };
+  return Object.assign(run('-'), { startWith: (pid: number) => run(pid) });
 }
 
 /**
  * Connects pid's network namespace through the netsetup from startNetsetup().
  * On failure netsetup has printed its own one-line message (its stderr is ours).
+ *
+ * netsetup bounds how many `--pid -` of one user wait for their pid at once (a
+ * caller must not pile up waiting root processes). When many sandboxes of the
+ * user start at once, this one may find them all taken: netsetup then says so on
+ * stdout alone, and the launcher, which has the pid by now, runs netsetup again
+ * with it (`--pid PID`), which waits for nothing. Only those starts lose the
+ * overlap; the others keep it, and nothing shows on the terminal.
  */
-export function connect(holder: Child, file: string, pid: number): Connection {
-  holder.write(`${pid}\n`);
-  const output = readLine(holder.stdout);
+export function connect(pending: Pending, file: string, pid: number): Connection {
+  pending.write(`${pid}\n`);
+  let holder: Child = pending;
+  let output = readLine(holder.stdout);
+  if (isNoWaitSlot(output)) {
+    cancel(holder);
+    holder = pending.startWith(pid);
+    output = readLine(holder.stdout);
+  }
   if (output === '') {
     cancel(holder);
     throw new NsboxError({ what: 'netsetup', why: 'refused or failed', exit: EXIT_LAUNCHER, reported: true });

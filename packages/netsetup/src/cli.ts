@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { errno, libc } from '@nsbox/shared/libc';
 import { EAGAIN, EINTR } from '@nsbox/shared/errno';
 import { currentArch, SYSCALLS } from '@nsbox/shared/syscalls';
-import { formatAnswer, releasingLine } from '@nsbox/shared/protocol';
+import { formatAnswer, noWaitSlotLine, releasingLine } from '@nsbox/shared/protocol';
 import { formatPublish, parsePublish, PublishSyntaxError, PUBLISH_SYNTAX, type PublishSpec } from '@nsbox/shared/publish';
 import { filterProblems } from './check.ts';
 import { connect } from './connect.ts';
@@ -233,7 +233,7 @@ function readPid(fd: number): number | undefined {
         got = fs.readSync(fd, line, n, 1, null);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'EAGAIN') sleepSync(10);
+        if (code === 'EAGAIN') waitReadable(fd);
         else if (code !== 'EINTR') throw err;
         return 'again';
       }
@@ -248,6 +248,18 @@ function readPid(fd: number): number | undefined {
   if (!done) throw new NsboxError({ exit: EXIT.USAGE, what: '--pid -', why: `no pid arrived on stdin within ${PID_WAIT_MS / 1000} s`, todo: 'Write the pid and a newline to its stdin as soon as it starts (the launcher does)' });
   if (eof && n === 0) return undefined;
   return pidArg(line.toString('latin1', 0, n));
+}
+
+const POLLIN = 1;
+
+/** Blocks until fd (a non-blocking stdin a caller gave) has input, its writer
+ *  has gone, or a signal (withDeadline's alarm) interrupts: poll(2) rather than
+ *  a sleep between reads, so the pid is read as soon as it is written. */
+function waitReadable(fd: number): void {
+  const pollfd = Buffer.alloc(8); // struct pollfd: int fd; short events; short revents
+  pollfd.writeInt32LE(fd, 0);
+  pollfd.writeInt16LE(POLLIN, 4);
+  libc().poll(pollfd, 1, -1);
 }
 
 /** Writes `text` to fd for at most `ms`; what cannot be written in time (a full
@@ -315,13 +327,18 @@ function readWaiting(fd: number, buf: Buffer, offset: number, length: number): n
 /** How long the holder tries to write its releasing line. */
 const RELEASING_WRITE_MS = 2000;
 
-/** `--pid -`: the pid from stdin, waiting in one of the caller's MAX_WAITING slots. */
-function waitForPid(config: Config, caller: Caller): number | undefined {
+/** `--pid -`: the pid from stdin, waiting in one of the caller's MAX_WAITING slots.
+ *  With all taken (many launchers of one user starting at once) a `--json`
+ *  caller is told so on stdout only (noWaitSlotLine), with nothing on stderr:
+ *  the launcher then runs `--pid PID` once it has the pid, which waits for
+ *  nothing, so the number of waiting root processes stays bounded. */
+function waitForPid(config: Config, caller: Caller, json: boolean): number | undefined {
   if (caller.uid === 0) return readPid(0);
   ensureDir(config.stateDir);
   const slot = takeWaitSlot(config.stateDir, caller.uid, MAX_WAITING);
   if (slot === undefined) {
-    throw new NsboxError({ exit: EXIT.QUOTA, what: '--pid -', why: `${MAX_WAITING} netsetup processes of uid ${caller.uid} are already waiting for their pid`, todo: 'Write their pids to their stdin or end them, then try again' });
+    if (json) writeLimited(1, noWaitSlotLine(MAX_WAITING), RELEASING_WRITE_MS);
+    throw new NsboxError({ exit: EXIT.QUOTA, what: '--pid -', why: `${MAX_WAITING} netsetup processes of uid ${caller.uid} are already waiting for their pid`, todo: 'Write their pids to their stdin or end them, then try again', reported: json });
   }
   try {
     return readPid(0);
@@ -380,7 +397,7 @@ export function run(inv: Invocation, priv: Privilege): Outcome {
       const { config, source } = configFor(inv.config);
       mark('configuration read');
       const net = network(config, inv.network);
-      const pid = inv.pid === 'stdin' ? waitForPid(config, caller) : inv.pid;
+      const pid = inv.pid === 'stdin' ? waitForPid(config, caller, inv.json) : inv.pid;
       if (pid === undefined) return text('');
       const c = connect(config, net, caller, pid, inv.publish);
       const line = formatAnswer(c, inv.json);

@@ -41,7 +41,8 @@ function main(): number {
     const known = err instanceof NsboxError;
     const line = known ? err.line('netsetup') : `netsetup: internal error: ${(err as Error)?.message ?? String(err)}. Please report this`;
     try {
-      writeAll(2, `${line}\n`);
+      // Reported: said on stdout for a program (--json), not for people.
+      if (!(known && err.reported)) writeAll(2, `${line}\n`);
     } catch {
       // stderr is gone: the exit code still tells.
     }

@@ -15,8 +15,8 @@ export interface ErrorParts {
   exit?: number;
   /** The errno of the kernel call that failed, if one did. */
   errno?: number;
-  /** A child (netsetup) has already told the person why on the shared stderr:
-   *  print nothing more, just exit. */
+  /** Already told: by a child (netsetup) on the shared stderr, or by netsetup's
+   *  --json line for the program that runs it. Print nothing more, just exit. */
   reported?: boolean;
 }
 

@@ -36,6 +36,7 @@ const DECLARATIONS = {
   setitimer: 'int setitimer(int which, const void *value, void *old)',
   setrlimit: 'int setrlimit(int resource, const void *rlim)',
   write: 'long write(int fd, const void *buf, size_t len)',
+  poll: 'int poll(void *fds, unsigned long nfds, int timeout)',
   renameat2: 'int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags)',
   // posix_spawn and its file actions (an opaque object, passed as a Buffer).
   posix_spawn: 'int posix_spawn(_Out_ int *pid, const char *path, void *actions, void *attr, const char **argv, const char **envp)',

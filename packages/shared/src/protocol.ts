@@ -14,9 +14,10 @@ export const SANDBOX_IFNAME = 'eth0';
 
 /** `netsetup --pid - --json --hold [--publish SPEC]...`: netsetup starts before the
  *  sandbox exists, reads its pid from the first line of stdin, prints an Answer,
- *  holds the lease until stdin reaches end-of-file, and then prints a Releasing line. */
-export function holdArgs(publish: string[]): string[] {
-  const args = ['--pid', '-', '--json', '--hold'];
+ *  holds the lease until stdin reaches end-of-file, and then prints a Releasing line.
+ *  With `pid`, `--pid PID` (see noWaitSlotLine). */
+export function holdArgs(publish: string[], pid: number | '-' = '-'): string[] {
+  const args = ['--pid', String(pid), '--json', '--hold'];
   for (const p of publish) args.push('--publish', p);
   return args;
 }
@@ -64,4 +65,21 @@ export function parseAnswer(line: string): Answer | undefined {
  *  later netsetup call already treats it as gone and the launcher may exit. */
 export function releasingLine(lease: string, json: boolean): string {
   return json ? `${JSON.stringify({ releasing: lease })}\n` : `releasing ${lease}\n`;
+}
+
+/** netsetup's only line (`--json`) when a `--pid -` finds all of its caller's
+ *  wait slots taken: it has done nothing and exits 4 without a message on stderr
+ *  (the caller's terminal), so that a launcher can run `netsetup --pid PID`
+ *  instead, which waits for nothing, once the pid exists. */
+export function noWaitSlotLine(max: number): string {
+  return `${JSON.stringify({ noWaitSlot: max })}\n`;
+}
+
+/** Whether netsetup's line is noWaitSlotLine(). */
+export function isNoWaitSlot(line: string): boolean {
+  try {
+    return Number.isInteger((JSON.parse(line) as { noWaitSlot?: unknown })?.noWaitSlot);
+  } catch {
+    return false;
+  }
 }

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { formatAnswer, holdArgs, NETSETUP_ENV, parseAnswer, releasingLine, SANDBOX_IFNAME, type Answer } from '../../../packages/shared/src/protocol.ts';
+import { formatAnswer, holdArgs, isNoWaitSlot, NETSETUP_ENV, noWaitSlotLine, parseAnswer, releasingLine, SANDBOX_IFNAME, type Answer } from '../../../packages/shared/src/protocol.ts';
 
 const answer: Answer = {
   lease: '21615363', network: 'default', pid: 27695, interface: 'eth0', address: '10.200.200.2', prefix: 24, cidr: '10.200.200.2/24',
@@ -10,6 +10,15 @@ const answer: Answer = {
 test('the launcher runs netsetup holding, with the pid on stdin and each -p passed verbatim', (t) => {
   t.deepEqual(holdArgs([]), ['--pid', '-', '--json', '--hold']);
   t.deepEqual(holdArgs(['8080:80', '127.0.0.2:53:53/udp']), ['--pid', '-', '--json', '--hold', '--publish', '8080:80', '--publish', '127.0.0.2:53:53/udp']);
+  // Again once the pid is known, when no wait slot was free.
+  t.deepEqual(holdArgs(['8080:80'], 4242), ['--pid', '4242', '--json', '--hold', '--publish', '8080:80']);
+});
+
+test('no wait slot: a line of its own that is no answer, and only it is taken for one', (t) => {
+  t.is(noWaitSlotLine(8), '{"noWaitSlot":8}\n');
+  t.true(isNoWaitSlot(noWaitSlotLine(8).trim()));
+  t.is(parseAnswer(noWaitSlotLine(8).trim()), undefined);
+  for (const other of ['', formatAnswer(answer, true).trim(), '{"releasing":"21615363"}', '{"noWaitSlot":"8"}', '{"noWaitSlot":true}', 'null', '[]', '8']) t.false(isNoWaitSlot(other), other);
 });
 
 test('the answer round-trips through its JSON line; what the launcher cannot use is refused', (t) => {
