@@ -10,7 +10,7 @@ import { checkTarget, ratioText, round, roundStats, skipped, stats, table, targe
 import { SLIRP_HOST_LOOPBACK, slirpNamespace, slirpUnavailable, slirpVersion, tunAccess, type SlirpNamespace } from './slirp.ts';
 import { vethNamespace, vethUnavailable } from './veth.ts';
 
-const VETH_LIMIT = 0.9;
+const VETH_LIMIT = 0.95;
 const SLIRP_LIMIT = 4;
 const SLIRP_BIG_MTU = 65520;
 const TARGETS = [

@@ -1,11 +1,15 @@
 // The root-made baseline: a network namespace (ip netns add) joined by a veth
 // pair to a test bridge with a test subnet, all with iproute2, at the bench
 // network's MTU. Removed at cleanup.
+import { HOST_SCOPE } from '../../packages/netsetup/src/policy/bridgerules.ts';
 import { asRoot, findExecutable, run, type Context } from './context.ts';
 
 const NETNS = 'nsbench-veth';
 const BRIDGE = 'nsbenchv0';
-const HOST_VETH = 'nsbenchv1';
+// Not named like netsetup's ports (nsb*): the host-wide bridge filter would
+// take it for a sandbox's port with no lease and drop all it sends.
+const HOST_VETH = 'benchveth1';
+if (HOST_VETH.startsWith(HOST_SCOPE.portPrefix)) throw new Error(`the baseline veth ${HOST_VETH} is named like netsetup's ports`);
 const HOST_ADDRESS = '10.232.11.1';
 const NS_ADDRESS = '10.232.11.2';
 

@@ -211,19 +211,28 @@ export function newVeth(seq: number, r: VethRequest): Buffer {
   ]);
 }
 
-/** A bridge with a fixed MAC (so it does not follow its ports' addresses). */
-export function newBridge(seq: number, name: string, mtu: number, mac: string): Buffer {
+/** A bridge with a fixed MAC (so it does not follow its ports' addresses), at
+ *  the kernel's default MTU: an MTU given at creation is not kept (the bridge
+ *  follows its ports' smallest MTU, and falls to 1500 when its last port goes);
+ *  one set afterwards with setLinkMtu() is. */
+export function newBridge(seq: number, name: string, mac: string): Buffer {
   return message(RTM_NEWLINK, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, seq, [
     ifinfomsg(),
     attrStr(IFLA_IFNAME, name),
     attr(IFLA_ADDRESS, macBytes(mac)),
-    attrU32(IFLA_MTU, mtu),
     attrNested(IFLA_LINKINFO, [attrStr(IFLA_INFO_KIND, 'bridge')]),
   ]);
 }
 
 export function setLinkUp(seq: number, index: number): Buffer {
   return message(RTM_NEWLINK, NLM_F_ACK, seq, [ifinfomsg({ index, flags: IFF_UP, change: IFF_UP })]);
+}
+
+/** RTM_NEWLINK changing the MTU of an existing link. On a bridge the change
+ *  counts as the administrator's, so the kernel no longer lowers it to its
+ *  ports' minimum (1500 with no ports). */
+export function setLinkMtu(seq: number, index: number, mtu: number): Buffer {
+  return message(RTM_NEWLINK, NLM_F_ACK, seq, [ifinfomsg({ index }), attrU32(IFLA_MTU, mtu)]);
 }
 
 export function delLink(seq: number, index: number): Buffer {

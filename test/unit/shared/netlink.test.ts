@@ -110,10 +110,19 @@ test('dump requests ask for NLM_F_DUMP', (t) => {
   }
 });
 
-test('a bridge request carries its kind, MTU and fixed MAC', (t) => {
-  const m = nl.parseMessages(nl.newBridge(1, 'nstest0', 1400, '02:aa:bb:cc:dd:ee'))[0]!;
+test('a bridge request carries its kind and fixed MAC, and no MTU (one given at creation is not kept)', (t) => {
+  const m = nl.parseMessages(nl.newBridge(1, 'nstest0', '02:aa:bb:cc:dd:ee'))[0]!;
   const l = nl.parseLink(m.payload);
-  t.like(l, { name: 'nstest0', kind: 'bridge', mtu: 1400, mac: '02:aa:bb:cc:dd:ee' });
+  t.like(l, { name: 'nstest0', kind: 'bridge', mac: '02:aa:bb:cc:dd:ee' });
+  t.is(l.mtu, undefined);
+});
+
+test('an MTU change names the link by index and carries only the MTU', (t) => {
+  const m = nl.parseMessages(nl.setLinkMtu(4, 17, 65520))[0]!;
+  t.like(m, { type: nl.RTM_NEWLINK, flags: nl.NLM_F_REQUEST | nl.NLM_F_ACK, seq: 4 });
+  t.like(nl.parseLink(m.payload), { index: 17, flags: 0, mtu: 65520 });
+  t.deepEqual(nl.parseAttrs(m.payload.subarray(nl.IFINFOMSG_LEN)).map((a) => a.type), [nl.IFLA_MTU]);
+  t.deepEqual([...m.payload.subarray(8, 16)], Array(8).fill(0), 'flags and change 0: nothing else is changed');
 });
 
 /** An RTM_NEWLINK-style payload: ifinfomsg then the attributes. */
@@ -184,7 +193,7 @@ test('the other requests: their types, flags and contents', (t) => {
   t.like(addr, { type: nl.RTM_NEWADDR, flags: nl.NLM_F_REQUEST | nl.NLM_F_ACK | nl.NLM_F_CREATE | nl.NLM_F_EXCL });
   t.deepEqual(nl.parseAttrs(addr.payload.subarray(nl.IFADDRMSG_LEN)).map((a) => a.type), [nl.IFA_LOCAL, nl.IFA_ADDRESS], 'no broadcast unless given');
   t.like(one(nl.newDefaultRoute(10, 5, '10.0.0.1')), { flags: nl.NLM_F_REQUEST | nl.NLM_F_ACK | nl.NLM_F_CREATE | nl.NLM_F_EXCL });
-  const bridge = one(nl.newBridge(11, 'br0', 1500, '02:00:00:00:00:01'));
+  const bridge = one(nl.newBridge(11, 'br0', '02:00:00:00:00:01'));
   t.like(bridge, { type: nl.RTM_NEWLINK, flags: nl.NLM_F_REQUEST | nl.NLM_F_ACK | nl.NLM_F_CREATE | nl.NLM_F_EXCL });
   t.is(nl.parseLink(bridge.payload).flags, 0);
 });

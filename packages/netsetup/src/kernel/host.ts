@@ -33,7 +33,7 @@ export function ensureBridge(rtnl: Rtnl, net: Network, links?: nl.Link[]): nl.Li
     if (clash) {
       throw new NsboxError({ exit: EXIT.CONFIG, what: `network "${net.name}"`, why: `its subnet ${net.subnet} overlaps the host route ${clash.dst}/${clash.dstLen}`, todo: 'Choose a subnet the host does not use in the configuration' });
     }
-    rtnl.do(`create bridge ${net.bridge}`, (seq) => nl.newBridge(seq, net.bridge, net.mtu, randomMac(0x02)));
+    rtnl.do(`create bridge ${net.bridge}`, (seq) => nl.newBridge(seq, net.bridge, randomMac(0x02)));
     bridge = rtnl.link(net.bridge);
     if (!bridge) throw new NsboxError({ exit: EXIT.SYSTEM, what: `create bridge ${net.bridge}`, why: 'it vanished right after creation', todo: 'Try again' });
   }
@@ -46,6 +46,13 @@ export function ensureBridge(rtnl: Rtnl, net: Network, links?: nl.Link[]): nl.Li
     { what: `add ${net.gateway}/${net.prefix} to ${net.bridge}`, build: (seq: number) => nl.newAddress(seq, index, net.gateway, net.prefix, broadcastOf(net)), ok: [0, EEXIST] },
     { what: 'read net.ipv4.ip_forward', build: (seq: number) => nl.getNetconf(seq, nl.AF_INET), ok: [0] },
   ];
+  // The network's MTU, set as a change (not at creation), which the kernel
+  // keeps: a bridge whose MTU it manages falls to 1500 when its last port goes,
+  // and the next sandbox's veth would get that, not the configured MTU (at
+  // 65520, a third less throughput). This also puts back an MTU changed by hand.
+  // At 1500, the default, a new bridge needs no change: the kernel's choice is
+  // 1500 while its ports are netsetup's veths.
+  if (bridge.mtu !== net.mtu) steps.push({ what: `set the MTU of ${net.bridge} to ${net.mtu}`, build: (seq) => nl.setLinkMtu(seq, index, net.mtu), ok: [0] });
   if (!(bridge.flags & nl.IFF_UP)) steps.push({ what: `bring ${net.bridge} up`, build: (seq) => nl.setLinkUp(seq, index), ok: [0] });
   const requests = steps.map((st) => {
     const seq = rtnl.nextSeq();
@@ -57,7 +64,7 @@ export function ensureBridge(rtnl: Rtnl, net: Network, links?: nl.Link[]): nl.Li
   });
   const netconf = results[1]!.replies.find((m) => m.type === nl.RTM_NEWNETCONF);
   if (!netconf || nl.parseNetconfForwarding(netconf.payload) !== 1) enableForwarding();
-  return bridge;
+  return { ...bridge, mtu: net.mtu };
 }
 
 const IP_FORWARD = '/proc/sys/net/ipv4/ip_forward';
