@@ -35,8 +35,11 @@ interface Many {
 
 /** Every PUBLISHER-th sandbox publishes a host port on the test bridge's gateway
  *  (no traffic is sent to it: it gives the lease iptables rules of its own, for
- *  the check that none is left). */
-const PUBLISHER = 20;
+ *  the check that none is left). Every one: 200 iptables changes queue for the
+ *  state lock for longer than one holder may hold it (kernel/state.ts), so this
+ *  also checks that a call waits on while the lock changes hands (7 of 200
+ *  failed with exit 7 before it did). */
+const PUBLISHER = 1;
 const FIRST_PORT = 41000;
 
 /** Launcher i as UID; the sandbox prints eth0's address and then waits for its
@@ -210,4 +213,42 @@ test.serial('a netsetup that finds the state lock taken waits in one blocking fl
   const tries = calls.filter((l) => /LOCK_EX\|LOCK_NB/.test(l)).length;
   t.true(tries <= 1, `${tries} non-blocking tries`);
   t.true(calls.some((l) => /flock\(\d+, LOCK_EX\)\s+= 0/.test(l)), calls.join('\n'));
+});
+
+// The lock file's first 8 bytes count the holders (kernel/state.ts). This
+// stands in for a queue of many short holders: it takes the lock as netsetup
+// does and keeps it for `seconds`, counting itself in again every `every`
+// seconds (0: never), as a new holder would. Prints "locked" once it holds it.
+const HOLDER = `
+use Fcntl qw(:flock O_RDWR);
+my ($file, $seconds, $every) = @ARGV;
+sysopen(my $fh, $file, O_RDWR) or die "open: $!";
+flock($fh, LOCK_EX) or die "flock: $!";
+sub count { sysseek($fh, 0, 0); my $b = ''; sysread($fh, $b, 8); my $n = length($b) == 8 ? unpack('Q<', $b) : 0; sysseek($fh, 0, 0); syswrite($fh, pack('Q<', $n + 1)) == 8 or die "write: $!"; }
+count();
+$| = 1; print "locked\\n";
+for (my $t = 0; $t < $seconds; $t++) { sleep 1; count() if $every && ($t + 1) % $every == 0; }
+`;
+
+async function holdFor(i: Install, seconds: number, every: number): Promise<{ done: Promise<unknown> }> {
+  const p = execa('perl', ['-e', HOLDER, `${i.stateDir}/lock`, String(seconds), String(every)], { reject: false });
+  await new Promise<void>((resolve) => p.stdout!.once('data', () => resolve()));
+  return { done: p };
+}
+
+// The control has a state directory of its own, so both can wait at once.
+const quiet: Install = install({ octet: 136 });
+test.after.always('remove the second install', () => quiet.remove());
+
+test('a call waits behind holders that keep changing for longer than one holder may hold the lock, and gives up on one that holds it too long', async (t) => {
+  for (const i of [inst, quiet]) t.is((await netsetup(i, ['list'], { uid: UID })).code, 0, 'the state directory and its lock file exist');
+  // 26 s of holders that change every 6 s (longer than LOCK_WAIT_MS, 20 s, in all) ...
+  const queue = await holdFor(inst, 26, 6);
+  // ... and, as the control, one holder for 26 s.
+  const stuck = await holdFor(quiet, 26, 0);
+  const [behindQueue, behindStuck] = await Promise.all([netsetup(inst, ['list'], { uid: UID }), netsetup(quiet, ['list'], { uid: UID })]);
+  await Promise.all([queue.done, stuck.done]);
+  t.is(behindQueue.code, 0, behindQueue.stderr);
+  t.is(behindStuck.code, 7, behindStuck.stderr);
+  t.regex(behindStuck.stderr, /another netsetup has held it for 20 s/);
 });

@@ -17,6 +17,27 @@ export const LOCK_WAIT_MS = 20_000;
 const RENAME_EXCHANGE = 2;
 const { O_RDWR, O_RDONLY, O_WRONLY, O_CREAT, O_NOFOLLOW } = fs.constants;
 
+/** How many times the lock has been taken, from the first 8 bytes of the lock file. */
+function holders(fd: number): bigint {
+  const b = Buffer.alloc(8);
+  try {
+    return fs.readSync(fd, b, 0, 8, 0) === 8 ? b.readBigUInt64LE(0) : 0n;
+  } catch {
+    return 0n;
+  }
+}
+
+/** Counts this holder in (under the lock): what tells waiters the lock moves. */
+function countHolder(fd: number): void {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE((holders(fd) + 1n) & 0xffffffffffffffffn, 0);
+  try {
+    fs.writeSync(fd, b, 0, 8, 0);
+  } catch {
+    // A lock file that cannot be written (full /run) only makes waiters give up sooner.
+  }
+}
+
 export class State {
   dir: string;
   private lockFd: number;
@@ -42,25 +63,35 @@ export class State {
     }
     const c = libc();
     // Free (the common case): no timer. Taken: a blocking flock, interrupted
-    // after LOCK_WAIT_MS (kernel/deadline.ts), so waiting costs no polling.
+    // after LOCK_WAIT_MS (kernel/deadline.ts), so waiting costs no polling. The
+    // limit is on one holder, not on the queue: every holder counts itself in the
+    // lock file, so a waiter behind many short holders (hundreds of sandboxes
+    // starting at once) waits on while the count moves.
     if (c.flock(fd, LOCK_EX | LOCK_NB) !== 0) {
       const first = errno();
       if (first !== EWOULDBLOCK) {
         fs.closeSync(fd);
         throw sysError(`lock ${lockPath}`, first);
       }
-      const got = withDeadline(LOCK_WAIT_MS, () => {
-        if (c.flock(fd, LOCK_EX) === 0) return 'done';
-        const e = errno();
-        if (e === EINTR) return 'again';
-        fs.closeSync(fd);
-        throw sysError(`lock ${lockPath}`, e);
-      });
-      if (!got) {
+      for (let seen = holders(fd); ; ) {
+        const got = withDeadline(LOCK_WAIT_MS, () => {
+          if (c.flock(fd, LOCK_EX) === 0) return 'done';
+          const e = errno();
+          if (e === EINTR) return 'again';
+          fs.closeSync(fd);
+          throw sysError(`lock ${lockPath}`, e);
+        });
+        if (got) break;
+        const now = holders(fd);
+        if (now !== seen) {
+          seen = now;
+          continue;
+        }
         fs.closeSync(fd);
         throw new NsboxError({ exit: EXIT.BUSY, what: `lock ${lockPath}`, why: `another netsetup has held it for ${LOCK_WAIT_MS / 1000} s`, todo: 'Try again; if it persists, look for a stopped netsetup process' });
       }
     }
+    countHolder(fd);
     return new State(dir, fd);
   }
 
