@@ -9,13 +9,14 @@ import { AT_FDCWD, LOCK_EX, LOCK_NB } from '@nsbox/shared/syscalls';
 import { NsboxError, sysError } from '@nsbox/shared/error';
 import { EXIT } from '../exit.ts';
 import { parseLeaseFile, type Lease } from '../policy/leases.ts';
+import { formatChecked, parseChecked, type Generation } from '../policy/rulecheck.ts';
 import { untrusted } from '../setuid/trust.ts';
 import { withDeadline } from './deadline.ts';
 
 /** How long a call waits for the lock before giving up (exit 7). */
 export const LOCK_WAIT_MS = 20_000;
 const RENAME_EXCHANGE = 2;
-const { O_RDWR, O_RDONLY, O_WRONLY, O_CREAT, O_NOFOLLOW } = fs.constants;
+const { O_RDWR, O_RDONLY, O_WRONLY, O_CREAT, O_NOFOLLOW, O_TRUNC } = fs.constants;
 
 export class State {
   dir: string;
@@ -133,6 +134,29 @@ export class State {
     }
   }
 
+  /**
+   * Records the nf_tables generation at which the jumps were last seen intact
+   * (policy/rulecheck.ts), replaced atomically like the lease file (by another
+   * scratch file), so that rulesChecked() may read it without the lock. Best
+   * effort: a record that cannot be written only costs the next call a look.
+   */
+  recordChecked(g: Generation): void {
+    const file = `${this.dir}/${CHECKED}`;
+    const tmp = `${file}.new`;
+    try {
+      const fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0o600);
+      try {
+        const text = Buffer.from(formatChecked(g));
+        if (fs.writeSync(fd, text, 0, text.length, 0) !== text.length) return;
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, file);
+    } catch {
+      // The old record stays: a generation that was checked too.
+    }
+  }
+
   /** After unlock (teardown): the lock file and the directory, if empty. */
   removeDir(): void {
     fs.rmSync(`${this.dir}/lock`, { force: true });
@@ -145,8 +169,31 @@ export class State {
 
   /** Removes the files (teardown); keeps the lock file until unlock. */
   removeFiles(): void {
-    for (const f of ['leases.json', 'leases.json.new']) fs.rmSync(`${this.dir}/${f}`, { force: true });
+    for (const f of ['leases.json', 'leases.json.new', CHECKED, `${CHECKED}.new`]) fs.rmSync(`${this.dir}/${f}`, { force: true });
     fs.rmSync(`${this.dir}/${WAITING}`, { recursive: true, force: true });
+  }
+}
+
+/** The file of the generation at which the network's jumps were last seen intact. */
+const CHECKED = 'rules-checked';
+
+/** The recorded generation (State.recordChecked), read without the lock (dir must
+ *  have passed ensureDir()); undefined when there is none or it is not one. */
+export function rulesChecked(dir: string): Generation | undefined {
+  let fd: number;
+  try {
+    fd = fs.openSync(`${dir}/${CHECKED}`, O_RDONLY | O_NOFOLLOW);
+  } catch {
+    return undefined;
+  }
+  try {
+    const buf = Buffer.alloc(40);
+    const n = fs.readSync(fd, buf, 0, buf.length, 0);
+    return parseChecked(buf.toString('latin1', 0, n));
+  } catch {
+    return undefined;
+  } finally {
+    fs.closeSync(fd);
   }
 }
 
