@@ -21,6 +21,8 @@ const { O_RDWR, O_RDONLY, O_WRONLY, O_CREAT, O_NOFOLLOW, O_TRUNC } = fs.constant
 export class State {
   dir: string;
   private lockFd: number;
+  /** Set by removeFiles(): nothing more is recorded in a directory on its way out. */
+  private removed = false;
 
   private constructor(dir: string, lockFd: number) {
     this.dir = dir;
@@ -141,6 +143,7 @@ export class State {
    * effort: a record that cannot be written only costs the next call a look.
    */
   recordChecked(g: Generation): void {
+    if (this.removed) return;
     const file = `${this.dir}/${CHECKED}`;
     const tmp = `${file}.new`;
     try {
@@ -169,6 +172,7 @@ export class State {
 
   /** Removes the files (teardown); keeps the lock file until unlock. */
   removeFiles(): void {
+    this.removed = true;
     for (const f of ['leases.json', 'leases.json.new', CHECKED, `${CHECKED}.new`]) fs.rmSync(`${this.dir}/${f}`, { force: true });
     fs.rmSync(`${this.dir}/${WAITING}`, { recursive: true, force: true });
   }
