@@ -16,7 +16,7 @@ import { execaSync } from 'execa';
 import fs from 'node:fs';
 import { BridgeFilter } from '../../packages/netsetup/src/kernel/bridgefilter.ts';
 import { HOST_SCOPE } from '../../packages/netsetup/src/policy/bridgerules.ts';
-import { parseChecked, type Generation } from '../../packages/netsetup/src/policy/rulecheck.ts';
+import { formatChecked, parseChecked, type Generation } from '../../packages/netsetup/src/policy/rulecheck.ts';
 import { install, run, sandbox, type Connection, type Install, type Sandbox } from '../helpers/netsetup.ts';
 
 const U = 1000;
@@ -41,7 +41,7 @@ test.after.always(async () => {
 const recordFile = (): string => `${inst.stateDir}/rules-checked`;
 const recorded = (): Generation | undefined => (fs.existsSync(recordFile()) ? parseChecked(fs.readFileSync(recordFile(), 'utf8')) : undefined);
 /** Writes the record as root would find it (netsetup's own format). */
-const forge = (g: Generation): void => fs.writeFileSync(recordFile(), `${g.id} ${g.table}\n`, { mode: 0o600 });
+const forge = (g: Generation): void => fs.writeFileSync(recordFile(), formatChecked(g), { mode: 0o600 });
 
 const post = (): string => `NSBOX-POST-${inst.bridge}`;
 const natSave = (): string[] => execaSync(`${inst.iptables}-save`, ['-t', 'nat'], { stdin: 'ignore', stderr: 'ignore' }).stdout.split('\n');

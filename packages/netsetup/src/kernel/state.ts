@@ -9,14 +9,14 @@ import { AT_FDCWD, LOCK_EX, LOCK_NB } from '@nsbox/shared/syscalls';
 import { NsboxError, sysError } from '@nsbox/shared/error';
 import { EXIT } from '../exit.ts';
 import { parseLeaseFile, type Lease } from '../policy/leases.ts';
-import { formatChecked, parseChecked, type Generation } from '../policy/rulecheck.ts';
+import { CHECKED_LENGTH, formatChecked, parseChecked, type Generation } from '../policy/rulecheck.ts';
 import { untrusted } from '../setuid/trust.ts';
 import { withDeadline } from './deadline.ts';
 
 /** How long a call waits for the lock before giving up (exit 7). */
 export const LOCK_WAIT_MS = 20_000;
 const RENAME_EXCHANGE = 2;
-const { O_RDWR, O_RDONLY, O_WRONLY, O_CREAT, O_NOFOLLOW, O_TRUNC } = fs.constants;
+const { O_RDWR, O_RDONLY, O_WRONLY, O_CREAT, O_NOFOLLOW } = fs.constants;
 
 export class State {
   dir: string;
@@ -138,25 +138,23 @@ export class State {
 
   /**
    * Records the nf_tables generation at which the jumps were last seen intact
-   * (policy/rulecheck.ts), replaced atomically like the lease file (by another
-   * scratch file), so that rulesChecked() may read it without the lock. Best
-   * effort: a record that cannot be written only costs the next call a look.
+   * (policy/rulecheck.ts): one fixed-length pwrite over the old record, under
+   * the lock (so one writer at a time; a rename would cost a freed inode, and
+   * a truncation its page). rulesChecked() reads it without the lock; a read
+   * that catches half a write fails the record's check. Best effort: a record
+   * that cannot be written only costs the next call a look.
    */
   recordChecked(g: Generation): void {
     if (this.removed) return;
-    const file = `${this.dir}/${CHECKED}`;
-    const tmp = `${file}.new`;
     try {
-      const fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0o600);
+      const fd = fs.openSync(`${this.dir}/${CHECKED}`, O_WRONLY | O_CREAT | O_NOFOLLOW, 0o600);
       try {
-        const text = Buffer.from(formatChecked(g));
-        if (fs.writeSync(fd, text, 0, text.length, 0) !== text.length) return;
+        fs.writeSync(fd, formatChecked(g), 0, 'latin1');
       } finally {
         fs.closeSync(fd);
       }
-      fs.renameSync(tmp, file);
     } catch {
-      // The old record stays: a generation that was checked too.
+      // A short or failed write fails the record's check: the next call looks.
     }
   }
 
@@ -173,7 +171,7 @@ export class State {
   /** Removes the files (teardown); keeps the lock file until unlock. */
   removeFiles(): void {
     this.removed = true;
-    for (const f of ['leases.json', 'leases.json.new', CHECKED, `${CHECKED}.new`]) fs.rmSync(`${this.dir}/${f}`, { force: true });
+    for (const f of ['leases.json', 'leases.json.new', CHECKED]) fs.rmSync(`${this.dir}/${f}`, { force: true });
     fs.rmSync(`${this.dir}/${WAITING}`, { recursive: true, force: true });
   }
 }
@@ -191,7 +189,7 @@ export function rulesChecked(dir: string): Generation | undefined {
     return undefined;
   }
   try {
-    const buf = Buffer.alloc(40);
+    const buf = Buffer.alloc(CHECKED_LENGTH + 1);
     const n = fs.readSync(fd, buf, 0, buf.length, 0);
     return parseChecked(buf.toString('latin1', 0, n));
   } catch {

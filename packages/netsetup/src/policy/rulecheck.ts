@@ -32,13 +32,32 @@ export function oneSince(before: Generation | undefined, after: Generation | und
   return before !== undefined && after !== undefined && same(before, after) && after.id === nextGeneration(before.id);
 }
 
-/** The record's text: the generation and the table's handle. */
-export const formatChecked = (g: Generation): string => `${g.id >>> 0} ${g.table ?? '-'}\n`;
+/** FNV-1a (32 bits) of a short ASCII text. */
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
 
-/** A record read back; undefined for anything that is not one. */
+/** Length of a record: always the same, so that it is rewritten in place. */
+export const CHECKED_LENGTH = 41;
+
+/**
+ * The record's text: the generation and the table's handle, zero-padded to a
+ * fixed width, and a check of both. It is rewritten in place (one pwrite, no
+ * new inode) and read without the lock, so a read may catch half of a write:
+ * the check then fails, and that reads as no record.
+ */
+export function formatChecked(g: Generation): string {
+  const body = `${String(g.id >>> 0).padStart(10, '0')} ${(g.table ?? '').padStart(20, '0')}`;
+  return `${body} ${fnv1a(body).toString(16).padStart(8, '0')}\n`;
+}
+
+/** A record read back; undefined for anything that is not one (torn, no table, foreign). */
 export function parseChecked(text: string): Generation | undefined {
-  const m = /^(\d{1,10}) (\d{1,20})\n$/.exec(text);
-  if (!m) return undefined;
-  const id = Number(m[1]);
-  return id <= 0xffffffff ? { id, table: m[2]! } : undefined;
+  const m = /^((\d{10}) (\d{20})) ([0-9a-f]{8})\n$/.exec(text);
+  if (!m || parseInt(m[4]!, 16) !== fnv1a(m[1]!)) return undefined;
+  const id = Number(m[2]);
+  const table = BigInt(m[3]!);
+  return id <= 0xffffffff && table > 0n && table < 2n ** 64n ? { id, table: table.toString() } : undefined;
 }

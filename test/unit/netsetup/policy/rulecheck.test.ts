@@ -1,5 +1,5 @@
 import test from 'ava';
-import { formatChecked, nextGeneration, oneSince, parseChecked, unchangedSince } from '../../../../packages/netsetup/src/policy/rulecheck.ts';
+import { CHECKED_LENGTH, formatChecked, nextGeneration, oneSince, parseChecked, unchangedSince } from '../../../../packages/netsetup/src/policy/rulecheck.ts';
 
 /** A generation; null: the table is missing. */
 const at = (id: number, table: string | null = '7') => ({ id, ...(table === null ? {} : { table }) });
@@ -33,12 +33,24 @@ test('one transaction since: exactly the next generation, same table', (t) => {
   t.false(oneSince(at(5), undefined));
 });
 
-test('the record is "ID HANDLE\\n" and reads back; anything else is no record', (t) => {
-  t.is(formatChecked(at(4294967295, '18446744073709551615')), '4294967295 18446744073709551615\n');
-  t.deepEqual(parseChecked(formatChecked(at(42, '3'))), at(42, '3'));
-  t.deepEqual(parseChecked('0 1\n'), at(0, '1'));
-  for (const bad of ['', '42\n', '42 3', '42 3\n\n', ' 42 3\n', '42  3\n', '-1 3\n', '4294967296 3\n', '42 -\n', '42 3x\n', '1e3 3\n', '42 123456789012345678901\n']) {
-    t.is(parseChecked(bad), undefined, JSON.stringify(bad));
+test('the record is fixed-width "ID HANDLE CHECK\\n" and reads back; a torn, foreign or tableless one is no record', (t) => {
+  const max = formatChecked(at(4294967295, '18446744073709551615'));
+  t.is(max.length, CHECKED_LENGTH);
+  t.regex(max, /^4294967295 18446744073709551615 [0-9a-f]{8}\n$/);
+  t.deepEqual(parseChecked(max), at(4294967295, '18446744073709551615'));
+  const small = formatChecked(at(42, '3'));
+  t.is(small.length, CHECKED_LENGTH, 'zero-padded: every record has the same length');
+  t.true(small.startsWith('0000000042 00000000000000000003 '));
+  t.deepEqual(parseChecked(small), at(42, '3'));
+  t.deepEqual(parseChecked(formatChecked(at(0, '1'))), at(0, '1'));
+  // Half of one write over another (the record is rewritten in place and read without the lock).
+  const next = formatChecked(at(43, '3'));
+  for (let cut = 1; cut < CHECKED_LENGTH; cut++) {
+    const torn = next.slice(0, cut) + small.slice(cut);
+    if (torn !== small && torn !== next) t.is(parseChecked(torn), undefined, JSON.stringify(torn));
   }
   t.is(parseChecked(formatChecked(at(42, null))), undefined, 'a record without a table never matches');
+  for (const bad of ['', '42 3\n', small.slice(0, -1), `${small}\n`, small.toUpperCase().replace('\N', '\n'), small.replace(/[0-9a-f]{8}\n$/, '00000000\n'), `x${small.slice(1)}`]) {
+    t.is(parseChecked(bad), undefined, JSON.stringify(bad));
+  }
 });
