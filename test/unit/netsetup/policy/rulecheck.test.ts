@@ -54,3 +54,25 @@ test('the record is fixed-width "ID HANDLE CHECK\\n" and reads back; a torn, for
     t.is(parseChecked(bad), undefined, JSON.stringify(bad));
   }
 });
+
+/** FNV-1a (32 bits), written out here to make records netsetup would not. */
+function fnv(text: string): string {
+  let h = 0x811c9dc5;
+  for (const c of text) h = Math.imul(h ^ c.charCodeAt(0), 0x01000193) >>> 0;
+  return h.toString(16).padStart(8, '0');
+}
+const record = (id: string, table: string): string => `${id} ${table} ${fnv(`${id} ${table}`)}\n`;
+
+test('the record is exactly this text (the check is FNV-1a of the rest); out-of-range numbers and leading junk are no record', (t) => {
+  t.is(formatChecked(at(42, '3')), record('0000000042', '00000000000000000003'));
+  t.is(formatChecked(at(42, '3')), '0000000042 00000000000000000003 dd046470\n');
+  t.is(formatChecked(at(42, null)), record('0000000042', '00000000000000000000'), 'no table: zeros, which never parse');
+  t.is(formatChecked(at(11, '1')), '0000000011 00000000000000000001 047ffbb2\n', 'a check below 0x10000000 keeps its leading zero');
+  t.deepEqual(parseChecked(record('4294967295', '00000000000000000001')), at(4294967295, '1'));
+  t.is(parseChecked(record('4294967296', '00000000000000000001')), undefined, 'past 32 bits');
+  t.is(parseChecked(record('9999999999', '00000000000000000001')), undefined);
+  t.is(parseChecked(record('0000000001', '00000000000000000000')), undefined, 'table handle 0');
+  t.is(parseChecked(record('0000000001', '18446744073709551616')), undefined, 'past 64 bits');
+  t.deepEqual(parseChecked(record('0000000001', '18446744073709551615')), at(1, '18446744073709551615'));
+  t.is(parseChecked(`9${record('0000000001', '00000000000000000001')}`), undefined, 'leading junk');
+});
