@@ -2,7 +2,17 @@
 // user) against the same setup done with iproute2 commands in a shell (the
 // network's iptables rules made once beforehand, as netsetup's are). Not a test:
 // prints a table and says whether the target holds. Run as root; traffic: none.
-//   node scripts/bench-netsetup.ts [--runs N] [--uid U]
+//   node scripts/bench-netsetup.ts [--runs N] [--uid U] [--compare FILE]
+//
+// --compare FILE times a second netsetup binary (e.g. a build of another
+// version) in the same run: installed setuid into a prefix of its own with the
+// same configuration (its own state directory), called next to this one in
+// every round (first in every other round), its own work taken against the
+// same round's probe-entry. The paired difference per round says what changed.
+// Each of the two then runs in a network namespace of its own, made for the
+// run (nsbench-a, nsbench-b; the shell way stays in the host's): the nf_tables
+// generation is one per namespace, and one binary's transactions must not
+// decide whether the other may skip its look at the rules.
 //
 // netsetup's own work is its time minus that of dist/probe-entry: netsetup's
 // entry (FFI load, AT_SECURE, hardening) and exit and nothing else, built into
@@ -18,6 +28,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { execa, execaSync, type ResultPromise } from 'execa';
+import { errno, libc } from '../packages/shared/src/libc.ts';
+import { CLONE_NEWNET } from '../packages/shared/src/syscalls.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const count = (min: number) => (v: string): number => {
@@ -28,9 +40,15 @@ const opts = new Command('node scripts/bench-netsetup.ts')
   .description('Time one netsetup --pid call (setuid, as an unprivileged user) against the iproute2 shell way. Run as root.')
   .option('--runs <n>', 'timed runs of each', count(1), 20)
   .option('--uid <u>', 'unprivileged user to run netsetup as', count(0), 1000)
+  .option('--compare <file>', 'another netsetup binary to time side by side (same configuration, same rounds)')
   .parse()
-  .opts<{ runs: number; uid: number }>();
+  .opts<{ runs: number; uid: number; compare?: string }>();
 const RUNS = opts.runs;
+const COMPARE = opts.compare === undefined ? undefined : path.resolve(opts.compare);
+if (COMPARE !== undefined && !fs.existsSync(COMPARE)) {
+  console.error(`bench-netsetup: --compare ${opts.compare}: no such file`);
+  process.exit(2);
+}
 const UID = opts.uid;
 const NODE = process.execPath;
 const BRIDGE = 'nsbench0';
@@ -53,6 +71,30 @@ const stateDir = `/run/nsbox-bench-${process.pid}`;
 const confFile = path.join(prefix, 'bench.conf');
 fs.writeFileSync(confFile, JSON.stringify({ stateDir, networks: [{ name: 'bench', bridge: BRIDGE, subnet: SUBNET, gateway: GW, quota: { users: { '*': 1000 } } }] }));
 const bin = path.join(prefix, 'bin/netsetup');
+// The binary compared with, in a prefix of its own (netsetup reads the
+// configuration next to itself), made by install.sh from a directory holding
+// only it.
+const otherPrefix = path.join(prefix, 'compare');
+const otherDist = path.join(prefix, 'compare-dist');
+const otherBin = path.join(otherPrefix, 'bin/netsetup');
+const otherConf = path.join(prefix, 'compare.conf');
+const NETNS = ['nsbench-a', 'nsbench-b'] as const;
+const netnsFds: number[] = [];
+let hostNetns = -1;
+/** Runs f with this thread (and so the children it starts) in netns `name`, or in the host's. */
+function inNetns<T>(name: string | undefined, f: () => T): T {
+  if (name === undefined) return f();
+  const fd = netnsFds[NETNS.indexOf(name as (typeof NETNS)[number])]!;
+  if (libc().setns(fd, CLONE_NEWNET) !== 0) throw new Error(`setns ${name}: errno ${errno()}`);
+  try {
+    return f();
+  } finally {
+    if (libc().setns(hostNetns, CLONE_NEWNET) !== 0) {
+      console.error(`bench-netsetup: cannot return to the host network namespace (errno ${errno()})`);
+      process.exit(1);
+    }
+  }
+}
 // The baselines, installed as install.sh installs netsetup (root:root 4755).
 const probe = path.join(prefix, 'bin/probe-entry');
 const empty = path.join(prefix, 'bin/probe-empty');
@@ -64,14 +106,38 @@ function cleanup(): void {
   shellRules('-D');
   fs.rmSync(probe, { force: true });
   fs.rmSync(empty, { force: true });
+  // Deleting a namespace takes its bridge, veths, rules and filter table along.
+  for (const fd of netnsFds) fs.closeSync(fd);
+  if (hostNetns >= 0) fs.closeSync(hostNetns);
+  if (COMPARE !== undefined) for (const ns of NETNS) execaSync('ip', ['netns', 'del', ns], quiet);
+  if (COMPARE !== undefined) execaSync(path.join(root, 'scripts/uninstall.sh'), [otherPrefix], quiet);
   execaSync(path.join(root, 'scripts/uninstall.sh'), [prefix], quiet);
   fs.rmSync(prefix, { recursive: true, force: true });
   fs.rmSync(stateDir, { recursive: true, force: true });
+  fs.rmSync(`${stateDir}-compare`, { recursive: true, force: true });
 }
 process.on('exit', cleanup);
 process.on('SIGINT', () => process.exit(130));
 
 execaSync(path.join(root, 'scripts/install.sh'), [prefix, '--config', confFile], { stdin: 'ignore', stdout: 'ignore', stderr: 'inherit' });
+if (COMPARE !== undefined) {
+  fs.mkdirSync(otherDist);
+  fs.copyFileSync(COMPARE, path.join(otherDist, 'netsetup'));
+  fs.chmodSync(path.join(otherDist, 'netsetup'), 0o755);
+  fs.writeFileSync(otherConf, JSON.stringify({ ...JSON.parse(fs.readFileSync(confFile, 'utf8')), stateDir: `${stateDir}-compare` }));
+  execaSync(path.join(root, 'scripts/install.sh'), [otherPrefix, '--config', otherConf, '--dist', otherDist], { stdin: 'ignore', stdout: 'ignore', stderr: 'pipe' });
+  for (const ns of NETNS) {
+    if (execaSync('ip', ['netns', 'add', ns], { reject: false, stdio: ['ignore', 'ignore', 'pipe'] }).exitCode !== 0) {
+      console.error(`bench-netsetup: cannot make network namespace ${ns} (left by an earlier run? ip netns del ${ns})`);
+      process.exit(1);
+    }
+    execaSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    netnsFds.push(fs.openSync(`/run/netns/${ns}`, 'r'));
+  }
+  hostNetns = fs.openSync('/proc/self/ns/net', 'r');
+}
+/** Where each binary runs: with --compare, in a namespace of its own. */
+const [binNetns, otherNetns] = COMPARE !== undefined ? NETNS : [undefined, undefined];
 for (const p of [probe, empty]) execaSync('install', ['-o', 'root', '-g', 'root', '-m', '4755', path.join(root, 'dist', path.basename(p)), p]);
 
 /** A process in its own user and network namespace, owned by uid; its pid. */
@@ -136,12 +202,17 @@ const median = (xs: number[]): number => quantile(xs, 0.5);
 async function main(): Promise<void> {
   // The host side exists in both cases (setup-host once, as an admin would).
   timed(bin, ['setup-host']);
+  if (COMPARE !== undefined) {
+    inNetns(binNetns, () => timed(bin, ['setup-host']));
+    inNetns(otherNetns, () => timed(otherBin, ['setup-host']));
+  }
   shellRules('-A');
   const nodeT: number[] = [];
   const probeT: number[] = [];
   const emptyT: number[] = [];
   const netT: number[] = [];
   const shT: number[] = [];
+  const otherT: number[] = [];
   for (let i = 0; i < 2; i++) {
     // warm-up: page cache, the executables' first mappings
     timed(NODE, ['-e', '0'], UID);
@@ -154,7 +225,12 @@ async function main(): Promise<void> {
     emptyT.push(timed(empty, [], UID));
     probeT.push(timed(probe, [], UID));
     const p1 = await sandbox(UID);
-    netT.push(timed(bin, ['--pid', String(p1)], UID));
+    // The compared binary goes first in every other round: neither gains from its place.
+    const p0 = COMPARE !== undefined ? await sandbox(UID) : 0;
+    const other = (): void => void otherT.push(inNetns(otherNetns, () => timed(otherBin, ['--pid', String(p0)], UID)));
+    if (COMPARE !== undefined && i % 2 === 1) other();
+    netT.push(inNetns(binNetns, () => timed(bin, ['--pid', String(p1)], UID)));
+    if (COMPARE !== undefined && i % 2 === 0) other();
     const p2 = await sandbox(UID);
     shT.push(timed('/bin/sh', ['-c', iproute2Script(p2, i)]));
   }
@@ -178,6 +254,16 @@ async function main(): Promise<void> {
   console.log(row("netsetup's own work (- probe-entry)", ownT, '-'.padStart(6)));
   console.log(`  own work / shell way                    ${(own / sh).toFixed(2).padStart(6)}  target <= 0.50: ${own / sh <= 0.5 ? 'met' : 'MISSED'}`);
   console.log(`  total / total (netsetup / shell way)    ${(ns / sh).toFixed(2).padStart(6)}`);
+  if (COMPARE !== undefined) {
+    const otherOwnT = otherT.map((ms, i) => ms - probeT[i]!);
+    const otherOwn = median(otherOwnT);
+    console.log(`compared with ${COMPARE}, called next to netsetup in each round; each in a network namespace of its own:`);
+    console.log(row('netsetup --pid (compared binary)', otherT));
+    console.log(row('its own work (- probe-entry)', otherOwnT, '-'.padStart(6)));
+    console.log(row('netsetup - compared (per round)', netT.map((ms, i) => ms - otherT[i]!), '-'.padStart(6)));
+    console.log(`  its own work / shell way                ${(otherOwn / sh).toFixed(2).padStart(6)}`);
+    console.log(`  own work / its own work                 ${(own / otherOwn).toFixed(2).padStart(6)}`);
+  }
 }
 
 main().then(

@@ -16,12 +16,14 @@ import { EXIT } from './exit.ts';
 import { ensureTable, quietBridge, tableMissing } from './kernel/bridgefilter.ts';
 import { ensureBridge, randomMac } from './kernel/host.ts';
 import { applyRules, backendIsNft, removeRules, startLeaseRules, startLook, startNatTable, startRestore, type Pending, type RuleState } from './kernel/iptables.ts';
+import { rulesChecked } from './kernel/state.ts';
 import { randomBytes } from './kernel/random.ts';
 import { Rtnl } from './kernel/rtnl.ts';
 import { boundSockets } from './kernel/sockets.ts';
 import { notYours, pin, type Target } from './kernel/target.ts';
 import type { Config, Network } from './policy/config.ts';
-import { dnatChain, hasLeaseRules } from './policy/firewall.ts';
+import { dnatChain, hasLeaseRules, jumps } from './policy/firewall.ts';
+import { oneSince, unchangedSince, type Generation } from './policy/rulecheck.ts';
 import { hostForwards } from './policy/hostforwards.ts';
 import { allocate, broadcastOf } from './policy/ipam.ts';
 import { admit, hostVethName, isoTime, type Caller, type Lease } from './policy/leases.ts';
@@ -60,7 +62,8 @@ function connectIn(call: Call, net: Network, caller: Caller, pid: number, publis
   const natTable = publish.length > 0 ? startNatTable(call.tools) : undefined;
   // Whether a firewall reload took the network's rules (with legacy iptables an
   // iptables-save, started now to overlap the rest).
-  const looking = startLook({ nft: backendIsNft(call.config.iptables), get save() { return call.tools.save; } }, net);
+  const nft = backendIsNft(call.config.iptables);
+  const looking = startLook({ nft, get save() { return call.tools.save; } }, net);
   let homeFd = -1;
   let target: Target | undefined;
   let lease: Lease | undefined;
@@ -69,7 +72,7 @@ function connectIn(call: Call, net: Network, caller: Caller, pid: number, publis
     homeFd = fs.openSync('/proc/self/ns/net', 'r');
     const pinned = (target = pin(pid, caller.uid, fs.fstatSync(homeFd)));
     mark('target pinned');
-    const reserved = reserve(call, net, caller, pid, publish, natTable, looking);
+    const reserved = reserve(call, net, caller, pid, publish, natTable, { nft, looking });
     lease = reserved.lease;
     const { mtu } = reserved;
     const hostVeth = lease.hostVeth;
@@ -100,8 +103,13 @@ function connectIn(call: Call, net: Network, caller: Caller, pid: number, publis
     mark('veth created');
     // Still bound? A teardown elsewhere removes the table only when nothing is
     // bound, and a repair keeps every port's elements; this is the check that
-    // no such change came between the bind and the veth.
-    if (!call.filter.isBound(binding)) bindPort(call, binding, reserved.bound);
+    // no such change came between the bind and the veth. When the ruleset
+    // changed by one transaction only since the jumps were seen intact, that
+    // one was the bind: still bound, and the jumps still intact at this
+    // generation, which the commit records (policy/rulecheck.ts).
+    const after = reserved.checked ? call.filter.generation() : undefined;
+    if (oneSince(reserved.checked, after)) call.checked = after;
+    else if (!call.filter.isBound(binding)) bindPort(call, binding, reserved.bound);
     mark('port bound still');
     configureInside(pinned.netnsFd, homeFd, host.link, net, lease.address, pid);
     if (!pinned.alive()) throw notYours(pid);
@@ -175,6 +183,8 @@ interface Reserved {
   /** The bridge's ifindex. */
   bridge: number;
   mtu: number;
+  /** The generation at which the network's jumps were seen intact (nf_tables), if they were. */
+  checked?: Generation;
 }
 
 function hostFacts(call: Call, publish: PublishSpec[]): Omit<HostFacts, 'forwards'> {
@@ -184,11 +194,12 @@ function hostFacts(call: Call, publish: PublishSpec[]): Omit<HostFacts, 'forward
 
 /** Under the lock: GC, quota, published ports, address, the bridge (and the
  *  network's rules with a new one), and the lease recorded as pending. */
-function reserve(call: Call, net: Network, caller: Caller, pid: number, publish: PublishSpec[], natTable: Pending<string> | undefined, looking: Pending<RuleState>): Reserved {
+function reserve(call: Call, net: Network, caller: Caller, pid: number, publish: PublishSpec[], natTable: Pending<string> | undefined, look: { nft: boolean; looking: Pending<RuleState> }): Reserved {
   // An existing bridge is checked (address, up, forwarding) before the lock,
   // and so are its rules: a firewall reload may have removed them.
   let bridge: nl.Link | undefined;
   let rules: RuleState | undefined;
+  let checked: Generation | undefined;
   const holder = thisProcess();
   // The host's addresses, bound sockets and forwards, before the lock: any user
   // can make the socket tables long, and nothing under the lock may take time a
@@ -199,12 +210,13 @@ function reserve(call: Call, net: Network, caller: Caller, pid: number, publish:
   const s = begin(call, (links) => {
     if (!links.some((k) => k.name === net.bridge)) return;
     bridge = ensureBridge(call.rtnl, net, links);
-    rules = looking.collect();
+    ({ rules, checked } = rulesNow(call, net, look));
     mark('rules looked at');
   });
   try {
     mark('locked, GC done');
     if (rules && !rules.intact) applyRules(call.tools, net, s.leases);
+    if (rules && !rules.intact) checked = undefined;
     const others = [...s.leases, ...s.busy];
     const groups = admit(net, [...s.leases, ...s.busy.filter((l) => l.state === 'pending')], caller);
     if (host) admitPublish(net, caller, publish, others, host);
@@ -237,10 +249,29 @@ function reserve(call: Call, net: Network, caller: Caller, pid: number, publish:
     // (by the lease's tag).
     save(s, [...s.leases, lease]);
     const config = call.config;
-    return { lease, mac: lease.mac!, bound: () => leaseBindings(config, others), bridge: bridge.index, mtu: bridge.mtu ?? net.mtu };
+    return { lease, mac: lease.mac!, bound: () => leaseBindings(config, others), bridge: bridge.index, mtu: bridge.mtu ?? net.mtu, ...(checked ? { checked } : {}) };
   } finally {
     end(s);
   }
+}
+
+/**
+ * Whether the network's jumps are intact. With nf_tables, not looked at when
+ * the ruleset's generation is still one recorded as checked (one round trip
+ * instead of a dump per built-in chain); else looked at, and the generation of
+ * before the look is the one checked if they are intact (had anything changed
+ * after it, the generation would no longer be that one). With legacy iptables
+ * (no generation), always looked at.
+ */
+function rulesNow(call: Call, net: Network, look: { nft: boolean; looking: Pending<RuleState> }): { rules: RuleState; checked?: Generation } {
+  if (!look.nft) return { rules: look.looking.collect() };
+  const now = call.filter.generation();
+  if (unchangedSince(rulesChecked(call.stateDir), now)) {
+    mark('rules known intact (generation unchanged)');
+    return { rules: { present: jumps(net).map(() => true), intact: true }, checked: now };
+  }
+  const rules = look.looking.collect();
+  return rules.intact && now.table !== undefined ? { rules, checked: now } : { rules };
 }
 
 /** The network's bridge, under the lock. A missing one is made after the

@@ -17,21 +17,23 @@
 // netsetup killed at any point leaves nothing the next call does not finish.
 //
 // A Call carries what one netsetup run shares between its steps: one host
-// rtnetlink socket, one resolved iptables (one trust walk), and the state
-// directory checked once.
+// rtnetlink socket, one resolved iptables (one trust walk), the state
+// directory checked once, and a generation of the ruleset found checked
+// (policy/rulecheck.ts), recorded by its next update under the lock.
 import fs from 'node:fs';
 import { sysError } from '@nsbox/shared/error';
-import { ENODEV } from '@nsbox/shared/errno';
+import { ENODEV, ENOENT } from '@nsbox/shared/errno';
 import * as nl from '@nsbox/shared/netlink';
 import { NsboxError } from '@nsbox/shared/error';
-import { BridgeFilter, tableMissing } from './kernel/bridgefilter.ts';
+import { BridgeFilter, ERESTART, tableMissing } from './kernel/bridgefilter.ts';
 import { dropLeaseRules, tools, type Tools } from './kernel/iptables.ts';
 import { Rtnl } from './kernel/rtnl.ts';
-import { ensureDir, State } from './kernel/state.ts';
+import { ensureDir, rulesChecked, State } from './kernel/state.ts';
 import { HOST_SCOPE, portBinding, type PortBinding } from './policy/bridgerules.ts';
 import type { Config, Network } from './policy/config.ts';
 import { hasLeaseRules } from './policy/firewall.ts';
 import { isLeaseVeth, partition, type Holder, type Lease } from './policy/leases.ts';
+import { nextGeneration, type Generation } from './policy/rulecheck.ts';
 import { mark } from './timing.ts';
 
 export class Call {
@@ -40,6 +42,8 @@ export class Call {
   private resolved: Tools | undefined;
   private nf: BridgeFilter | undefined;
   private dirChecked = false;
+  /** A generation at which the jumps are known intact, to record at the next update. */
+  checked: Generation | undefined;
 
   constructor(config: Config) {
     this.config = config;
@@ -60,11 +64,16 @@ export class Call {
     return (this.resolved ??= tools(this.config.iptables));
   }
 
-  /** Takes the state lock (the directory is checked the first time). */
-  lock(): State {
+  /** The state directory, checked the first time. */
+  get stateDir(): string {
     if (!this.dirChecked) ensureDir(this.config.stateDir);
     this.dirChecked = true;
-    return State.lock(this.config.stateDir);
+    return this.config.stateDir;
+  }
+
+  /** Takes the state lock (the directory is checked the first time). */
+  lock(): State {
+    return State.lock(this.stateDir);
   }
 
   close(): void {
@@ -163,16 +172,28 @@ export function begin(call: Call, beforeLock?: (links: nl.Link[]) => void): Sess
 }
 
 export function end(s: Session): void {
-  s.state.unlock();
+  try {
+    recordChecked(s.call, s.state);
+  } finally {
+    s.state.unlock();
+  }
+}
+
+/** Under the lock: the generation the call found checked, if any, recorded once. */
+function recordChecked(call: Call, state: State): void {
+  if (call.checked) state.recordChecked(call.checked);
+  call.checked = undefined;
 }
 
 /** Reads and writes records under the lock, without a GC: for a call's short
- *  updates of the records it holds. */
+ *  updates of the records it holds (and the generation the call found checked). */
 export function update<T>(call: Call, change: (records: Lease[], state: State) => T, onLocked?: () => void): T {
   const state = call.lock();
   try {
     onLocked?.();
-    return change(state.read(), state);
+    const result = change(state.read(), state);
+    recordChecked(call, state);
+    return result;
   } finally {
     state.unlock();
   }
@@ -232,6 +253,35 @@ export function leaseBindings(config: Config, leases: Lease[]): PortBinding[] {
 }
 
 /**
+ * One lease's exact unbinding, as a transaction that applies only if the
+ * ruleset's generation is still the recorded one (nothing changed since the
+ * jumps were seen intact): then the generation after it is known checked too,
+ * and the next connect needs no look. False when it did not apply (nothing was
+ * removed): the caller unbinds as usual.
+ */
+function unbindChecked(call: Call, l: Lease): boolean {
+  const net = call.config.networks.find((n) => n.name === l.network);
+  if (!net) return false;
+  const checked = rulesChecked(call.stateDir);
+  if (!checked) return false;
+  let b: PortBinding;
+  try {
+    b = leaseBinding(net, { ...l, mac: l.mac! });
+  } catch (err) {
+    if (err instanceof NsboxError) return false;
+    throw err;
+  }
+  try {
+    call.filter.unbind(b, checked.id);
+  } catch (err) {
+    if (err instanceof NsboxError && (err.errno === ERESTART || err.errno === ENOENT)) return false;
+    throw err;
+  }
+  call.checked = { ...checked, id: nextGeneration(checked.id) };
+  return true;
+}
+
+/**
  * Removes the bridge filter's elements of leases whose veths are gone (release,
  * GC, teardown): exactly, or, when they differ (the isolation setting changed,
  * the network left the configuration, someone edited them), whatever the port
@@ -243,6 +293,7 @@ export function unbindLeases(call: Call, leases: Lease[]): void {
   if (bound.length === 0) return;
   const f = call.filter;
   try {
+    if (bound.length === 1 && unbindChecked(call, bound[0]!)) return;
     for (const l of bound) {
       const net = call.config.networks.find((n) => n.name === l.network);
       let b: PortBinding | undefined;

@@ -1,5 +1,6 @@
 // nftables over netlink (NETLINK_NETFILTER): the few messages that change and list
-// the elements of an existing set, wrapped in one transaction (a batch). Pure
+// the elements of an existing set, wrapped in one transaction (a batch), and the
+// ruleset's generation (bumped by every committed transaction). Pure
 // (bytes in, bytes out), like netlink.ts whose primitives it reuses; the socket
 // lives in the program. Tables, chains and rules are not built here: they are
 // written rarely, as `nft -f` text. Layouts follow <linux/netfilter/nfnetlink.h>
@@ -14,9 +15,20 @@ export const NFNL_SUBSYS_NFTABLES = 10;
 export const NFNL_MSG_BATCH_BEGIN = 0x10;
 export const NFNL_MSG_BATCH_END = 0x11;
 
+export const NFT_MSG_NEWTABLE = 0;
+export const NFT_MSG_GETTABLE = 1;
 export const NFT_MSG_NEWSETELEM = 12;
 export const NFT_MSG_GETSETELEM = 13;
 export const NFT_MSG_DELSETELEM = 14;
+export const NFT_MSG_NEWGEN = 15;
+export const NFT_MSG_GETGEN = 16;
+
+export const NFTA_TABLE_NAME = 1;
+export const NFTA_TABLE_HANDLE = 4;
+export const NFTA_GEN_ID = 1;
+/** The batch-begin attribute that makes the kernel refuse the whole batch
+ *  (ERESTART) unless the ruleset's generation is still this one. */
+export const NFNL_BATCH_GENID = 1;
 
 export const NFTA_SET_ELEM_LIST_TABLE = 1;
 export const NFTA_SET_ELEM_LIST_SET = 2;
@@ -42,7 +54,9 @@ export function nfgenmsg(family: number, resId = 0): Buffer {
   return b;
 }
 
-export const batchBegin = (seq: number): Buffer => message(NFNL_MSG_BATCH_BEGIN, 0, seq, [nfgenmsg(0, NFNL_SUBSYS_NFTABLES)]);
+/** BATCH_BEGIN; with `genid`, the batch applies only if the ruleset's generation is still `genid`. */
+export const batchBegin = (seq: number, genid?: number): Buffer =>
+  message(NFNL_MSG_BATCH_BEGIN, 0, seq, [nfgenmsg(0, NFNL_SUBSYS_NFTABLES), ...(genid === undefined ? [] : [attr(NFNL_BATCH_GENID, u32be(genid))])]);
 export const batchEnd = (seq: number): Buffer => message(NFNL_MSG_BATCH_END, 0, seq, [nfgenmsg(0, NFNL_SUBSYS_NFTABLES)]);
 
 /** One element: its key and, for a map, its data, as the bytes the set stores
@@ -56,6 +70,12 @@ export interface SetRef {
   family: number;
   table: string;
   set: string;
+}
+
+function u32be(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n >>> 0);
+  return b;
 }
 
 const dataAttr = (type: number, value: Uint8Array): Buffer => attrNested(type, [attr(NFTA_DATA_VALUE, value)]);
@@ -94,8 +114,27 @@ export const dumpSetElements = (seq: number, ref: SetRef): Buffer =>
 /** A whole transaction: BATCH_BEGIN, the messages, BATCH_END. The kernel applies
  *  all of them or none; it answers each message sent with NLM_F_ACK (and each
  *  failing one) before send() returns. */
-export function batch(seqs: { begin: number; end: number }, messages: Buffer[]): Buffer {
-  return Buffer.concat([batchBegin(seqs.begin), ...messages, batchEnd(seqs.end)]);
+export function batch(seqs: { begin: number; end: number; genid?: number }, messages: Buffer[]): Buffer {
+  return Buffer.concat([batchBegin(seqs.begin, seqs.genid), ...messages, batchEnd(seqs.end)]);
+}
+
+/** Asks for the ruleset's generation (answered with NEWGEN, then the ack).
+ *  Any family: the generation is one per network namespace. */
+export const getGeneration = (seq: number): Buffer => message(nftType(NFT_MSG_GETGEN), NLM_F_ACK, seq, [nfgenmsg(0)]);
+
+/** NFTA_GEN_ID of a NEWGEN payload, or undefined without one. */
+export function parseGeneration(payload: Buffer): number | undefined {
+  const id = parseAttrs(payload.subarray(NFGENMSG_LEN)).find((a) => a.type === NFTA_GEN_ID);
+  return id && id.value.length >= 4 ? id.value.readUInt32BE(0) : undefined;
+}
+
+/** Asks for one table (answered with NEWTABLE, then the ack; ENOENT if there is none). */
+export const getTable = (seq: number, family: number, table: string): Buffer => message(nftType(NFT_MSG_GETTABLE), NLM_F_ACK, seq, [nfgenmsg(family), attrStr(NFTA_TABLE_NAME, table)]);
+
+/** NFTA_TABLE_HANDLE of a NEWTABLE payload (a 64-bit number, as decimal text), or undefined. */
+export function parseTableHandle(payload: Buffer): string | undefined {
+  const h = parseAttrs(payload.subarray(NFGENMSG_LEN)).find((a) => a.type === NFTA_TABLE_HANDLE);
+  return h && h.value.length >= 8 ? h.value.readBigUInt64BE(0).toString() : undefined;
 }
 
 const dataValue = (nested: Buffer): Buffer | undefined => parseAttrs(nested).find((a) => a.type === NFTA_DATA_VALUE)?.value;

@@ -293,3 +293,14 @@ test('decoding edges: a header-only message, a 3-byte attribute, an empty attrib
   t.deepEqual(nl.parseLink(p), { index: 3, flags: 0, name: '', mtu: 0x01000000 });
   t.is(nl.parseMessages(nl.dumpAddresses(1))[0]!.payload.length, nl.IFADDRMSG_LEN);
 });
+
+test('links: the first kind in IFLA_LINKINFO counts, after other attributes; a malformed one inside is refused', (t) => {
+  const two = linkPayload({ index: 2 }, [
+    nl.attrNested(nl.IFLA_LINKINFO, [nl.attrStr(nl.IFLA_INFO_DATA, 'data'), nl.attrStr(nl.IFLA_INFO_KIND, 'bridge'), nl.attrStr(nl.IFLA_INFO_KIND, 'veth')]),
+    nl.attr(nl.IFLA_ADDRESS, Buffer.from([0, 0x10, 0xab, 0xff, 0x0f, 1])),
+  ]);
+  t.deepEqual(nl.parseLink(two), { index: 2, flags: 0, name: '', kind: 'bridge', mac: '00:10:ab:ff:0f:01' });
+  const info = nl.attrNested(nl.IFLA_LINKINFO, [nl.attrStr(nl.IFLA_INFO_KIND, 'veth')]);
+  info.writeUInt16LE(200, 4); // the nested attribute claims more than its parent holds
+  t.throws(() => nl.parseLink(linkPayload({}, [info])), { message: 'malformed netlink attribute (length 200 at 0)' });
+});

@@ -96,3 +96,48 @@ test('parseSetElements skips entries without a key', (t) => {
   ]);
   t.deepEqual(nf.parseSetElements(payload), [{ key }]);
 });
+
+test('a batch with a generation carries NFNL_BATCH_GENID, big-endian, in its begin; without, the begin is bare', (t) => {
+  const [begin] = nl.parseMessages(nf.batch({ begin: 1, end: 2, genid: 0x01020304 }, []));
+  t.is(begin!.type, nf.NFNL_MSG_BATCH_BEGIN);
+  t.is(begin!.payload.readUInt16BE(2), nf.NFNL_SUBSYS_NFTABLES);
+  const attrs = nl.parseAttrs(begin!.payload.subarray(nf.NFGENMSG_LEN));
+  t.deepEqual(
+    attrs.map((a) => [a.type, [...a.value]]),
+    [[nf.NFNL_BATCH_GENID, [1, 2, 3, 4]]],
+  );
+  const [bare] = nl.parseMessages(nf.batch({ begin: 1, end: 2 }, []));
+  t.is(bare!.payload.length, nf.NFGENMSG_LEN);
+});
+
+test('GETGEN asks with an ack, any family; parseGeneration reads NFTA_GEN_ID big-endian', (t) => {
+  const [get] = nl.parseMessages(nf.getGeneration(11));
+  t.is(get!.type, (10 << 8) | 16);
+  t.is(get!.flags, nl.NLM_F_REQUEST | nl.NLM_F_ACK);
+  t.is(get!.seq, 11);
+  t.is(get!.payload.length, nf.NFGENMSG_LEN);
+  t.is(get!.payload.readUInt8(0), 0, 'AF_UNSPEC');
+  const id = Buffer.alloc(4);
+  id.writeUInt32BE(0xfffffffe);
+  const reply = Buffer.concat([nf.nfgenmsg(0), nl.attr(nf.NFTA_GEN_ID, id), nl.attrU32(2, 1234)]);
+  t.is(nf.parseGeneration(reply), 0xfffffffe);
+  t.is(nf.parseGeneration(nf.nfgenmsg(0)), undefined);
+  t.is(nf.parseGeneration(Buffer.concat([nf.nfgenmsg(0), nl.attr(nf.NFTA_GEN_ID, Buffer.from([1, 2]))])), undefined, 'too short');
+});
+
+test('GETTABLE names family and table; parseTableHandle reads the 64-bit handle as decimal', (t) => {
+  const [get] = nl.parseMessages(nf.getTable(12, nf.NFPROTO_BRIDGE, 'nsbox'));
+  t.is(get!.type, (10 << 8) | 1);
+  t.is(get!.flags, nl.NLM_F_REQUEST | nl.NLM_F_ACK);
+  t.is(get!.payload.readUInt8(0), nf.NFPROTO_BRIDGE);
+  const attrs = nl.parseAttrs(get!.payload.subarray(nf.NFGENMSG_LEN));
+  t.deepEqual(
+    attrs.map((a) => [a.type, a.value.toString()]),
+    [[nf.NFTA_TABLE_NAME, 'nsbox\0']],
+  );
+  const handle = Buffer.alloc(8);
+  handle.writeBigUInt64BE(2n ** 40n + 7n);
+  const reply = Buffer.concat([nf.nfgenmsg(nf.NFPROTO_BRIDGE), nl.attrStr(nf.NFTA_TABLE_NAME, 'nsbox'), nl.attr(nf.NFTA_TABLE_HANDLE, handle)]);
+  t.is(nf.parseTableHandle(reply), String(2n ** 40n + 7n));
+  t.is(nf.parseTableHandle(Buffer.concat([nf.nfgenmsg(nf.NFPROTO_BRIDGE), nl.attrStr(nf.NFTA_TABLE_NAME, 'nsbox')])), undefined);
+});

@@ -2,7 +2,8 @@
 // list, a fixed environment and -w. The rules themselves come from firewall.ts.
 // Also looks at what is there: whether a network's jumps and chains survived (a
 // firewall reload flushes them; with the nft backend a netlink dump, ~0.1 ms,
-// so every connect can afford it), and the host's nat table (its own forwards).
+// which a connect skips while the ruleset's generation says nothing changed:
+// policy/rulecheck.ts), and the host's nat table (its own forwards).
 import fs from 'node:fs';
 import * as nl from '@nsbox/shared/netlink';
 import type { Backend, Network } from '../policy/config.ts';

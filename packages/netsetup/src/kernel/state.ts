@@ -9,6 +9,7 @@ import { AT_FDCWD, LOCK_EX, LOCK_NB } from '@nsbox/shared/syscalls';
 import { NsboxError, sysError } from '@nsbox/shared/error';
 import { EXIT } from '../exit.ts';
 import { parseLeaseFile, type Lease } from '../policy/leases.ts';
+import { CHECKED_LENGTH, formatChecked, parseChecked, type Generation } from '../policy/rulecheck.ts';
 import { untrusted } from '../setuid/trust.ts';
 import { withDeadline } from './deadline.ts';
 
@@ -41,6 +42,8 @@ function countHolder(fd: number): void {
 export class State {
   dir: string;
   private lockFd: number;
+  /** Set by removeFiles(): nothing more is recorded in a directory on its way out. */
+  private removed = false;
 
   private constructor(dir: string, lockFd: number) {
     this.dir = dir;
@@ -164,6 +167,28 @@ export class State {
     }
   }
 
+  /**
+   * Records the nf_tables generation at which the jumps were last seen intact
+   * (policy/rulecheck.ts): one fixed-length pwrite over the old record, under
+   * the lock (so one writer at a time; a rename would cost a freed inode, and
+   * a truncation its page). rulesChecked() reads it without the lock; a read
+   * that catches half a write fails the record's check. Best effort: a record
+   * that cannot be written only costs the next call a look.
+   */
+  recordChecked(g: Generation): void {
+    if (this.removed) return;
+    try {
+      const fd = fs.openSync(`${this.dir}/${CHECKED}`, O_WRONLY | O_CREAT | O_NOFOLLOW, 0o600);
+      try {
+        fs.writeSync(fd, formatChecked(g), 0, 'latin1');
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch {
+      // A short or failed write fails the record's check: the next call looks.
+    }
+  }
+
   /** After unlock (teardown): the lock file and the directory, if empty. */
   removeDir(): void {
     fs.rmSync(`${this.dir}/lock`, { force: true });
@@ -176,8 +201,32 @@ export class State {
 
   /** Removes the files (teardown); keeps the lock file until unlock. */
   removeFiles(): void {
-    for (const f of ['leases.json', 'leases.json.new']) fs.rmSync(`${this.dir}/${f}`, { force: true });
+    this.removed = true;
+    for (const f of ['leases.json', 'leases.json.new', CHECKED]) fs.rmSync(`${this.dir}/${f}`, { force: true });
     fs.rmSync(`${this.dir}/${WAITING}`, { recursive: true, force: true });
+  }
+}
+
+/** The file of the generation at which the network's jumps were last seen intact. */
+const CHECKED = 'rules-checked';
+
+/** The recorded generation (State.recordChecked), read without the lock (dir must
+ *  have passed ensureDir()); undefined when there is none or it is not one. */
+export function rulesChecked(dir: string): Generation | undefined {
+  let fd: number;
+  try {
+    fd = fs.openSync(`${dir}/${CHECKED}`, O_RDONLY | O_NOFOLLOW);
+  } catch {
+    return undefined;
+  }
+  try {
+    const buf = Buffer.alloc(CHECKED_LENGTH + 1);
+    const n = fs.readSync(fd, buf, 0, buf.length, 0);
+    return parseChecked(buf.toString('latin1', 0, n));
+  } catch {
+    return undefined;
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

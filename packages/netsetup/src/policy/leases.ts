@@ -98,6 +98,9 @@ export function partition(
   const live: Lease[] = [];
   const stale: Lease[] = [];
   const busy: Lease[] = [];
+  // By name (unique in a namespace): one pass over each list, not one over the
+  // links per lease (a host with many sandboxes has many of both).
+  const byName = new Map(links.map((k) => [k.name, k]));
   for (const l of leases) {
     if (l.state !== 'ready') {
       (l.holder && holderAlive(l.holder) ? busy : stale).push(l);
@@ -105,7 +108,8 @@ export function partition(
     }
     // A ready lease recorded without a MAC was made before the bridge filter:
     // its port cannot be bound, so it could send nothing anyway.
-    (l.mac !== undefined && links.some((k) => isLeaseVeth(l, k)) ? live : stale).push(l);
+    const k = byName.get(l.hostVeth);
+    (l.mac !== undefined && k !== undefined && isLeaseVeth(l, k) ? live : stale).push(l);
   }
   return { live, stale, busy };
 }
