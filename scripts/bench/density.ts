@@ -16,13 +16,14 @@
 // programs they are by then. For podman, whose `run -d` exits, it is the new
 // processes of the user outside any container (conmon and slirp4netns per
 // container). Private memory = Private_Clean + Private_Dirty + Private_Hugetlb of
-// /proc/PID/smaps_rollup. MemAvailable is read without dropping caches (it
-// counts reclaimable cache as available already): the median of 9 readings over
-// 2 s before the start, after the sandboxes have settled, and after they have
-// all exited and their leftovers were checked. The host is shared (other
+// /proc/PID/smaps_rollup. MemAvailable is read after `sync` and dropping the page
+// cache (drop_caches 3: its reclaimable estimate was the largest noise): the
+// median of 9 readings over 2 s before the start, after the sandboxes have
+// settled, and after they have all exited and their leftovers were checked. The host is shared (other
 // programs' memory comes and goes), so the drop is taken both ways, start
 // (before - running) and end (after - running), and their mean is reported
 // with both.
+import { execaSync } from 'execa';
 import fs from 'node:fs';
 import path from 'node:path';
 import { findExecutable, run, sleep, type Context } from './context.ts';
@@ -94,8 +95,14 @@ function meminfo(): { available: number; total: number } {
   return { available: field('MemAvailable'), total: field('MemTotal') };
 }
 
-/** The median of 9 MemAvailable readings over 2 s, in KiB. */
+/** The median of 9 MemAvailable readings over 2 s, in KiB, after the page cache
+ *  was written back and dropped: MemAvailable only estimates how much of the cache
+ *  could be reclaimed, and the cache of a shared host (logs, builds) moves by
+ *  hundreds of MB between readings, more than 500 sandboxes' kernel memory. */
 async function memAvailable(): Promise<number> {
+  execaSync('sync');
+  fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
+  await sleep(500);
   const xs: number[] = [];
   for (let i = 0; i < 9; i++) {
     if (i > 0) await sleep(250);
