@@ -21,6 +21,7 @@ packages=(
   tini zstd xz-utils dpkg-dev           # launcher --init and import; the distribution test's apt repository
   gcc libc6-dev                         # the hostile-environment test builds a real LD_PRELOAD library
   gcc-aarch64-linux-gnu                 # the supervisor for arm64 (scripts/build-supervisor.sh)
+  strace                                # the tests that check netsetup waits in one blocking call, not a loop
 )
 if [ "$(id -u)" -eq 0 ]; then
   echo "== Debian packages"
