@@ -19,7 +19,11 @@
 // /proc/PID/smaps_rollup. MemAvailable is read after `sync` and dropping the page
 // cache (drop_caches 3: its reclaimable estimate was the largest noise): the
 // median of 9 readings over 2 s before the start, after the sandboxes have
-// settled, and after they have all exited and their leftovers were checked. The host is shared (other
+// settled, and after they have all exited and their leftovers were checked.
+// Beside it, `held`: the memory no cache can give back (meminfo's AnonPages,
+// Shmem, SUnreclaim, KernelStack, PageTables, Percpu), read at the same moments;
+// it is what the sandboxes cost the kernel and their processes, without
+// MemAvailable's estimate of the reclaimable cache. The host is shared (other
 // programs' memory comes and goes), so the drop is taken both ways, start
 // (before - running) and end (after - running), and their mean is reported
 // with both.
@@ -80,6 +84,13 @@ interface Outcome {
   dropAtStartKiB: number;
   /** (after the exit - running) / started */
   riseAtEndKiB: number;
+  /** mean of the two below: memory no cache gives back (meminfo's AnonPages,
+   *  Shmem, SUnreclaim, KernelStack, PageTables, Percpu) */
+  heldKiB: number;
+  /** (running - before) / started */
+  heldAtStartKiB: number;
+  /** (running - after the exit) / started */
+  heldFallAtEndKiB: number;
   privateKiB: number;
   processes: Record<string, { perSandbox: number; kibPerSandbox: number }>;
   addresses: number;
@@ -89,26 +100,33 @@ interface Outcome {
 
 // ---------------------------------------------------------------- /proc
 
-function meminfo(): { available: number; total: number } {
+/** MemAvailable, MemTotal, and `held`: the memory that no cache can give back,
+ *  AnonPages + Shmem + SUnreclaim + KernelStack + PageTables + Percpu (KiB). */
+function meminfo(): { available: number; total: number; held: number } {
   const text = fs.readFileSync('/proc/meminfo', 'utf8');
   const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN);
-  return { available: field('MemAvailable'), total: field('MemTotal') };
+  const held = ['AnonPages', 'Shmem', 'SUnreclaim', 'KernelStack', 'PageTables', 'Percpu'].reduce((a, f) => a + field(f), 0);
+  return { available: field('MemAvailable'), total: field('MemTotal'), held };
 }
 
-/** The median of 9 MemAvailable readings over 2 s, in KiB, after the page cache
- *  was written back and dropped: MemAvailable only estimates how much of the cache
- *  could be reclaimed, and the cache of a shared host (logs, builds) moves by
- *  hundreds of MB between readings, more than 500 sandboxes' kernel memory. */
-async function memAvailable(): Promise<number> {
+/** The medians of 9 readings over 2 s of MemAvailable and of `held`, in KiB,
+ *  after the page cache was written back and dropped: MemAvailable only
+ *  estimates how much of the cache could be reclaimed, and the cache of a shared
+ *  host (logs, builds) moves by hundreds of MB between readings. */
+async function memAvailable(): Promise<{ available: number; held: number }> {
   execaSync('sync');
   fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
   await sleep(500);
   const xs: number[] = [];
+  const hs: number[] = [];
   for (let i = 0; i < 9; i++) {
     if (i > 0) await sleep(250);
-    xs.push(meminfo().available);
+    const m = meminfo();
+    xs.push(m.available);
+    hs.push(m.held);
   }
-  return xs.sort((a, b) => a - b)[4]!;
+  const median = (v: number[]): number => v.sort((a, b) => a - b)[4]!;
+  return { available: median(xs), held: median(hs) };
 }
 
 interface Proc {
@@ -365,9 +383,12 @@ async function batch(ctx: Context, c: Contender, n: number, floorKiB: number): P
   failures.push(...(await c.stop(instances)));
   const exitSeconds = Number(process.hrtime.bigint() - t1) / 1e9;
   const leftBehind = await settled(c.leftovers, 30_000);
+  // What ends with them (netsetup's release, network namespaces freed by a
+  // kernel worker) takes a moment longer than their veths and leases.
+  await sleep(opts.densitySettle * 1000);
   const memEnd = await memAvailable();
   const addresses = instances.flatMap((i) => (i.address ? [i.address] : []));
-  ctx.log(`density: ${c.id} x ${n}: ${privateKiB.toFixed(0)} KiB private, ${per(memBefore - memAfter).toFixed(0)} KiB MemAvailable per sandbox (start); all exited ${exitSeconds.toFixed(1)} s after SIGTERM`);
+  ctx.log(`density: ${c.id} x ${n}: ${privateKiB.toFixed(0)} KiB private, ${per(memBefore.available - memAfter.available).toFixed(0)} KiB MemAvailable, ${per(memAfter.held - memBefore.held).toFixed(0)} KiB held per sandbox (start); all exited ${exitSeconds.toFixed(1)} s after SIGTERM`);
   return {
     id: c.id,
     label: c.label,
@@ -377,9 +398,12 @@ async function batch(ctx: Context, c: Contender, n: number, floorKiB: number): P
     ...(stoppedEarly ? { stoppedEarly } : {}),
     startSeconds,
     exitSeconds,
-    memAvailableDropKiB: per((memBefore - memAfter + memEnd - memAfter) / 2),
-    dropAtStartKiB: per(memBefore - memAfter),
-    riseAtEndKiB: per(memEnd - memAfter),
+    memAvailableDropKiB: per((memBefore.available - memAfter.available + memEnd.available - memAfter.available) / 2),
+    dropAtStartKiB: per(memBefore.available - memAfter.available),
+    riseAtEndKiB: per(memEnd.available - memAfter.available),
+    heldKiB: per((memAfter.held - memBefore.held + memAfter.held - memEnd.held) / 2),
+    heldAtStartKiB: per(memAfter.held - memBefore.held),
+    heldFallAtEndKiB: per(memAfter.held - memEnd.held),
     privateKiB,
     processes: Object.fromEntries([...kept].map(([comm, k]) => [comm, { perSandbox: per(k.count), kibPerSandbox: per(k.kib) }])),
     addresses: addresses.length,
@@ -448,10 +472,11 @@ export async function density(ctx: Context): Promise<SectionReport> {
     text.push(
       `N=${n} sandboxes running sleep (all at once; started ${opts.densityParallel} at a time)`,
       ...table(
-        ['command', 'started', 'start s', 'exit s', 'private KiB/sandbox', 'MemAvailable KiB/sandbox (start, end)', 'x bwrap'],
+        ['command', 'started', 'start s', 'exit s', 'private KiB/sandbox', 'MemAvailable KiB/sandbox (start, end)', 'x bwrap', 'held KiB/sandbox (start, end)', 'x bwrap'],
         rows.map((o) => [o.label, `${o.started}/${o.n}`, o.startSeconds.toFixed(1), o.exitSeconds.toFixed(1), o.privateKiB.toFixed(0),
-          `${o.memAvailableDropKiB.toFixed(0)} (${o.dropAtStartKiB.toFixed(0)}, ${o.riseAtEndKiB.toFixed(0)})`, bw ? (o.memAvailableDropKiB / bw.memAvailableDropKiB).toFixed(2) : '-']),
-        [false, true, true, true, true, true, true],
+          `${o.memAvailableDropKiB.toFixed(0)} (${o.dropAtStartKiB.toFixed(0)}, ${o.riseAtEndKiB.toFixed(0)})`, bw ? (o.memAvailableDropKiB / bw.memAvailableDropKiB).toFixed(2) : '-',
+          `${o.heldKiB.toFixed(0)} (${o.heldAtStartKiB.toFixed(0)}, ${o.heldFallAtEndKiB.toFixed(0)})`, bw ? (o.heldKiB / bw.heldKiB).toFixed(2) : '-']),
+        [false, true, true, true, true, true, true, true, true],
       ),
       ...rows.map((o) => `  ${o.id}: kept per sandbox: ${Object.entries(o.processes).map(([comm, p]) => `${comm} ${p.perSandbox.toFixed(2)} x, ${p.kibPerSandbox.toFixed(0)} KiB`).join('; ') || 'nothing'}`),
       ...rows.filter((o) => o.stoppedEarly).map((o) => `  ${o.id}: ${o.stoppedEarly}`),
@@ -491,7 +516,7 @@ export async function density(ctx: Context): Promise<SectionReport> {
       podmanMax: opts.densityPodmanMax,
       memoryFloorKiB: Math.round(floor),
       network: net.dense,
-      outcomes: outcomes.map((o) => ({ ...o, startSeconds: round(o.startSeconds, 3), exitSeconds: round(o.exitSeconds, 3), privateKiB: round(o.privateKiB, 1), memAvailableDropKiB: round(o.memAvailableDropKiB, 1), dropAtStartKiB: round(o.dropAtStartKiB, 1), riseAtEndKiB: round(o.riseAtEndKiB, 1) })),
+      outcomes: outcomes.map((o) => ({ ...o, startSeconds: round(o.startSeconds, 3), exitSeconds: round(o.exitSeconds, 3), privateKiB: round(o.privateKiB, 1), memAvailableDropKiB: round(o.memAvailableDropKiB, 1), dropAtStartKiB: round(o.dropAtStartKiB, 1), riseAtEndKiB: round(o.riseAtEndKiB, 1), heldKiB: round(o.heldKiB, 1), heldAtStartKiB: round(o.heldAtStartKiB, 1), heldFallAtEndKiB: round(o.heldFallAtEndKiB, 1) })),
       leftBehind: left,
       skipped: skips,
       notes,
