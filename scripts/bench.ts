@@ -87,7 +87,7 @@ function cli(): Command {
     .option('--uid <u>', 'user to run the commands as when run as root', int(0), 1000)
     .option('--gid <g>', "its group (default: U's primary group in /etc/passwd, else U)", int(0))
     .option('--rootfs <dir>', 'rootfs to use (default: build one with scripts/make-rootfs.sh in a temporary directory, removed at the end)')
-    .option('--launcher <p>', 'launcher executable (default: dist/launcher, built if missing)')
+    .option('--launcher <p>', 'launcher executable (default: dist/launcher, built if missing); the networked sections install the netsetup beside it if there is one')
     .option('--node <p>', 'Node to compare with; the one the SEA is built from (default: .tools/bin/node if present, else this Node)')
     .option('--json', 'print one JSON object with all numbers instead of tables')
     .addOption(net('--mtu <n>', "MTU of the bench network and of the root-made veth (netsetup's default)").argParser(int(576, 65535)).default(1500))

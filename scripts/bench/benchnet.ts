@@ -48,8 +48,10 @@ function install(ctx: Context): BenchNetwork {
     }
   }
   const { opts } = ctx;
-  ctx.built('netsetup');
-  const dist = path.dirname(ctx.built('launcher'));
+  // The netsetup of the launcher measured (--launcher: a build of another
+  // version brings its own), else this checkout's.
+  const beside = path.dirname(ctx.launcher());
+  const dist = fs.existsSync(path.join(beside, 'netsetup')) ? beside : path.dirname(ctx.built('netsetup'));
   const prefix = path.join(ctx.tempDir(), 'prefix');
   const stateDir = `/run/nsbox-bench-${process.pid}`;
   const quota = Math.max(100, opts.concurrency + 10);
