@@ -4,6 +4,7 @@
 // and set up its network first; every failed step comes back over a close-on-exec
 // pipe, whose EOF means the child has exec'd or died.
 import fs from 'node:fs';
+import { codePage, MAP_ANONYMOUS, MAP_PRIVATE, PAGE, PROT_READ, PROT_WRITE } from './codepage.ts';
 import { describeErrno } from './errno.ts';
 import { NsboxError, sysError } from './error.ts';
 import { libc, errno } from './libc.ts';
@@ -11,14 +12,8 @@ import { assemble, decodeFailures, fillSlot, link, type Failure, type Step } fro
 import { STUB_CODE } from './stub/code.ts';
 import { currentArch, CLONE_VM, O_CLOEXEC, SIGNALS, SYSCALLS } from './syscalls.ts';
 
-const PROT_READ = 1;
-const PROT_WRITE = 2;
-const PROT_EXEC = 4;
-const MAP_PRIVATE = 2;
-const MAP_ANONYMOUS = 0x20;
 const MAP_STACK = 0x20000;
 const STACK_SIZE = 64 * 1024;
-const PAGE = 4096;
 const WNOHANG = 1;
 
 export interface PipeEnds {
@@ -53,7 +48,7 @@ interface Mapping {
   size: number;
 }
 
-let codePage: Mapping | undefined;
+let stubAddress: bigint | undefined;
 
 function map(size: number, extra = 0): Mapping {
   const c = libc();
@@ -67,14 +62,8 @@ function unmap(m: Mapping): void {
   libc().munmap(m.ptr, m.size);
 }
 
-function stubCode(): Mapping {
-  if (!codePage) {
-    const page = map(PAGE);
-    new Uint8Array(libc().k.view(page.ptr, PAGE)).set(Buffer.from(STUB_CODE[currentArch()], 'hex'));
-    if (libc().mprotect(page.ptr, PAGE, PROT_READ | PROT_EXEC) !== 0) throw sysError("make the stub's code executable (mprotect)", errno());
-    codePage = page;
-  }
-  return codePage;
+function stubCode(): bigint {
+  return (stubAddress ??= codePage(Buffer.from(STUB_CODE[currentArch()], 'hex'), "the stub's code"));
 }
 
 function pipe(): [number, number] {
@@ -95,7 +84,7 @@ export function startStub(nsFlags: number, program: (ends: PipeEnds) => Step[]):
   link(image, memory, data.address);
   const stack = map(STACK_SIZE, MAP_STACK);
 
-  const pid: number = c.clone(code.address, stack.address + BigInt(STACK_SIZE), nsFlags | CLONE_VM | SIGNALS.SIGCHLD!, data.address);
+  const pid: number = c.clone(code, stack.address + BigInt(STACK_SIZE), nsFlags | CLONE_VM | SIGNALS.SIGCHLD!, data.address);
   const cloneErrno = pid < 0 ? errno() : 0;
   c.close(errWrite);
   c.close(syncRead);

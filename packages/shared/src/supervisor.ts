@@ -6,6 +6,7 @@
 // time all stay valid, and ~16 KiB of private memory instead of ~10 MiB
 // (docs/platform.md §6).
 import fs from 'node:fs';
+import { codePage, handlerAction, sigactionBuffer } from './codepage.ts';
 import { describeErrno } from './errno.ts';
 import { NsboxError } from './error.ts';
 import { errno, libc } from './libc.ts';
@@ -38,15 +39,6 @@ export function blockSignals(signals: number[]): () => void {
   return () => libc().pthread_sigmask(SIG_SETMASK, old, null);
 }
 
-const PAGE = 4096;
-const PROT_READ = 1;
-const PROT_WRITE = 2;
-const PROT_EXEC = 4;
-const MAP_PRIVATE = 2;
-const MAP_ANONYMOUS = 0x20;
-/** glibc's struct sigaction: handler, 128-byte mask, int flags, restorer (x86_64 and arm64). */
-const SIGACTION_SIZE = 152;
-
 let redirectPage: bigint | undefined;
 
 /**
@@ -59,17 +51,15 @@ let redirectPage: bigint | undefined;
 export function redirectSignals(signals: number[]): () => void {
   const c = libc();
   if (redirectPage === undefined) {
-    const page = c.mmap(null, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    const address = c.k.address(page) as bigint;
-    if (address === 0xffffffffffffffffn) return () => {};
-    new Uint8Array(c.k.view(page, PAGE)).set(Buffer.from(REDIRECT_CODE[currentArch()], 'hex'));
-    if (c.mprotect(page, PAGE, PROT_READ | PROT_EXEC) !== 0) return () => {};
-    redirectPage = address;
+    try {
+      redirectPage = codePage(Buffer.from(REDIRECT_CODE[currentArch()], 'hex'), 'the signal redirect');
+    } catch {
+      return () => {};
+    }
   }
-  const act = Buffer.alloc(SIGACTION_SIZE);
-  act.writeBigUInt64LE(redirectPage, 0);
+  const act = handlerAction(redirectPage);
   const old = signals.map((sig) => {
-    const was = Buffer.alloc(SIGACTION_SIZE);
+    const was = sigactionBuffer();
     c.sigaction(sig, act, was);
     return [sig, was] as const;
   });

@@ -8,20 +8,12 @@
 // timer repeats every INTERVAL_MS after the deadline, so a signal that lands
 // just before the call blocks is followed by another. Nothing is installed
 // unless a call is about to block: a free lock costs no timer at all.
+import { codePage, handlerAction } from '@nsbox/shared/codepage';
 import { errno, libc } from '@nsbox/shared/libc';
 import { sysError } from '@nsbox/shared/error';
 import { currentArch, SIGNALS } from '@nsbox/shared/syscalls';
 
-const PAGE = 4096;
-const PROT_READ = 1;
-const PROT_WRITE = 2;
-const PROT_EXEC = 4;
-const MAP_PRIVATE = 2;
-const MAP_ANONYMOUS = 0x20;
 const ITIMER_REAL = 0;
-/** glibc's struct sigaction: handler, 128-byte mask, int flags, restorer (x86_64 and arm64). */
-const SIGACTION_SIZE = 152;
-const SA_FLAGS_OFFSET = 136;
 /** After the deadline, the signal repeats this often until the timer is cleared. */
 const INTERVAL_MS = 50;
 
@@ -33,14 +25,8 @@ let installed = false;
 function installHandler(): void {
   if (installed) return;
   const c = libc();
-  const page = c.mmap(null, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  const address = c.k.address(page) as bigint;
-  if (address === 0xffffffffffffffffn) throw sysError('map the alarm handler (mmap)', errno());
-  new Uint8Array(c.k.view(page, PAGE)).set(Buffer.from(RET[currentArch()], 'hex'));
-  if (c.mprotect(page, PAGE, PROT_READ | PROT_EXEC) !== 0) throw sysError('make the alarm handler executable (mprotect)', errno());
-  const act = Buffer.alloc(SIGACTION_SIZE);
-  act.writeBigUInt64LE(address, 0);
-  act.writeInt32LE(0, SA_FLAGS_OFFSET); // no SA_RESTART: the blocked call returns EINTR
+  const address = codePage(Buffer.from(RET[currentArch()], 'hex'), 'the alarm handler');
+  const act = handlerAction(address); // no SA_RESTART: the blocked call returns EINTR
   if (c.sigaction(SIGNALS.SIGALRM!, act, null) !== 0) throw sysError('install the alarm handler (sigaction)', errno());
   installed = true;
 }
