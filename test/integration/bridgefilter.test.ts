@@ -321,6 +321,29 @@ test.serial('a port whose elements are removed sends nothing; bound again, it do
   }
 });
 
+test.serial('an address bound to a port whose veth is gone (records lost) is taken over by a new lease of it; one bound to a live port never is (control)', (t) => {
+  const f = BridgeFilter.open(SCOPE);
+  try {
+    // A lease whose veth died and whose record was lost: its elements stay.
+    const lost = portBinding(SCOPE, net('user'), { port: 'nstplost', mac: '02:31:91:00:00:55', address: '10.231.91.55', uid: A1.uid });
+    f.bind(lost);
+    const next = portBinding(SCOPE, net('user'), { port: 'nstpnext', mac: '02:31:91:00:00:56', address: '10.231.91.55', uid: A1.uid });
+    t.throws(() => f.bind(next), { message: /File exists \(EEXIST\)/ }, 'the same owner and address: the pair is in the way');
+    f.bindReplacing(next);
+    const ports = f.bound();
+    t.is(ports.find((p) => p.port === 'nstplost'), undefined, 'the lost lease\'s elements are gone');
+    t.deepEqual(ports.find((p) => p.port === 'nstpnext')?.groupAddresses, [{ group: A1.uid, address: '10.231.91.55' }]);
+    f.unbind(next);
+    // The control: A1's address, bound to A1's live port, stays A1's.
+    const thief = portBinding(SCOPE, net('user'), { port: 'nstpthief', mac: '02:31:91:00:00:57', address: A1.address, uid: A1.uid });
+    t.throws(() => f.bindReplacing(thief), { message: /File exists \(EEXIST\)/ });
+    t.deepEqual(f.bound().find((p) => p.port === A1.port)?.addresses, [A1.address], 'the live port keeps its address');
+    t.is(f.bound().find((p) => p.port === 'nstpthief'), undefined);
+  } finally {
+    f.close();
+  }
+});
+
 test.serial('a check finds tampered or missing tables (an accept rule, a flushed chain, a removed table); a reinstall repairs them', (t) => {
   const nft = (...args: string[]): void => void execaSync('nft', args);
   t.deepEqual(checkTables(SCOPE, [net('user')]), [], 'as installed');

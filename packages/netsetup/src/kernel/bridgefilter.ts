@@ -348,17 +348,32 @@ export class BridgeFilter {
     this.transact(`bind port ${b.port} to ${b.mac} and ${b.address}`, bindingElements(b).map((e) => ({ op: 'add' as const, ...e })));
   }
 
-  /** bind(), after sweeping whatever stale elements the port has (EEXIST): a
-   *  name left bound by a lease that was never cleaned. Costs a listing only then. */
+  /** bind(), after sweeping the stale elements in its way (EEXIST): the port's
+   *  own, left by a lease that was never cleaned, and those of another port that
+   *  bound the same address and whose veth is gone (records lost, a crashed
+   *  test: the address was free in the records, so no live lease has it). A port
+   *  that exists is never swept. Costs a listing only then. */
   bindReplacing(b: PortBinding): void {
     try {
       this.bind(b);
+      return;
     } catch (err) {
       if (!(err instanceof NsboxError) || err.errno !== EEXIST) throw err;
-      const stale = this.bound().filter((p) => p.port === b.port);
-      this.sweep(stale);
-      this.bind(b);
     }
+    const ports = this.bound();
+    const gone = (port: string): boolean => !fs.existsSync(`/sys/class/net/${port}`);
+    const stale = ports.filter((p) => p.port === b.port || (p.addresses.includes(b.address) && gone(p.port)));
+    if (stale.length > 0) this.sweep(stale);
+    // The address's group pair may be left alone, its port's elements gone.
+    if (!ports.some((p) => p.addresses.includes(b.address) && !gone(p.port))) {
+      const pair = bindingElements(b).find((e) => e.set === SETS.groupIp)!;
+      try {
+        this.transact(`remove a stale pair of ${b.address}`, [{ op: 'delete' as const, ...pair }]);
+      } catch (err) {
+        if (!(err instanceof NsboxError) || err.errno !== ENOENT) throw err;
+      }
+    }
+    this.bind(b);
   }
 
   /** Unbinds a port exactly (release); ENOENT when one of its elements is
