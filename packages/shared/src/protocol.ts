@@ -83,3 +83,45 @@ export function isNoWaitSlot(line: string): boolean {
     return false;
   }
 }
+
+/**
+ * The abstract socket on which a user's netsetup server takes that user's next
+ * sandboxes (packages/netsetup/src/serve.ts): one per user and per installed
+ * binary, named after its device, inode and modification time, so that another
+ * install, or an upgrade, never reaches a server of another binary.
+ */
+export function serverName(uid: number, binary: { dev: bigint; ino: bigint; mtimeNs: bigint }): string {
+  return `nsbox-netsetup/${uid}/${binary.dev}/${binary.ino}/${binary.mtimeNs}`;
+}
+
+/** The launcher's one request to a server: the arguments it would have given a
+ *  netsetup it ran (holdArgs with the pid, and --network), as one JSON line. */
+export function serverRequest(args: string[]): string {
+  return `${JSON.stringify({ argv: args })}\n`;
+}
+
+/** The arguments of a request line, or undefined when it is not one. */
+export function parseServerRequest(line: string): string[] | undefined {
+  try {
+    const argv = (JSON.parse(line) as { argv?: unknown })?.argv;
+    return Array.isArray(argv) && argv.every((a) => typeof a === 'string') ? argv : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A server's refusal: the line a netsetup run by the launcher would have
+ *  written to the launcher's stderr, and its exit code. */
+export function serverErrorLine(message: string, exit: number): string {
+  return `${JSON.stringify({ error: message, exit })}\n`;
+}
+
+/** The refusal in a server's line, or undefined when the line is not one. */
+export function parseServerError(line: string): { error: string; exit: number } | undefined {
+  try {
+    const e = JSON.parse(line) as { error?: unknown; exit?: unknown };
+    return typeof e?.error === 'string' && Number.isInteger(e.exit) ? { error: e.error, exit: e.exit as number } : undefined;
+  } catch {
+    return undefined;
+  }
+}

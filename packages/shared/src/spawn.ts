@@ -173,3 +173,34 @@ export function start(file: string, args: string[], env: Record<string, string>,
     },
   };
 }
+
+/**
+ * Runs `file` with exactly the fds `fds` (fds[i] becomes its fd i; 'null' is
+ * /dev/null), an empty environment, cwd / and every signal at its default;
+ * returns its pid without waiting (reap it with reap()).
+ */
+export function spawnWith(file: string, argv: string[], fds: (number | 'null')[]): number {
+  const c = libc();
+  const actions = Buffer.alloc(ACTIONS_SIZE);
+  try {
+    fds.forEach((fd, i) => {
+      if (fd === 'null') c.posix_spawn_file_actions_addopen(actions, i, '/dev/null', fs.constants.O_RDWR, 0);
+      else c.posix_spawn_file_actions_adddup2(actions, fd, i);
+    });
+    c.posix_spawn_file_actions_addchdir_np(actions, '/');
+    const out = [0];
+    const rc = c.posix_spawn(out, file, actions, spawnAttributes(), [...argv, null], [null]) as number;
+    if (rc !== 0) throw sysError(file, rc);
+    return out[0]!;
+  } finally {
+    c.posix_spawn_file_actions_destroy(actions);
+  }
+}
+
+const WNOHANG = 1;
+
+/** Reaps `pid` if it has exited; true when it has (or is not our child). */
+export function reap(pid: number): boolean {
+  const r = libc().waitpid(pid, [0], WNOHANG) as number;
+  return r !== 0;
+}

@@ -10,6 +10,7 @@ import { codePage, handlerAction, sigactionBuffer } from './codepage.ts';
 import { describeErrno } from './errno.ts';
 import { NsboxError } from './error.ts';
 import { errno, libc } from './libc.ts';
+import { spawnWith } from './spawn.ts';
 import { REDIRECT_CODE, SUPERVISOR_ELF } from './supervisor/code.ts';
 import { currentArch, F_SETFD } from './syscalls.ts';
 
@@ -88,6 +89,22 @@ function supervisorFile(): number | NsboxError {
     return new NsboxError({ what: 'seal the supervisor', why: describeErrno(e) });
   }
   return fd;
+}
+
+/**
+ * Starts the supervisor as a child (`args` after its argv[0]) with exactly the
+ * fds `fds` (spawnWith); its pid, or why it could not be started.
+ */
+export function spawnSupervisor(args: string[], fds: (number | 'null')[]): number | NsboxError {
+  const file = supervisorFile();
+  if (file instanceof NsboxError) return file;
+  try {
+    return spawnWith(`/proc/self/fd/${file}`, [SUPERVISOR_NAME, ...args], fds);
+  } catch (err) {
+    return err instanceof NsboxError ? err : new NsboxError({ what: 'start the supervisor', why: (err as Error).message });
+  } finally {
+    libc().close(file);
+  }
 }
 
 /**

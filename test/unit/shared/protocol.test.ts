@@ -1,5 +1,8 @@
 import test from 'ava';
-import { formatAnswer, holdArgs, isNoWaitSlot, NETSETUP_ENV, noWaitSlotLine, parseAnswer, releasingLine, SANDBOX_IFNAME, type Answer } from '../../../packages/shared/src/protocol.ts';
+import {
+  formatAnswer, holdArgs, isNoWaitSlot, NETSETUP_ENV, noWaitSlotLine, parseAnswer, parseServerError, parseServerRequest, releasingLine, SANDBOX_IFNAME,
+  serverErrorLine, serverName, serverRequest, type Answer,
+} from '../../../packages/shared/src/protocol.ts';
 
 const answer: Answer = {
   lease: '21615363', network: 'default', pid: 27695, interface: 'eth0', address: '10.200.200.2', prefix: 24, cidr: '10.200.200.2/24',
@@ -43,4 +46,29 @@ test('netsetup runs with a fixed PATH only; the answer keeps the dns and ports i
   t.is(formatAnswer(answer, true), `${JSON.stringify(answer)}\n`);
   t.is(formatAnswer({ ...answer, published: [...answer.published, { hostAddress: '192.0.2.1', hostPort: 53, port: 53, protocol: 'udp' }] }, false),
     'eth0 10.200.200.2/24 via 10.200.200.1 mtu 1500 on nsbox0 (host nsb21615363, lease 21615363, published 8080:80/tcp,192.0.2.1:53:53/udp)\n');
+});
+
+test('a server is one per user and per installed file: another uid, inode, device or modification time names another', (t) => {
+  const file = { dev: 2049n, ino: 1234n, mtimeNs: 1700000000123456789n };
+  const name = serverName(1000, file);
+  t.is(name, 'nsbox-netsetup/1000/2049/1234/1700000000123456789');
+  t.true(Buffer.byteLength(name) < 107, 'fits an abstract sun_path');
+  t.not(serverName(1001, file), name);
+  for (const other of [{ ...file, ino: 1235n }, { ...file, dev: 2050n }, { ...file, mtimeNs: file.mtimeNs + 1n }]) t.not(serverName(1000, other), name);
+});
+
+test('a server request carries the arguments a netsetup would get, and only a list of strings is one', (t) => {
+  const args = [...holdArgs(['8080:80'], 4242), '--network', 'test'];
+  const line = serverRequest(args);
+  t.true(line.endsWith('\n'));
+  t.deepEqual(parseServerRequest(line.trim()), args);
+  for (const bad of ['', 'x', '{}', '{"argv":"--pid"}', '{"argv":[1]}', '[]']) t.is(parseServerRequest(bad), undefined, bad);
+});
+
+test('a server refusal carries netsetup\'s line and exit code; an answer is no refusal', (t) => {
+  const line = serverErrorLine('netsetup: quota: 8 leases. Release one', 4);
+  t.deepEqual(parseServerError(line.trim()), { error: 'netsetup: quota: 8 leases. Release one', exit: 4 });
+  t.is(parseServerError(formatAnswer(answer, true).trim()), undefined);
+  t.is(parseServerError('{"error":"x","exit":"4"}'), undefined);
+  t.is(parseServerError(''), undefined);
 });

@@ -9,8 +9,10 @@
 //     are forwarded (FALLBACK 1: a pid 1 that would drop one is killed, as
 //     packages/launcher/src/signals.ts does; KILLED: the signal the launcher
 //     already killed it for, or 0). When PID has exited: unlink REGISTRY (if not
-//     empty), close HOLD-IN (the holder's stdin: it releases the lease) and read
-//     HOLD-OUT up to the holder's `releasing` line (or EOF), write the `exited`
+//     empty), close HOLD-IN (the holder's stdin: it releases the lease; when
+//     HOLD-IN is HOLD-OUT, a socket to a user's netsetup server, shut down its
+//     writing side instead) and read HOLD-OUT up to the holder's `releasing`
+//     line (or EOF), write the `exited`
 //     line to INFO-FD (same bytes as info.ts), exit with the code or 128+N. An fd
 //     of -1 is absent.
 //
@@ -30,6 +32,7 @@ enum {
   NR_read = 0, NR_write = 1, NR_close = 3, NR_rt_sigaction = 13, NR_rt_sigprocmask = 14,
   NR_wait4 = 61, NR_kill = 62, NR_setsid = 112, NR_rt_sigtimedwait = 128, NR_prctl = 157,
   NR_exit_group = 231, NR_openat = 257, NR_unlinkat = 263, NR_ppoll = 271, NR_execveat = 322,
+  NR_shutdown = 48,
 };
 static long sys6(long n, long a, long b, long c, long d, long e, long f) {
   register long r10 __asm__("r10") = d;
@@ -45,6 +48,7 @@ enum {
   NR_read = 63, NR_write = 64, NR_close = 57, NR_rt_sigaction = 134, NR_rt_sigprocmask = 135,
   NR_wait4 = 260, NR_kill = 129, NR_setsid = 157, NR_rt_sigtimedwait = 137, NR_prctl = 167,
   NR_exit_group = 94, NR_openat = 56, NR_unlinkat = 35, NR_ppoll = 73, NR_execveat = 281,
+  NR_shutdown = 210,
 };
 static long sys6(long n, long a, long b, long c, long d, long e, long f) {
   register long x8 __asm__("x8") = n;
@@ -70,7 +74,7 @@ enum {
   EINTR = 4, EAGAIN = 11, SIGHUP = 1, SIGINT = 2, SIGQUIT = 3, SIGKILL = 9, SIGTERM = 15, SIGCHLD = 17,
   SIGTSTP = 20, SIGTTIN = 21, SIGTTOU = 22, SIG_BLOCK = 0, SIG_SETMASK = 2, WNOHANG = 1,
   AT_FDCWD = -100, AT_EMPTY_PATH = 0x1000, O_RDONLY = 0, O_CLOEXEC = 02000000, PR_SET_DUMPABLE = 4, PR_SET_NAME = 15,
-  POLLIN = 1, EXIT_LAUNCHER = 125, EXIT_SYSTEM = 6,
+  POLLIN = 1, EXIT_LAUNCHER = 125, EXIT_SYSTEM = 6, SHUT_WR = 1,
 };
 
 static __attribute__((noreturn)) void leave(int code) {
@@ -227,7 +231,8 @@ static __attribute__((noreturn)) void launcher(char **argv) {
   }
 
   if (registry[0]) sys3(NR_unlinkat, AT_FDCWD, registry, 0);
-  if (hold_in >= 0) sys3(NR_close, hold_in, 0, 0);
+  if (hold_in >= 0 && hold_in == hold_out) sys3(NR_shutdown, hold_in, SHUT_WR, 0);
+  else if (hold_in >= 0) sys3(NR_close, hold_in, 0, 0);
   if (hold_out >= 0) {
     // Its `releasing` line: the lease is marked, every later call sees it gone.
     char buf[512];
