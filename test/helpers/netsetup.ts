@@ -31,6 +31,10 @@ export interface NetworkOptions {
   publish?: { minPort?: number; maxPerLease?: number };
   /** The network's isolation setting (default: netsetup's, "user"). */
   isolation?: 'user' | 'none';
+  /** How long a user's netsetup serves that user's next sandboxes. Default 0
+   *  here (netsetup's own default is 30): every launcher runs a netsetup of its
+   *  own, the path most tests are about; netsetup-server.test.ts turns it on. */
+  serveSeconds?: number;
 }
 
 export interface Install {
@@ -57,6 +61,7 @@ export function install(o: NetworkOptions): Install {
   const config = {
     stateDir,
     iptables: o.iptables ?? 'auto',
+    serveSeconds: o.serveSeconds ?? 0,
     networks: [
       {
         name: 'test',

@@ -12,7 +12,7 @@ import {
 import { parseArgs } from './cli.ts';
 import { etcContents } from './etc.ts';
 import { openInfo, type Info } from './info.ts';
-import { cancel, checkSetuidRoot, connect, findNetsetup, missingError, netsetupCandidates, release, startNetsetup, type Connection } from './netsetup.ts';
+import { cancel, checkSetuidRoot, connect, findNetsetup, missingError, netsetupCandidates, openServer, release, startNetsetup, type Connection } from './netsetup.ts';
 import { readCallerMaps, startMaps } from './idmap.ts';
 import { sandboxEnv, type Options } from './options.ts';
 import { EXIT_LAUNCHER, judgeStart } from './outcome.ts';
@@ -56,10 +56,11 @@ async function main(argv: string[]): Promise<number> {
  *  time this returns or throws, netsetup has let go of the lease. */
 async function run(opts: Options, netsetup: string | undefined, info: Info | undefined): Promise<Exit> {
   using undo = new DisposableStack();
-  // netsetup starts first: it boots while the sandbox is made, then waits for its pid.
-  // Until connect() it is cancelled; connect() cancels it itself when it fails;
-  // once connected it releases the lease.
-  const holder = netsetup === undefined ? undefined : startNetsetup(netsetup, opts.publish, opts.network);
+  // netsetup starts first: it boots while the sandbox is made, then waits for its
+  // pid; or a netsetup of this user that still serves takes the sandbox. Until
+  // connect() it is cancelled; connect() cancels it itself when it fails; once
+  // connected it releases the lease.
+  const holder = netsetup === undefined ? undefined : (openServer(netsetup, opts.publish, opts.network) ?? startNetsetup(netsetup, opts.publish, opts.network));
   let pending = holder;
   let net: Connection | undefined;
   undo.defer(() => {

@@ -2,9 +2,10 @@
 // network: finding it, checking it is installed setuid root, and running it.
 import fs from 'node:fs';
 import path from 'node:path';
-import { holdArgs, isNoWaitSlot, NETSETUP_ENV, parseAnswer, type Answer } from '@nsbox/shared/protocol';
+import { holdArgs, isNoWaitSlot, NETSETUP_ENV, parseAnswer, parseServerError, serverName, serverRequest, type Answer } from '@nsbox/shared/protocol';
 import { NsboxError } from '@nsbox/shared/error';
 import { readLine, start, type Child } from '@nsbox/shared/spawn';
+import { connectAbstract, peerCredentials, shutdownWrite } from '@nsbox/shared/unixsocket';
 import { EXIT_LAUNCHER } from './outcome.ts';
 
 const INSTALL_HINT = "Install it as root with 'scripts/install.sh' (netsetup root:root, mode 4755)";
@@ -52,33 +53,111 @@ export interface Connection {
   holder: Child;
 }
 
-/** A netsetup started before its pid is known, and how to start it again with one. */
+/** A netsetup started before its pid is known (or a user's netsetup server that
+ *  takes it), and how to start one with the pid when that fails. */
 export interface Pending extends Child {
+  /** Gives it the pid; returns its first line ('' when it said nothing). */
+  ask(pid: number): string;
   /** Starts the same netsetup with `--pid PID` in place of `--pid -`. */
   startWith(pid: number): Child;
+  /** A user's netsetup server, not a netsetup of this launcher's own. */
+  server: boolean;
+}
+
+function netsetupArgs(publish: string[], pid: number | '-', network: string | undefined): string[] {
+  return [...holdArgs(publish, pid), ...(network !== undefined ? ['--network', network] : [])];
+}
+
+function run(file: string, args: string[]): Child {
+  try {
+    return start(file, args, NETSETUP_ENV, { stdout: 'pipe', stderr: 'inherit' });
+  } catch (err) {
+    if (err instanceof NsboxError) throw new NsboxError({ what: `run netsetup ${file}`, why: `${err.what}: ${err.why}`, todo: err.todo, exit: EXIT_LAUNCHER, errno: err.errno });
+    throw err;
+  }
 }
 
 /**
  * Starts `netsetup --pid - --json --hold` before the sandbox exists, so that its
  * start overlaps the launcher's work; connect() then gives it the pid. Holding,
  * netsetup stays after configuring and releases the lease as soon as its stdin
- * closes: when the launcher is done, or killed. One netsetup start per sandbox.
+ * closes: when the launcher is done, or killed. One netsetup start per sandbox,
+ * unless a netsetup of this user is still serving (openServer): then none.
  */
 export function startNetsetup(file: string, publish: string[], network?: string): Pending {
-  const run = (pid: number | '-'): Child => {
-    try {
-      return start(file, [...holdArgs(publish, pid), ...(network !== undefined ? ['--network', network] : [])], NETSETUP_ENV, { stdout: 'pipe', stderr: 'inherit' });
-    } catch (err) {
-      if (err instanceof NsboxError) throw new NsboxError({ what: `run netsetup ${file}`, why: `${err.what}: ${err.why}`, todo: err.todo, exit: EXIT_LAUNCHER, errno: err.errno });
-      throw err;
-    }
-  };
-  return Object.assign(run('-'), { startWith: (pid: number) => run(pid) });
+  const child = run(file, netsetupArgs(publish, '-', network));
+  return Object.assign(child, {
+    server: false,
+    ask(pid: number) {
+      child.write(`${pid}\n`);
+      return readLine(child.stdout);
+    },
+    startWith: (pid: number) => run(file, netsetupArgs(publish, pid, network)),
+  });
 }
 
 /**
- * Connects pid's network namespace through the netsetup from startNetsetup().
- * On failure netsetup has printed its own one-line message (its stderr is ours).
+ * The user's netsetup server for this very binary, if one is listening
+ * (packages/netsetup/src/serve.ts): the holder of an earlier sandbox of this
+ * user, still running as root, which takes this sandbox too and saves it a
+ * netsetup start. Its abstract socket is anyone's to bind: only a listener that
+ * is root counts (another user can take the name, never be root), else this
+ * launcher starts its own netsetup as always.
+ */
+export function openServer(file: string, publish: string[], network?: string): Pending | undefined {
+  let fd: number | undefined;
+  try {
+    fd = connectAbstract(serverName(process.getuid!(), fs.statSync(file, { bigint: true })));
+  } catch {
+    return undefined;
+  }
+  if (fd === undefined) return undefined;
+  if (peerCredentials(fd)?.uid !== 0) {
+    fs.closeSync(fd);
+    return undefined;
+  }
+  const sock = fd;
+  let open = true;
+  const close = (): void => {
+    if (open) fs.closeSync(sock);
+    open = false;
+  };
+  const write = (text: string): void => {
+    try {
+      fs.writeSync(sock, text);
+    } catch {
+      // The server has gone: its answer is then EOF, and connect() starts a netsetup.
+    }
+  };
+  return {
+    pid: 0,
+    server: true,
+    stdout: sock,
+    get stdin() {
+      return open ? sock : -1;
+    },
+    send: (text: string) => {
+      write(text);
+      shutdownWrite(sock);
+    },
+    write,
+    closeInput: () => shutdownWrite(sock),
+    wait: () => {
+      close();
+      return { status: 0, stderr: '' };
+    },
+    ask(pid: number) {
+      write(serverRequest(netsetupArgs(publish, pid, network)));
+      return readLine(sock);
+    },
+    startWith: (pid: number) => run(file, netsetupArgs(publish, pid, network)),
+  };
+}
+
+/**
+ * Connects pid's network namespace through the netsetup from startNetsetup() or
+ * openServer(). On failure netsetup has printed its own one-line message (its
+ * stderr is ours); a server sends it instead, and the launcher prints it.
  *
  * netsetup bounds how many `--pid -` of one user wait for their pid at once (a
  * caller must not pile up waiting root processes). When many sandboxes of the
@@ -88,10 +167,17 @@ export function startNetsetup(file: string, publish: string[], network?: string)
  * overlap; the others keep it, and nothing shows on the terminal.
  */
 export function connect(pending: Pending, file: string, pid: number): Connection {
-  pending.write(`${pid}\n`);
   let holder: Child = pending;
-  let output = readLine(holder.stdout);
-  if (isNoWaitSlot(output)) {
+  let output = pending.ask(pid);
+  const refused = pending.server ? parseServerError(output) : undefined;
+  if (refused) {
+    // What netsetup would have written to our stderr had the launcher run it.
+    cancel(holder);
+    process.stderr.write(`${refused.error}\n`);
+    throw new NsboxError({ what: 'netsetup', why: 'refused or failed', exit: EXIT_LAUNCHER, reported: true });
+  }
+  // A server that ended without an answer (it stopped serving): a netsetup of our own.
+  if (isNoWaitSlot(output) || (pending.server && output === '')) {
     cancel(holder);
     holder = pending.startWith(pid);
     output = readLine(holder.stdout);
@@ -126,6 +212,7 @@ export function release(holder: Child): void {
 /** Ends a netsetup that failed or is not wanted (given no pid, it does
  *  nothing): EOF, then reap it. */
 export function cancel(holder: Child): void {
-  fs.closeSync(holder.stdout);
+  // A server's socket: wait() closes it (there is no child to reap).
+  if (!('server' in holder && holder.server)) fs.closeSync(holder.stdout);
   holder.wait();
 }

@@ -26,6 +26,7 @@ import { withDeadline } from './kernel/deadline.ts';
 import { ensureDir, takeWaitSlot } from './kernel/state.ts';
 import { mark } from './timing.ts';
 import { superviseHold } from './hold.ts';
+import { serve } from './serve.ts';
 
 export const HELP = `Usage: netsetup --pid PID [--network NAME] [--json] [--hold] [--publish SPEC]...
        netsetup COMMAND [options]
@@ -405,6 +406,9 @@ export function run(inv: Invocation, priv: Privilege): Outcome {
       return {
         text: line,
         afterwards: () => {
+          // The launcher's netsetup also takes this user's next sandboxes for a
+          // while (serve.ts); unless serving is off or another one serves already.
+          if (inv.json && serve({ caller, ownLease: c.lease, config, configFile: source, handOverMs: HAND_OVER_MS, requestMs: PID_WAIT_MS, parse: parseArgs, load: () => configFor(undefined), network })) return;
           // A sandbox that is still running after HAND_OVER_MS is left to the
           // supervisor, which waits for the end of stdin instead of this Node
           // process and then runs release-held (below); superviseHold returns only

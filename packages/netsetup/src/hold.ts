@@ -4,7 +4,8 @@
 // start time, so its records' holder stays alive for GC), which waits, then
 // execs this same binary again as `netsetup release-held LEASE` to release.
 import fs from 'node:fs';
-import { blockSignals, execSupervisor } from '@nsbox/shared/supervisor';
+import type { NsboxError } from '@nsbox/shared/error';
+import { blockSignals, execSupervisor, spawnSupervisor } from '@nsbox/shared/supervisor';
 import { O_CLOEXEC, O_PATH, SIGNALS } from '@nsbox/shared/syscalls';
 
 /** The terminal's signals a holder ignores; blocked over the exec until the
@@ -28,4 +29,19 @@ export function superviseHold(lease: string, configFile: string, json: boolean):
   execSupervisor(holderArgs(bin, lease, json, configFile), [bin]);
   unblock();
   fs.closeSync(bin);
+}
+
+/**
+ * A user's netsetup server (serve.ts) hands each lease it holds to a supervisor
+ * of its own, as a child: `input` is where the end of the hold shows (the
+ * launcher's socket, or the server's own stdin), `output` where release-held
+ * writes its releasing line. Its pid, or why it could not be started.
+ */
+export function spawnHolder(input: number, output: number, lease: string, json: boolean, configFile: string): number | NsboxError {
+  const bin = fs.openSync('/proc/self/exe', O_PATH | O_CLOEXEC);
+  try {
+    return spawnSupervisor(holderArgs(3, lease, json, configFile), [input, output, 'null', bin]);
+  } finally {
+    fs.closeSync(bin);
+  }
 }

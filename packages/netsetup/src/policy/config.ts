@@ -55,13 +55,20 @@ export interface Network {
 export interface Config {
   stateDir: string;
   iptables: Backend;
+  /** How long a user's netsetup goes on taking that user's next sandboxes after
+   *  its last one (serve.ts), in seconds; 0: never, one netsetup per sandbox. */
+  serveSeconds: number;
   networks: Network[];
 }
+
+export const DEFAULT_SERVE_SECONDS = 30;
+const MAX_SERVE_SECONDS = 3600;
 
 export const DEFAULT_CONFIG_TEXT = `${JSON.stringify(
   {
     stateDir: '/run/nsbox',
     iptables: 'auto',
+    serveSeconds: DEFAULT_SERVE_SECONDS,
     networks: [
       {
         name: 'default',
@@ -101,7 +108,7 @@ export function parseConfig(text: string, source: string): Config {
     throw configError(source, `not valid JSON (${(err as Error).message})`);
   }
   if (!isObject(raw)) throw configError(source, 'the top level must be an object');
-  onlyKeys(source, 'top level', raw, ['stateDir', 'iptables', 'networks']);
+  onlyKeys(source, 'top level', raw, ['stateDir', 'iptables', 'serveSeconds', 'networks']);
   const stateDir = raw.stateDir ?? '/run/nsbox';
   if (typeof stateDir !== 'string' || !/^\/[A-Za-z0-9_.\/-]*$/.test(stateDir) || stateDir.split('/').includes('..') || stateDir === '/') {
     throw configError(source, 'stateDir must be an absolute path (letters, digits, _ . - /), not /');
@@ -109,6 +116,10 @@ export function parseConfig(text: string, source: string): Config {
   const iptables = raw.iptables ?? 'auto';
   if (iptables !== 'auto' && iptables !== 'nft' && iptables !== 'legacy') {
     throw configError(source, 'iptables must be "auto", "nft" or "legacy"');
+  }
+  const serveSeconds = raw.serveSeconds ?? DEFAULT_SERVE_SECONDS;
+  if (!Number.isInteger(serveSeconds) || (serveSeconds as number) < 0 || (serveSeconds as number) > MAX_SERVE_SECONDS) {
+    throw configError(source, `serveSeconds must be a whole number of seconds from 0 to ${MAX_SERVE_SECONDS}`);
   }
   if (!Array.isArray(raw.networks) || raw.networks.length === 0) throw configError(source, 'networks must be a non-empty array');
   const networks = raw.networks.map((n, i) => parseNetwork(source, `networks[${i}]`, n));
@@ -122,7 +133,7 @@ export function parseConfig(text: string, source: string): Config {
     }
   }
   const subnets = networks.map((n) => n.subnet);
-  return { stateDir: stateDir.replace(/\/+$/, ''), iptables, networks: networks.map((n) => ({ ...n, subnets })) };
+  return { stateDir: stateDir.replace(/\/+$/, ''), iptables, serveSeconds: serveSeconds as number, networks: networks.map((n) => ({ ...n, subnets })) };
 }
 
 function parseNetwork(source: string, where: string, n: unknown): Network {

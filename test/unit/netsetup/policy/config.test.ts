@@ -123,6 +123,7 @@ test('the built-in default in full', (t) => {
   t.deepEqual(parseConfig(DEFAULT_CONFIG_TEXT, 'default'), {
     stateDir: '/run/nsbox',
     iptables: 'auto',
+    serveSeconds: 30,
     networks: [{
       name: 'default', bridge: 'nsbox0', subnet: '10.200.200.0/24', gateway: '10.200.200.1', prefix: 24, mtu: 1500, nat: true, dns: [],
       quota: { users: { '*': 8 }, groups: {} }, publish: { minPort: 1024, maxPerLease: 16 },
@@ -157,6 +158,12 @@ test('stateDir: absolute, no .., not /; trailing slashes go; the default is /run
 test('iptables: auto, nft or legacy', (t) => {
   for (const iptables of ['auto', 'nft', 'legacy'] as const) t.is(parse({ iptables, networks: [net0] }).iptables, iptables);
   for (const iptables of ['NFT', '', 1]) refused(t, { iptables, networks: [net0] }, /iptables must be "auto", "nft" or "legacy"/);
+});
+
+test('serveSeconds: how long a user\'s netsetup serves, 30 s unless set; 0 turns serving off', (t) => {
+  t.is(parse({ networks: [net0] }).serveSeconds, 30);
+  for (const serveSeconds of [0, 1, 3600]) t.is(parse({ serveSeconds, networks: [net0] }).serveSeconds, serveSeconds);
+  for (const serveSeconds of [-1, 3601, 1.5, '30', true]) refused(t, { serveSeconds, networks: [net0] }, /serveSeconds must be a whole number of seconds from 0 to 3600/);
 });
 
 test('networks: a non-empty array of objects', (t) => {

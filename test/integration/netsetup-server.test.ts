@@ -1,0 +1,266 @@
+// A user's netsetup server (packages/netsetup/src/serve.ts): the netsetup a
+// launcher ran takes the same user's next sandboxes over an abstract unix
+// socket, saving them a netsetup start. What must hold: only that user's own
+// connections are read (the kernel's SO_PEERCRED, not the name, decides); a name
+// another user bound first only costs the speed-up; a refusal reaches the
+// launcher's stderr as netsetup's own line; served leases are released the
+// moment their sandbox ends, also when its launcher is SIGKILLed, and go to a
+// supervisor after 2 s; the server leaves serveSeconds after its last sandbox;
+// serveSeconds 0 turns it off. Run as unprivileged users with netsetup
+// installed setuid root; traffic: none.
+import test from 'ava';
+import fs from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import { forgetSandboxesOf, makeRootfs, requireRoot, sleep, spawnAs, type Child } from '../helpers/sandbox.ts';
+import { hostVeths, install, NODE, run as netsetup, sandbox, type Install, type Sandbox } from '../helpers/netsetup.ts';
+import { serverName, serverRequest, holdArgs } from '../../packages/shared/src/protocol.ts';
+
+requireRoot();
+const A = 4350;
+const B = 4351;
+forgetSandboxesOf(A);
+forgetSandboxesOf(B);
+const rootfs = makeRootfs();
+const running: Child[] = [];
+const installs: Install[] = [];
+const targets: Sandbox[] = [];
+
+test.after.always('end the sandboxes, remove the installs', async () => {
+  for (const c of running) c.kill('SIGKILL');
+  await Promise.allSettled(running);
+  for (const s of targets) await s.kill();
+  for (const i of installs) i.remove();
+});
+
+function installed(octet: number, o: { serveSeconds?: number; quota?: Record<string, number> } = {}): Install {
+  // netsetup's default (30 s) unless given: the helper's default is 0.
+  const inst = install({ octet, quota: { users: o.quota ?? { '*': 8 } }, serveSeconds: o.serveSeconds ?? 30 });
+  installs.push(inst);
+  return inst;
+}
+
+interface Launch {
+  child: Child;
+  /** The started line on --info-fd (pid, lease, address), or undefined if it never came. */
+  started: Promise<{ pid: number; lease?: string; address?: string } | undefined>;
+  done: Promise<{ code: number | null; stdout: string; stderr: string }>;
+}
+
+/** The install's launcher as `uid`, --info-fd 3, running `script` in the sandbox. */
+function launch(inst: Install, uid: number, script: string): Launch {
+  const child = spawnAs(path.join(inst.prefix, 'bin/launcher'), ['--info-fd', '3', '--rootfs', rootfs, '--', '/bin/sh', '-c', script], { uid, extraFds: ['pipe'] });
+  running.push(child);
+  child.stdin!.end();
+  let text = '';
+  const started = new Promise<{ pid: number; lease?: string; address?: string } | undefined>((resolve) => {
+    const info = child.stdio[3] as NodeJS.ReadableStream;
+    info.on('data', (d: Buffer) => {
+      text += d.toString();
+      if (text.includes('\n')) resolve(JSON.parse(text.split('\n')[0]!) as { pid: number; lease?: string; address?: string });
+    });
+    info.on('end', () => resolve(undefined));
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+  const done = (async () => {
+    const r = await child;
+    clearTimeout(timer);
+    return { code: r.exitCode ?? null, stdout: String(r.stdout), stderr: String(r.stderr) };
+  })();
+  return { child, started, done };
+}
+
+/** The pids running the install's netsetup binary as Node (not yet a supervisor). */
+function netsetups(inst: Install): number[] {
+  const pids: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (fs.readlinkSync(`/proc/${entry}/exe`).replace(/ \(deleted\)$/, '') === inst.bin) pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+const leases = async (inst: Install): Promise<{ id: string; uid: number; address: string }[]> => JSON.parse((await netsetup(inst, ['list', '--json'])).stdout) as { id: string; uid: number; address: string }[];
+
+async function until(what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  for (const end = Date.now() + ms; Date.now() < end; await sleep(50)) if (await check()) return;
+  throw new Error(`timed out waiting: ${what}`);
+}
+
+/** The socket name of uid's server for the install's binary. */
+const nameFor = (inst: Install, uid: number): string => serverName(uid, fs.statSync(inst.bin, { bigint: true }));
+
+/** Connects to an abstract socket as `uid` with the project's Node, sends `line`
+ *  and returns what came back before the server closed (or after `ms`). */
+async function ask(uid: number, name: string, line: string, ms = 5000): Promise<string> {
+  const script = `const s = require('node:net').connect({ path: '\\0' + process.argv[1] });
+let got = ''; s.on('connect', () => s.write(process.argv[2])); s.on('data', (d) => { got += d; if (got.includes('\\n')) s.end(); });
+s.on('error', () => {}); s.on('close', () => { process.stdout.write(got); process.exit(0); }); setTimeout(() => { process.stdout.write(got); process.exit(0); }, ${ms});`;
+  const r = await execa(NODE, ['-e', script, name, line], { uid, gid: uid, env: { PATH: '/usr/bin:/bin' }, extendEnv: false, cwd: '/', reject: false, timeout: ms + 10_000 });
+  return String(r.stdout);
+}
+
+/** Listens on an abstract socket as `uid`; reports how many bytes each connection sent before it closed. */
+function squat(uid: number, name: string): { ready: Promise<void>; received: () => number[]; stop: () => void } {
+  const script = `const srv = require('node:net').createServer((c) => { let n = 0; c.on('data', (d) => { n += d.length; c.end(); }); c.on('error', () => {}); c.on('close', () => process.stdout.write(n + '\\n')); });
+srv.listen({ path: '\\0' + process.argv[1] }, () => process.stdout.write('listening\\n'));`;
+  const child = execa(NODE, ['-e', script, name], { uid, gid: uid, env: { PATH: '/usr/bin:/bin' }, extendEnv: false, cwd: '/', reject: false, forceKillAfterDelay: false }) as unknown as Child;
+  running.push(child);
+  let out = '';
+  const ready = new Promise<void>((resolve) => child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+    if (out.includes('listening\n')) resolve();
+  }));
+  return { ready, received: () => out.split('\n').filter((l) => /^\d+$/.test(l)).map(Number), stop: () => child.kill('SIGKILL') };
+}
+
+test('a second sandbox of a user is taken by the first one\'s netsetup: no netsetup starts for it; with serveSeconds 0 one does (control)', async (t) => {
+  for (const [octet, serveSeconds, expected] of [[142, 30, 1], [143, 0, 2]] as const) {
+    const inst = installed(octet, { serveSeconds });
+    const first = launch(inst, A, 'sleep 30');
+    const one = await first.started;
+    t.truthy(one?.address, 'the first sandbox has its address');
+    const second = launch(inst, A, 'ip -4 -o addr show eth0; sleep 30');
+    const two = await second.started;
+    // Counted at once: a netsetup of the second sandbox's own would still be
+    // Node for 2 s (until its hand-over to the supervisor).
+    const count = netsetups(inst).length;
+    t.is(count, expected, `serveSeconds ${serveSeconds}: ${count} netsetup process(es) while both start`);
+    t.truthy(two?.address);
+    t.not(two?.address, one?.address, 'each its own address');
+    t.is((await leases(inst)).length, 2);
+    first.child.kill('SIGTERM');
+    second.child.kill('SIGTERM');
+    t.is((await first.done).code, 143);
+    const end = await second.done;
+    t.is(end.code, 143);
+    t.regex(end.stdout, new RegExp(`inet ${two!.address!.replace(/\./g, '\\.')}/24`), 'seen inside on eth0');
+    t.deepEqual(await leases(inst), [], 'both released at their end');
+    t.deepEqual(hostVeths(inst.bridge), []);
+  }
+});
+
+test('another user\'s connection to a user\'s server is closed unread and leases nothing; the owner\'s same request is answered (control)', async (t) => {
+  const inst = installed(144);
+  const first = launch(inst, A, 'sleep 30');
+  t.truthy((await first.started)?.address);
+  const name = nameFor(inst, A);
+  const victim = await sandbox(A);
+  const own = await sandbox(B);
+  targets.push(victim, own);
+  // B asks A's server for B's own process, and for A's.
+  for (const pid of [own.pid, victim.pid]) {
+    const got = await ask(B, name, serverRequest(holdArgs([], pid)));
+    t.is(got, '', `uid ${B} got nothing back for pid ${pid}`);
+  }
+  t.deepEqual((await leases(inst)).map((l) => l.uid), [A], 'only the first sandbox\'s lease');
+  // The control: the owner's connection, same request for the owner's process.
+  const answered = await ask(A, name, serverRequest(holdArgs([], victim.pid)));
+  t.regex(answered, /"address":"10\.231\.144\.\d+"/, 'the owner is answered');
+  await until('the control\'s lease released when its connection closed', async () => (await leases(inst)).length === 1);
+  first.child.kill('SIGTERM');
+  await first.done;
+});
+
+test('a server name another user bound first: the launcher sees a listener that is not root and runs its own netsetup; a root listener gets the request (control)', async (t) => {
+  const inst = installed(145);
+  for (const [squatter, sends] of [[B, false], [0, true]] as const) {
+    const s = squat(squatter, nameFor(inst, A));
+    await s.ready;
+    const l = launch(inst, A, 'ip -4 -o addr show eth0');
+    const r = await l.done;
+    t.is(r.code, 0, `squatted by uid ${squatter}: ${r.stderr}`);
+    t.regex(r.stdout, /inet 10\.231\.145\.\d+\/24/, 'the sandbox has its network all the same');
+    await until('the squatter saw the connection close', () => s.received().length > 0);
+    const bytes = s.received().reduce((a, b) => a + b, 0);
+    if (sends) t.true(bytes > 0, 'a root listener is taken for the server and gets the request');
+    else t.is(bytes, 0, `uid ${squatter}'s listener got no request`);
+    s.stop();
+    t.deepEqual(await leases(inst), []);
+  }
+});
+
+test('a server\'s refusal reaches the launcher\'s stderr as netsetup\'s one line, with the launcher\'s exit code for it; the first launcher\'s stderr gets nothing', async (t) => {
+  const inst = installed(146, { quota: { [String(A)]: 1 } });
+  const first = launch(inst, A, 'sleep 30');
+  t.truthy((await first.started)?.address);
+  t.is(netsetups(inst).length, 1, 'the first one\'s netsetup serves');
+  const second = launch(inst, A, 'true');
+  const r = await second.done;
+  t.is(r.code, 125);
+  t.regex(r.stderr, /^netsetup: [^\n]*quota[^\n]*\n$/, 'one line, netsetup\'s own');
+  first.child.kill('SIGTERM');
+  const f = await first.done;
+  t.is(f.stderr, '', 'nothing went to the first launcher\'s stderr');
+});
+
+test('served leases: released the moment the sandbox ends, before and after their hand-over to a supervisor (2 s), and when the launcher is SIGKILLed', async (t) => {
+  const inst = installed(147);
+  const first = launch(inst, A, 'sleep 60');
+  t.truthy((await first.started)?.address);
+  // Ends before the hand-over: released by the server itself.
+  const quick = launch(inst, A, 'sleep 0.5');
+  const q = await quick.started;
+  t.is((await quick.done).code, 0);
+  t.false((await leases(inst)).some((l) => l.id === q?.lease), 'gone when its launcher has exited');
+  // Ends after it: released by its supervisor.
+  const slow = launch(inst, A, 'sleep 3');
+  const s = await slow.started;
+  t.is((await slow.done).code, 0);
+  t.false((await leases(inst)).some((l) => l.id === s?.lease), 'gone when its launcher has exited');
+  // Its launcher SIGKILLed after the hand-over.
+  const killed = launch(inst, A, 'sleep 60');
+  const k = await killed.started;
+  await sleep(2500);
+  t.true((await leases(inst)).some((l) => l.id === k?.lease));
+  killed.child.kill('SIGKILL');
+  await killed.done;
+  await until('the SIGKILLed sandbox\'s lease released', async () => !(await leases(inst)).some((l) => l.id === k?.lease));
+  first.child.kill('SIGTERM');
+  await first.done;
+  await until('all leases and veths gone', async () => (await leases(inst)).length === 0 && hostVeths(inst.bridge).length === 0);
+  t.pass();
+});
+
+test('the server leaves serveSeconds after its last sandbox, and at once after an uninstall', async (t) => {
+  const inst = installed(148, { serveSeconds: 2 });
+  const r = await launch(inst, A, 'true').done;
+  t.is(r.code, 0);
+  const servers = netsetups(inst);
+  t.is(servers.length, 1, 'serving right after its sandbox ended');
+  await sleep(500);
+  t.deepEqual(netsetups(inst), servers, 'still there before serveSeconds');
+  await until('gone after serveSeconds', () => netsetups(inst).length === 0, 5000);
+  // Another install, uninstalled while its server idles.
+  const other = installed(149);
+  t.is((await launch(other, A, 'true').done).code, 0);
+  t.is(netsetups(other).length, 1);
+  await execa(path.join(process.cwd(), 'scripts/uninstall.sh'), [other.prefix], { reject: false });
+  await until('gone within a second or so of the uninstall', () => netsetups(other).length === 0, 3000);
+  t.pass();
+});
+
+test('a connection that sends half a request and waits holds nothing up: the next sandbox is served meanwhile, and the half one is dropped after 5 s', async (t) => {
+  const inst = installed(141);
+  const first = launch(inst, A, 'sleep 30');
+  t.truthy((await first.started)?.address);
+  const server = netsetups(inst);
+  t.is(server.length, 1);
+  const line = serverRequest(holdArgs([], 1));
+  const began = Date.now();
+  const half = ask(A, nameFor(inst, A), line.slice(0, 10), 15_000);
+  await sleep(300);
+  const r = await launch(inst, A, 'ip -4 -o addr show eth0').done;
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /inet 10\.231\.141\.\d+\/24/, 'served while the half request waits');
+  t.deepEqual(netsetups(inst), server, 'by the server, not a netsetup of its own');
+  t.is(await half, '', 'the half request got no answer');
+  const waited = Date.now() - began;
+  t.true(waited >= 4500 && waited < 12_000, `dropped after ${waited} ms`);
+  first.child.kill('SIGTERM');
+  await first.done;
+});
