@@ -36,13 +36,23 @@ export function benchNetworkUnavailable(): string | undefined {
 
 /** The bench network, installed on first use. */
 export function benchNetwork(ctx: Context): BenchNetwork {
-  return ctx.shared('bench-network', () => install(ctx));
+  return ctx.shared('bench-network', () => install(ctx, false));
 }
 
-function install(ctx: Context): BenchNetwork {
+/** A second install of the same netsetup with serving off (serveSeconds 0), on
+ *  a network of its own (bridge nsbench3, 10.232.16.0/24): every launcher runs
+ *  a netsetup of its own, as a user's first sandbox always does. */
+export const OWN = { bridge: 'nsbench3', subnet: '10.232.16.0/24', gateway: '10.232.16.1' } as const;
+export function benchNetworkOwn(ctx: Context): BenchNetwork {
+  return ctx.shared('bench-network-own', () => install(ctx, true));
+}
+
+function install(ctx: Context, own: boolean): BenchNetwork {
   const why = benchNetworkUnavailable();
   if (why) throw new Error(why);
-  for (const bridge of [BENCH_BRIDGE, DENSE.bridge]) {
+  const main = own ? OWN : { bridge: BENCH_BRIDGE, subnet: BENCH_SUBNET, gateway: BENCH_GATEWAY };
+  const bridges = own ? [OWN.bridge] : [BENCH_BRIDGE, DENSE.bridge];
+  for (const bridge of bridges) {
     if (run(undefined, ['ip', 'link', 'show', bridge]).status === 0) {
       throw new Error(`a link named ${bridge} exists already (left by an earlier run?); remove it with 'ip link del ${bridge}' and its rules with 'iptables-save | grep ${bridge}'`);
     }
@@ -52,28 +62,30 @@ function install(ctx: Context): BenchNetwork {
   // version brings its own), else this checkout's.
   const beside = path.dirname(ctx.launcher());
   const dist = fs.existsSync(path.join(beside, 'netsetup')) ? beside : path.dirname(ctx.built('netsetup'));
-  const prefix = path.join(ctx.tempDir(), 'prefix');
-  const stateDir = `/run/nsbox-bench-${process.pid}`;
+  const prefix = path.join(ctx.tempDir(), own ? 'prefix-own' : 'prefix');
+  const stateDir = `/run/nsbox-bench-${process.pid}${own ? '-own' : ''}`;
   const quota = Math.max(100, opts.concurrency + 10);
   const denseQuota = Math.max(...opts.densityCounts) + 10;
   const user = String(ctx.runAs?.uid ?? 0);
   const config = {
     stateDir,
+    // Serving as netsetup does by default (30 s), or off.
+    ...(own ? { serveSeconds: 0 } : {}),
     networks: [
-      { name: 'bench', bridge: BENCH_BRIDGE, subnet: BENCH_SUBNET, gateway: BENCH_GATEWAY, mtu: opts.mtu, quota: { users: { [user]: quota } } },
-      { ...DENSE, mtu: opts.mtu, quota: { users: { [user]: denseQuota } } },
+      { name: 'bench', ...main, mtu: opts.mtu, quota: { users: { [user]: quota } } },
+      ...(own ? [] : [{ ...DENSE, mtu: opts.mtu, quota: { users: { [user]: denseQuota } } }]),
     ],
   };
-  const configFile = path.join(ctx.tempDir(), 'bench-netsetup.conf');
+  const configFile = path.join(ctx.tempDir(), own ? 'bench-netsetup-own.conf' : 'bench-netsetup.conf');
   fs.writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
-  ctx.log(`installing netsetup setuid root into ${prefix} (bridge ${BENCH_BRIDGE}, ${BENCH_SUBNET}, mtu ${opts.mtu})`);
+  ctx.log(`installing netsetup setuid root into ${prefix} (bridge ${main.bridge}, ${main.subnet}, mtu ${opts.mtu}${own ? ', serveSeconds 0' : ''})`);
   // Registered first: uninstall.sh also cleans up after a half-done install.
   ctx.defer(`uninstall ${prefix}`, () => {
     if (fs.existsSync(path.join(prefix, 'bin/netsetup'))) {
       check('scripts/uninstall.sh', run(undefined, [path.join(ROOT, 'scripts/uninstall.sh'), prefix], { timeoutMs: 60_000 }));
     }
     fs.rmSync(stateDir, { recursive: true, force: true });
-    for (const bridge of [BENCH_BRIDGE, DENSE.bridge]) {
+    for (const bridge of bridges) {
       if (run(undefined, ['ip', 'link', 'show', bridge]).status === 0) ctx.log(`cleanup: ${bridge} is still there`);
       const rules = run(undefined, ['iptables-save'], { capture: true }).stdout.split('\n').filter((l) => l.includes(bridge));
       if (rules.length > 0) ctx.log(`cleanup: iptables rules of ${bridge} are still there:\n${rules.join('\n')}`);
@@ -83,7 +95,15 @@ function install(ctx: Context): BenchNetwork {
   const netsetup = path.join(prefix, 'bin/netsetup');
   // The bridge and its address now, so that a host-side server can bind to the gateway.
   asRoot([netsetup, 'setup-host']);
-  return { prefix, netsetup, bridge: BENCH_BRIDGE, subnet: BENCH_SUBNET, gateway: BENCH_GATEWAY, mtu: opts.mtu, quota, dense: { ...DENSE, quota: denseQuota } };
+  return { prefix, netsetup, ...main, mtu: opts.mtu, quota, dense: { ...DENSE, quota: denseQuota } };
+}
+
+/** Whether the netsetup measured serves a user's next sandboxes (serveSeconds):
+ *  a build from before does not (and refuses the key), so it has no second install. */
+export function netsetupServes(ctx: Context): boolean {
+  const beside = path.dirname(ctx.launcher());
+  const file = fs.existsSync(path.join(beside, 'netsetup')) ? path.join(beside, 'netsetup') : ctx.built('netsetup');
+  return run(undefined, [file, 'default-config'], { capture: true }).stdout.includes('serveSeconds');
 }
 
 /** What sandboxes of the bench network left: host veths on its bridge (or

@@ -3,7 +3,7 @@
 // `podman run --rm --network=slirp4netns IMAGE sleep 1` at once. Batches
 // alternate; after each, nothing may be left (veths, leases, containers).
 import { type Context, type RunAs } from './context.ts';
-import { networkedArgv, podmanBench, networkLeftovers, settled } from './benchnet.ts';
+import { benchNetworkOwn, netsetupServes, networkedArgv, podmanBench, networkLeftovers, settled } from './benchnet.ts';
 import { checkTarget, ratioText, round, roundStats, skipped, stats, table, target, type SectionReport } from './report.ts';
 
 const PODMAN_LIMIT = 0.4;
@@ -76,6 +76,17 @@ export async function concurrency(ctx: Context): Promise<SectionReport> {
     infoFd: true,
     leftovers: () => networkLeftovers(net),
   }];
+  // The same with serving off: each launcher runs a netsetup of its own.
+  const own = netsetupServes(ctx) ? benchNetworkOwn(ctx) : undefined;
+  if (own) {
+    contenders.push({
+      id: 'own',
+      label: 'the same, serveSeconds 0 (a netsetup per sandbox)',
+      argv: networkedArgv(launcher, own, rootfs, ['/bin/sleep', '1'], INFO_FD),
+      infoFd: true,
+      leftovers: () => networkLeftovers(own),
+    });
+  }
   if (podman) {
     contenders.push({
       id: 'podman',
@@ -119,6 +130,7 @@ export async function concurrency(ctx: Context): Promise<SectionReport> {
     '',
     `sandboxes that reported an address on --info-fd, per batch: ${sandboxBatches.map((b) => `${b.addresses.filter((x) => x !== undefined).length} of ${n} `
       + `(${new Set(b.addresses.filter((x) => x !== undefined)).size} distinct)`).join(', ')}`,
+    `--net bridge per batch, in order: ${sandboxBatches.map((b) => (b.wallMs / 1000).toFixed(2)).join(', ')} s (a batch that finds no netsetup serving runs ${n} of them; the ones after are served)`,
     `left behind: ${left.length === 0 ? 'nothing' : left.join(', ')}`,
     ...failures.slice(0, 5).map((f) => `failure: ${f}`),
     ...(failures.length > 5 ? [`... and ${failures.length - 5} more failures`] : []),
