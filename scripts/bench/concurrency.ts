@@ -130,7 +130,7 @@ export async function concurrency(ctx: Context): Promise<SectionReport> {
     '',
     `sandboxes that reported an address on --info-fd, per batch: ${sandboxBatches.map((b) => `${b.addresses.filter((x) => x !== undefined).length} of ${n} `
       + `(${new Set(b.addresses.filter((x) => x !== undefined)).size} distinct)`).join(', ')}`,
-    `--net bridge per batch, in order: ${sandboxBatches.map((b) => (b.wallMs / 1000).toFixed(2)).join(', ')} s (a batch that finds no netsetup serving runs ${n} of them; the ones after are served)`,
+    `--net bridge per batch, in order: ${sandboxBatches.map((b) => (b.wallMs / 1000).toFixed(2)).join(', ')} s${own ? ` (a batch that finds no netsetup serving runs ${n} of them; the ones after are served)` : ''}`,
     `left behind: ${left.length === 0 ? 'nothing' : left.join(', ')}`,
     ...failures.slice(0, 5).map((f) => `failure: ${f}`),
     ...(failures.length > 5 ? [`... and ${failures.length - 5} more failures`] : []),

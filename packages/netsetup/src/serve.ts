@@ -4,7 +4,7 @@
 // (the configuration) after the last one: a launcher that finds it saves a whole
 // netsetup start, about a third of a networked start's CPU.
 //
-// What keeps it as strict as a netsetup per sandbox (docs/security.md §6):
+// What keeps it as strict as a netsetup per sandbox (docs/security.md §8):
 // - It listens on an abstract unix socket named after its caller's uid and its
 //   own binary (protocol.ts serverName). Anyone may connect; a connection whose
 //   peer (SO_PEERCRED, recorded by the kernel at connect()) is not that uid is
