@@ -30,6 +30,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { execa, execaSync, type ResultPromise } from 'execa';
 import { errno, libc } from '../packages/shared/src/libc.ts';
 import { CLONE_NEWNET } from '../packages/shared/src/syscalls.ts';
+import { holdArgs, serverName, serverRequest } from '../packages/shared/src/protocol.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const count = (min: number) => (v: string): number => {
@@ -147,6 +148,33 @@ async function sandbox(uid: number): Promise<number> {
   return new Promise((resolve) => c.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))));
 }
 
+/**
+ * The served way: the launcher's netsetup (`--json --hold`), once it has
+ * answered, takes its user's next sandboxes over a socket (serve.ts). Started
+ * once, for a sandbox of its own; then each round sends it one request from a
+ * client of the user's and times, inside that client, the request to its answer:
+ * netsetup's whole work for a connect, with no start at all. The client then
+ * ends the hold, and the server releases the lease.
+ */
+async function startServer(): Promise<void> {
+  const pid = await sandbox(UID);
+  const holder = inNetns(binNetns, () => execa(bin, ['--pid', String(pid), '--json', '--hold'], { uid: UID, gid: UID, env: ENV, extendEnv: false, stdin: 'pipe', stdout: 'pipe', stderr: 'inherit', reject: false }));
+  children.push(holder);
+  await new Promise((resolve) => holder.stdout.once('data', resolve));
+}
+const CLIENT = `const s = require('node:net').connect({ path: '\\0' + process.argv[1] });
+let t0 = 0n, got = '', ms = -1;
+s.on('connect', () => { t0 = process.hrtime.bigint(); s.write(process.argv[2]); });
+s.on('data', (d) => { got += d; if (ms < 0 && got.includes('\\n')) { ms = Number(process.hrtime.bigint() - t0) / 1e6; s.end(); } });
+s.on('close', () => { process.stdout.write(got.startsWith('{"lease"') ? String(ms) : 'failed: ' + got); process.exit(0); });`;
+function served(pid: number): number {
+  const name = serverName(UID, fs.statSync(bin, { bigint: true }));
+  const r = inNetns(binNetns, () => execaSync(NODE, ['-e', CLIENT, name, serverRequest(holdArgs([], pid))], { uid: UID, gid: UID, env: ENV, extendEnv: false, stdin: 'ignore', reject: false }));
+  const ms = Number(r.stdout);
+  if (!Number.isFinite(ms) || ms < 0) throw new Error(`served connect failed: ${r.stdout}${r.stderr}`);
+  return ms;
+}
+
 function timed(file: string, args: string[], uid?: number): number {
   const t0 = process.hrtime.bigint();
   const r = execaSync(file, args, { env: ENV, extendEnv: false, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', reject: false, ...(uid !== undefined ? { uid, gid: uid } : {}) });
@@ -207,6 +235,9 @@ async function main(): Promise<void> {
     inNetns(otherNetns, () => timed(otherBin, ['setup-host']));
   }
   shellRules('-A');
+  const serving = execaSync(bin, ['default-config']).stdout.includes('serveSeconds');
+  if (serving) await startServer();
+  const servedT: number[] = [];
   const nodeT: number[] = [];
   const probeT: number[] = [];
   const emptyT: number[] = [];
@@ -233,6 +264,7 @@ async function main(): Promise<void> {
     if (COMPARE !== undefined && i % 2 === 0) other();
     const p2 = await sandbox(UID);
     shT.push(timed('/bin/sh', ['-c', iproute2Script(p2, i)]));
+    if (serving) servedT.push(served(await sandbox(UID)));
   }
   const ns = median(netT);
   const sh = median(shT);
@@ -254,6 +286,10 @@ async function main(): Promise<void> {
   console.log(row("netsetup's own work (- probe-entry)", ownT, '-'.padStart(6)));
   console.log(`  own work / shell way                    ${(own / sh).toFixed(2).padStart(6)}  target <= 0.50: ${own / sh <= 0.5 ? 'met' : 'MISSED'}`);
   console.log(`  total / total (netsetup / shell way)    ${(ns / sh).toFixed(2).padStart(6)}`);
+  if (serving) {
+    console.log(row('served connect (request to answer)', servedT));
+    console.log(`  served connect / shell way              ${(median(servedT) / sh).toFixed(2).padStart(6)}  (the launcher's way once its user's netsetup serves)`);
+  }
   if (COMPARE !== undefined) {
     const otherOwnT = otherT.map((ms, i) => ms - probeT[i]!);
     const otherOwn = median(otherOwnT);
