@@ -48,8 +48,8 @@ interface Launch {
 }
 
 /** The install's launcher as `uid`, --info-fd 3, running `script` in the sandbox. */
-function launch(inst: Install, uid: number, script: string): Launch {
-  const child = spawnAs(path.join(inst.prefix, 'bin/launcher'), ['--info-fd', '3', '--rootfs', rootfs, '--', '/bin/sh', '-c', script], { uid, extraFds: ['pipe'] });
+function launch(inst: Install, uid: number, script: string, args: string[] = []): Launch {
+  const child = spawnAs(path.join(inst.prefix, 'bin/launcher'), ['--info-fd', '3', '--rootfs', rootfs, ...args, '--', '/bin/sh', '-c', script], { uid, extraFds: ['pipe'] });
   running.push(child);
   child.stdin!.end();
   let text = '';
@@ -261,6 +261,41 @@ test('a connection that sends half a request and waits holds nothing up: the nex
   t.is(await half, '', 'the half request got no answer');
   const waited = Date.now() - began;
   t.true(waited >= 4500 && waited < 12_000, `dropped after ${waited} ms`);
+  first.child.kill('SIGTERM');
+  await first.done;
+});
+
+/** The body at `url`, retried until it answers (or the error code after 10 s). */
+async function page(url: string, ms = 10_000): Promise<string> {
+  const end = Date.now() + ms;
+  for (;;) {
+    try {
+      const r = await fetch(url, { signal: AbortSignal.timeout(ms > 0 ? 2000 : 500) });
+      return await r.text();
+    } catch (err) {
+      if (Date.now() > end) return `error: ${((err as Error).cause as NodeJS.ErrnoException | undefined)?.code ?? (err as Error).message}`;
+      await sleep(100);
+    }
+  }
+}
+
+test('a served sandbox publishes its ports as one with a netsetup of its own would: reachable through the host, gone with its lease', async (t) => {
+  const inst = installed(140);
+  const first = launch(inst, A, 'sleep 30');
+  t.truthy((await first.started)?.address);
+  const server = netsetups(inst);
+  const hostPort = 21000 + (process.pid % 20000);
+  const web = launch(inst, A, 'mkdir -p /tmp/w && echo served-page > /tmp/w/index.html && exec httpd -f -p 8080 -h /tmp/w', ['-p', `${hostPort}:8080`]);
+  const started = await web.started;
+  t.deepEqual(netsetups(inst), server, 'served');
+  t.deepEqual((started as unknown as { published: unknown[] }).published, [{ hostAddress: '0.0.0.0', hostPort, port: 8080, protocol: 'tcp' }]);
+  t.is(await page(`http://${inst.gateway}:${hostPort}/`), 'served-page\n', 'through the published port');
+  web.child.kill('SIGTERM');
+  t.is((await web.done).code, 143);
+  // The releasing line comes once the lease is marked; its rules go right after.
+  let answer = '';
+  for (const end = Date.now() + 5000; Date.now() < end && answer !== 'error: ECONNREFUSED'; await sleep(100)) answer = await page(`http://${inst.gateway}:${hostPort}/`, 0);
+  t.is(answer, 'error: ECONNREFUSED', 'the published port is gone with the lease');
   first.child.kill('SIGTERM');
   await first.done;
 });
