@@ -47,8 +47,11 @@ const PROBES: Record<string, string> = {
 };
 const ENTRIES: Record<string, string> = { ...PROGRAMS, ...PROBES };
 /** V8 flags of every program; the code cache is made under the same flags, as
- *  V8 refuses a cache made under others. */
-const V8_FLAGS = ['--no-rehash-snapshot'];
+ *  V8 refuses a cache made under others. --optimize-for-size: smaller heap
+ *  growth steps, which a short run never reaches (no measurable start-up cost)
+ *  but which keep a user's serving netsetup at ~20 MiB of heap instead of ~30
+ *  after a hundred sandboxes. */
+const V8_FLAGS = ['--no-rehash-snapshot', '--optimize-for-size'];
 
 const TO_ESM = 'var __toESM=(mod,isNodeMode,target)=>(target=mod!=null?__create(__getProtoOf(mod)):{},__copyProps(isNodeMode||!mod||!mod.__esModule?__defProp(target,"default",{value:mod,enumerable:!0}):target,mod));';
 const TO_ESM_FAST = 'var __toESM=(mod,isNodeMode)=>isNodeMode||!mod||!mod.__esModule?Object.create(mod,{default:{value:mod,enumerable:!0}}):mod;';

@@ -234,7 +234,13 @@ test.serial('50 launchers and their netsetup holders killed with SIGKILL: their 
   t.is(new Set(started.map((s) => s.address)).size, 50);
   // The holders first: a holder that sees its launcher go releases the lease
   // itself; killed, it leaves all of the release to the GC.
+  // Looked for again while one is in the middle of its exec to the supervisor
+  // (its name is the memfd's until the supervisor renames it).
   const holders = runs.map((r) => holderOf(main, r.child.pid!));
+  for (let i = 0; i < 20 && holders.includes(undefined); i++) {
+    await sleep(100);
+    runs.forEach((r, k) => (holders[k] ??= holderOf(main, r.child.pid!)));
+  }
   t.is(holders.filter((h) => h !== undefined).length, 50, 'a holder per launcher');
   for (const h of holders) process.kill(h!, 'SIGKILL');
   for (const r of runs) r.child.kill('SIGKILL');

@@ -280,7 +280,7 @@ async function page(url: string, ms = 10_000): Promise<string> {
 }
 
 test('a served sandbox publishes its ports as one with a netsetup of its own would: reachable through the host, gone with its lease', async (t) => {
-  const inst = installed(140);
+  const inst = installed(152);
   const first = launch(inst, A, 'sleep 30');
   t.truthy((await first.started)?.address);
   const server = netsetups(inst);
