@@ -48,9 +48,7 @@ const MAX_REQUEST = 4 * 8192;
 /** How often a server looks whether its binary is still the one installed. */
 const CHECK_MS = 1000;
 const POLLIN = 1;
-const F_GETFL = 3;
-const F_SETFL = 4;
-const O_NONBLOCK = 0o4000;
+const POLLOUT = 4;
 
 export interface ServeContext {
   /** The uid whose sandboxes this server takes (its own caller), and that caller. */
@@ -102,8 +100,6 @@ export function serve(ctx: ServeContext): boolean {
   if (listening === undefined) return false;
   detachStderr();
   const c = libc();
-  // The own lease's pipes are this process's alone: read and written without waiting.
-  for (const fd of [0, 1]) c.fcntl(fd, F_SETFL, 'int', c.fcntl(fd, F_GETFL) | O_NONBLOCK);
   const clients = new Map<number, Client>();
   const supervisors = new Set<number>();
   let own: Held | undefined = { id: ctx.ownLease, config: ctx.config, configFile: ctx.configFile, caller: ctx.caller, handOverAt: Date.now() + ctx.handOverMs };
@@ -291,17 +287,16 @@ function readRequest(client: Client): string | false | undefined {
   }
 }
 
-/** Whether fd (readable) has reached its end; what it reads before is dropped. */
+/** Whether fd, which poll(2) found readable, has reached its end; what it reads
+ *  is dropped. One read: it cannot block then, and no file flags of the
+ *  caller's stdin are changed. */
 function ended(fd: number): boolean {
   const buf = Buffer.alloc(256);
-  for (;;) {
-    try {
-      if (fs.readSync(fd, buf, 0, buf.length, null) === 0) return true;
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EAGAIN') return false;
-      if (code !== 'EINTR') return true;
-    }
+  try {
+    return fs.readSync(fd, buf, 0, buf.length, null) === 0;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code !== 'EAGAIN' && code !== 'EINTR';
   }
 }
 
@@ -309,10 +304,11 @@ function ended(fd: number): boolean {
 function sendAll(fd: number, text: string): boolean {
   const bytes = Buffer.from(text);
   try {
-    // A pipe (the own lease's stdout) is no socket: written without waiting all the same.
     const sent = Number(libc().send(fd, bytes, bytes.length, MSG_DONTWAIT | MSG_NOSIGNAL));
     if (sent >= 0 || errno() !== ENOTSOCK) return sent === bytes.length;
-    return fs.writeSync(fd, bytes) === bytes.length;
+    // A pipe (the own lease's stdout) is no socket: written only if poll(2) finds
+    // room now (a line fits a free pipe buffer whole), so nothing waits for it.
+    return pollOut(fd) && fs.writeSync(fd, bytes) === bytes.length;
   } catch {
     return false;
   }
@@ -320,6 +316,14 @@ function sendAll(fd: number, text: string): boolean {
 const MSG_DONTWAIT = 0x40;
 const MSG_NOSIGNAL = 0x4000;
 const ENOTSOCK = 88;
+
+/** Whether fd can be written now. */
+function pollOut(fd: number): boolean {
+  const buf = Buffer.alloc(8);
+  buf.writeInt32LE(fd, 0);
+  buf.writeInt16LE(POLLOUT, 4);
+  return (libc().poll(buf, 1, 0) as number) === 1 && (buf.readInt16LE(6) & POLLOUT) !== 0;
+}
 
 /** The fds of `fds` that poll(2) finds readable (or closed) within `timeout` ms. */
 function pollIn(fds: number[], timeout: number): number[] {
