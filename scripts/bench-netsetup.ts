@@ -167,9 +167,16 @@ let t0 = 0n, got = '', ms = -1;
 s.on('connect', () => { t0 = process.hrtime.bigint(); s.write(process.argv[2]); });
 s.on('data', (d) => { got += d; if (ms < 0 && got.includes('\\n')) { ms = Number(process.hrtime.bigint() - t0) / 1e6; s.end(); } });
 s.on('close', () => { process.stdout.write(got.startsWith('{"lease"') ? String(ms) : 'failed: ' + got); process.exit(0); });`;
+/** This Node where the bench user can run it (the checkout may be under /root). */
+let userNode: string | undefined;
 function served(pid: number): number {
   const name = serverName(UID, fs.statSync(bin, { bigint: true }));
-  const r = inNetns(binNetns, () => execaSync(NODE, ['-e', CLIENT, name, serverRequest(holdArgs([], pid))], { uid: UID, gid: UID, env: ENV, extendEnv: false, stdin: 'ignore', reject: false }));
+  if (userNode === undefined) {
+    userNode = path.join(prefix, 'node');
+    fs.copyFileSync(NODE, userNode);
+    fs.chmodSync(userNode, 0o755);
+  }
+  const r = inNetns(binNetns, () => execaSync(userNode!, ['-e', CLIENT, name, serverRequest(holdArgs([], pid))], { uid: UID, gid: UID, env: ENV, extendEnv: false, stdin: 'ignore', reject: false }));
   const ms = Number(r.stdout);
   if (!Number.isFinite(ms) || ms < 0) throw new Error(`served connect failed: ${r.stdout}${r.stderr}`);
   return ms;

@@ -49,6 +49,19 @@ export function requireRoot(): void {
   }
 }
 
+/** This Node, where the test users can run it: the checkout (and its .tools)
+ *  may be somewhere they cannot enter, such as /root. Copied on first use. */
+export function userNode(): string {
+  requireRoot();
+  const node = path.join(BIN_DIR, 'node');
+  if (!fs.existsSync(node)) {
+    fs.copyFileSync(process.execPath, `${node}.new`);
+    fs.chmodSync(`${node}.new`, 0o755);
+    fs.renameSync(`${node}.new`, node);
+  }
+  return node;
+}
+
 /** A fresh busybox rootfs in a temporary directory, removed when the process exits. */
 export function makeRootfs(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nsbox-rootfs-'));

@@ -12,11 +12,13 @@ import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
-import { forgetSandboxesOf, makeRootfs, requireRoot, sleep, spawnAs, type Child } from '../helpers/sandbox.ts';
-import { hostVeths, install, NODE, run as netsetup, sandbox, type Install, type Sandbox } from '../helpers/netsetup.ts';
+import { forgetSandboxesOf, makeRootfs, requireRoot, sleep, spawnAs, userNode, type Child } from '../helpers/sandbox.ts';
+import { hostVeths, install, run as netsetup, sandbox, type Install, type Sandbox } from '../helpers/netsetup.ts';
 import { serverName, serverRequest, holdArgs } from '../../packages/shared/src/protocol.ts';
 
 requireRoot();
+// The unprivileged ends of the socket tests run this Node as the test users.
+const NODE = userNode();
 const A = 4350;
 const B = 4351;
 forgetSandboxesOf(A);
@@ -111,10 +113,13 @@ srv.listen({ path: '\\0' + process.argv[1] }, () => process.stdout.write('listen
   const child = execa(NODE, ['-e', script, name], { uid, gid: uid, env: { PATH: '/usr/bin:/bin' }, extendEnv: false, cwd: '/', reject: false, forceKillAfterDelay: false }) as unknown as Child;
   running.push(child);
   let out = '';
-  const ready = new Promise<void>((resolve) => child.stdout!.on('data', (d: Buffer) => {
-    out += d.toString();
-    if (out.includes('listening\n')) resolve();
-  }));
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('listening\n')) resolve();
+    });
+    void child.then((r) => reject(new Error(`the squatter (uid ${uid}) ended before it listened: ${String(r.stderr)}`)));
+  });
   return { ready, received: () => out.split('\n').filter((l) => /^\d+$/.test(l)).map(Number), stop: () => child.kill('SIGKILL') };
 }
 
