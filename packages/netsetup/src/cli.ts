@@ -41,7 +41,9 @@ Options:
   --network NAME        a network from the configuration (default: the first)
   --json                print the result as JSON
   --hold                stay, and release the lease when stdin closes (how the
-                        launcher runs netsetup)
+                        launcher runs netsetup); with --json, also take this
+                        user's next launchers meanwhile and for serveSeconds
+                        (configuration) after the last
   --publish SPEC        forward a host port to the sandbox (repeatable, at
                         most 64): SPEC is ${PUBLISH_SYNTAX};
                         HOSTPORT on every address of the host, or on HOSTIP,
