@@ -26,6 +26,7 @@ import { ENODEV, ENOENT } from '@nsbox/shared/errno';
 import * as nl from '@nsbox/shared/netlink';
 import { NsboxError } from '@nsbox/shared/error';
 import { BridgeFilter, ERESTART, tableMissing } from './kernel/bridgefilter.ts';
+import { cidrRange, ipv4ToInt } from '@nsbox/shared/ipv4';
 import { dropLeaseRules, tools, type Tools } from './kernel/iptables.ts';
 import { Rtnl } from './kernel/rtnl.ts';
 import { ensureDir, rulesChecked, State } from './kernel/state.ts';
@@ -144,6 +145,7 @@ export function begin(call: Call, beforeLock?: (links: nl.Link[]) => void): Sess
   try {
     const parts = partition(state.read(), links, holderAlive);
     const { busy } = parts;
+    if (state.fresh) sweepUnrecorded(call, links);
     const revived = parts.stale.filter((l) => {
       const k = l.state === 'ready' ? rtnl.link(l.hostVeth) : undefined;
       return k !== undefined && isLeaseVeth(l, k);
@@ -169,6 +171,32 @@ export function begin(call: Call, beforeLock?: (links: nl.Link[]) => void): Sess
     state.unlock();
     throw err;
   }
+}
+
+/**
+ * With no lease file at all, any binding of an address of this configuration's
+ * subnets is one whose record was lost (the state directory removed by hand
+ * while sandboxes ran; every connect records its lease before it binds, under
+ * this lock). Those whose veth is gone are swept: their ports send nothing, but
+ * their owner's group pair for the address would let that owner's other
+ * sandboxes reach the next sandbox given it. A port that still exists is left
+ * (its sandbox keeps its network). Other configurations' subnets never overlap
+ * these (a bridge is not made over another's route). Costs a listing of the
+ * filter only on such a call.
+ */
+function sweepUnrecorded(call: Call, links: nl.Link[]): void {
+  let bound;
+  try {
+    bound = call.filter.bound();
+  } catch (err) {
+    if (tableMissing(err)) return;
+    throw err;
+  }
+  const names = new Set(links.map((k) => k.name));
+  const ours = call.config.networks.map((n) => cidrRange(n.subnet));
+  const inOurs = (a: string): boolean => ours.some((r) => ipv4ToInt(a) >= r.network && ipv4ToInt(a) <= r.broadcast);
+  const lost = bound.filter((p) => !names.has(p.port) && p.addresses.some(inOurs));
+  if (lost.length > 0) call.filter.sweep(lost);
 }
 
 export function end(s: Session): void {

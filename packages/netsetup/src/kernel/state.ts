@@ -44,6 +44,9 @@ export class State {
   private lockFd: number;
   /** Set by removeFiles(): nothing more is recorded in a directory on its way out. */
   private removed = false;
+  /** Set by read() when there was no lease file: no records at all (a first
+   *  call, one after teardown, or records removed by hand). */
+  fresh = false;
 
   private constructor(dir: string, lockFd: number) {
     this.dir = dir;
@@ -108,7 +111,10 @@ export class State {
     try {
       fd = fs.openSync(file, O_RDONLY | O_NOFOLLOW);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        this.fresh = true;
+        return [];
+      }
       throw new NsboxError({ exit: EXIT.CONFIG, what: `state file ${file}`, why: `cannot open it (${(err as NodeJS.ErrnoException).code})`, todo: 'Remove it as root (netsetup teardown)' });
     }
     try {
