@@ -31,7 +31,7 @@ import { NsboxError } from '@nsbox/shared/error';
 import { errno, libc } from '@nsbox/shared/libc';
 import { formatAnswer, parseServerRequest, releasingLine, serverErrorLine, serverName } from '@nsbox/shared/protocol';
 import { reap } from '@nsbox/shared/spawn';
-import { acceptOne, listenAbstract, peerCredentials, peerGroups } from '@nsbox/shared/unixsocket';
+import { acceptOne, listenAbstract, peerCredentials, peerGroups, type PeerCredentials } from '@nsbox/shared/unixsocket';
 import { currentArch, SYSCALLS } from '@nsbox/shared/syscalls';
 import { connect } from './connect.ts';
 import { EXIT } from './exit.ts';
@@ -81,6 +81,8 @@ interface Held {
 
 interface Client {
   fd: number;
+  /** The peer as the kernel recorded it at connect() (its uid is the server's caller's). */
+  creds: PeerCredentials;
   /** Until its request has come: what has, and by when the rest must. */
   request?: { parts: Buffer[]; size: number; deadline: number };
   held?: Held;
@@ -124,6 +126,23 @@ export function serve(ctx: ServeContext): boolean {
     }
   };
 
+  // A client's request, once readable: answered and held, or dropped.
+  const take = (client: Client): void => {
+    const line = readRequest(client);
+    if (line === undefined) return;
+    if (line === false) return drop(client);
+    if (!stillInstalled()) {
+      // Closed unanswered: the launcher runs the installed netsetup itself.
+      stopListening();
+      return drop(client);
+    }
+    const held = answer(ctx, client, line);
+    if (!held) return drop(client);
+    serveMs = held.config.serveSeconds * 1000;
+    client.request = undefined;
+    client.held = held;
+  };
+
   let checked = Date.now();
   for (;;) {
     for (const pid of supervisors) if (reap(pid)) supervisors.delete(pid);
@@ -164,11 +183,15 @@ export function serve(ctx: ServeContext): boolean {
         for (let s = acceptOne(fd); s !== undefined; s = acceptOne(fd)) {
           // Only the caller's own connections are read; the rest, and any beyond
           // MAX_CLIENTS, are closed unread (a launcher then runs its own netsetup).
-          if (peerCredentials(s)?.uid !== ctx.caller.uid || clients.size >= MAX_CLIENTS) {
+          const creds = peerCredentials(s);
+          if (creds?.uid !== ctx.caller.uid || clients.size >= MAX_CLIENTS) {
             c.close(s);
             continue;
           }
-          clients.set(s, { fd: s, request: { parts: [], size: 0, deadline: Date.now() + ctx.requestMs } });
+          const client: Client = { fd: s, creds, request: { parts: [], size: 0, deadline: Date.now() + ctx.requestMs } };
+          clients.set(s, client);
+          // A launcher writes its request as soon as it has its pid: often there already.
+          take(client);
         }
       } else if (fd === 0 && own) {
         if (ended(0)) {
@@ -187,24 +210,7 @@ export function serve(ctx: ServeContext): boolean {
           }
           continue;
         }
-        const line = readRequest(client);
-        if (line === undefined) continue;
-        if (line === false) {
-          drop(client);
-          continue;
-        }
-        if (!stillInstalled()) {
-          // Closed unanswered: the launcher runs the installed netsetup itself.
-          stopListening();
-          drop(client);
-          continue;
-        }
-        const held = answer(ctx, client, line);
-        if (held) {
-          serveMs = held.config.serveSeconds * 1000;
-          client.request = undefined;
-          client.held = held;
-        } else drop(client);
+        take(client);
       }
     }
   }
@@ -222,10 +228,9 @@ function answer(ctx: ServeContext, client: Client, line: string): Held | undefin
     if (inv.command !== 'connect' || typeof inv.pid !== 'number' || !inv.json || !inv.hold || inv.config !== undefined) {
       throw new NsboxError({ exit: EXIT.USAGE, what: 'request', why: 'a server takes only a launcher\'s --pid PID --json --hold', todo: 'Run netsetup itself for anything else' });
     }
-    const creds = peerCredentials(client.fd);
     const groups = peerGroups(client.fd);
-    if (!creds || !groups) throw new NsboxError({ exit: EXIT.SYSTEM, what: 'request', why: 'the credentials of the connection cannot be read', todo: 'Try again' });
-    const caller: Caller = { uid: creds.uid, gids: [...new Set([creds.gid, ...groups])] };
+    if (!groups) throw new NsboxError({ exit: EXIT.SYSTEM, what: 'request', why: 'the groups of the connection cannot be read', todo: 'Try again' });
+    const caller: Caller = { uid: client.creds.uid, gids: [...new Set([client.creds.gid, ...groups])] };
     const { config, source } = ctx.load();
     const answered = connect(config, ctx.network(config, inv.network), caller, inv.pid, inv.publish);
     const held: Held = { id: answered.lease, config, configFile: source, caller, handOverAt: Date.now() + ctx.handOverMs };
