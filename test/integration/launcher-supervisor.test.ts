@@ -107,8 +107,9 @@ test.serial('after the start, the launcher (at once) and its holder (after 2 s) 
   t.truthy(holder, 'a holder');
   t.true(await until(() => isSupervisor(holder)), `the holder execs the supervisor (exe ${exeOf(holder)})`);
   t.is(childrenOf(pid).find((c) => c !== holder), started.pid, 'the sandbox is still the same process\'s child');
-  t.regex(status(pid), /^Name:\s+launcher$/m);
-  t.regex(status(holder), /^Name:\s+netsetup$/m);
+  // Each names itself first thing after its exec (until then the name is the memfd's).
+  t.true(await until(() => /^Name:\s+launcher$/m.test(status(pid)), 1000), 'the launcher keeps its name');
+  t.true(await until(() => /^Name:\s+netsetup$/m.test(status(holder)), 1000), 'the holder keeps its name');
   t.regex(status(holder), /^Uid:\s+0\s+0\s+0\s+0$/m, 'the holder is root, as before');
   t.regex(status(pid), new RegExp(`^Uid:\\s+${UID}\\s+${UID}\\s+${UID}\\s+${UID}$`, 'm'));
   t.true(privateKiB(pid) < 1024, `launcher: ${privateKiB(pid)} KiB private`);
