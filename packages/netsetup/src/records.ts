@@ -19,13 +19,15 @@
 // A Call carries what one netsetup run shares between its steps: one host
 // rtnetlink socket, one resolved iptables (one trust walk), the state
 // directory checked once, and a generation of the ruleset found checked
-// (policy/rulecheck.ts), recorded by its next update under the lock.
+// (policy/rulecheck.ts), recorded by its next update under the lock. Its
+// netfilter socket is the process's (kernel/bridgefilter.ts, hostFilter): it
+// is never closed before the answer is out.
 import fs from 'node:fs';
 import { sysError } from '@nsbox/shared/error';
 import { ENODEV, ENOENT } from '@nsbox/shared/errno';
 import * as nl from '@nsbox/shared/netlink';
 import { NsboxError } from '@nsbox/shared/error';
-import { BridgeFilter, ERESTART, tableMissing } from './kernel/bridgefilter.ts';
+import { ERESTART, hostFilter, tableMissing, type BridgeFilter } from './kernel/bridgefilter.ts';
 import { cidrRange, ipv4ToInt } from '@nsbox/shared/ipv4';
 import { dropLeaseRules, tools, type Tools } from './kernel/iptables.ts';
 import { Rtnl } from './kernel/rtnl.ts';
@@ -41,7 +43,6 @@ export class Call {
   readonly config: Config;
   private sock: Rtnl | undefined;
   private resolved: Tools | undefined;
-  private nf: BridgeFilter | undefined;
   private dirChecked = false;
   /** A generation at which the jumps are known intact, to record at the next update. */
   checked: Generation | undefined;
@@ -55,9 +56,9 @@ export class Call {
     return (this.sock ??= Rtnl.open());
   }
 
-  /** The host's bridge filter (a netfilter netlink socket), opened on first use. */
+  /** The host's bridge filter: the process's netfilter socket, opened on first use. */
   get filter(): BridgeFilter {
-    return (this.nf ??= BridgeFilter.open(HOST_SCOPE));
+    return hostFilter(HOST_SCOPE);
   }
 
   /** The configured iptables backend's programs, found and trusted on first use. */
@@ -80,8 +81,6 @@ export class Call {
   close(): void {
     this.sock?.close();
     this.sock = undefined;
-    this.nf?.close();
-    this.nf = undefined;
   }
 }
 

@@ -488,6 +488,23 @@ export class BridgeFilter {
   }
 }
 
+/**
+ * The process's socket for `scope`, opened on first use and closed only by the
+ * exit. Closing a netfilter socket soon after a commit waits for an RCU grace
+ * period (nf_tables' netlink notifier flushes the commit's pending destroy
+ * work, which begins with synchronize_rcu): 5-10 ms on a busy machine, which a
+ * Call closed before its answer made every connect's caller wait. So a
+ * one-shot netsetup answers first and the exit pays, and a serving one never
+ * closes it between requests. (Answers on the socket carry their sequence
+ * numbers: one a failed call left unread is ignored by the next.)
+ */
+export function hostFilter(scope: FilterScope): BridgeFilter {
+  let f = processFilters.get(scope.table);
+  if (!f) processFilters.set(scope.table, (f = BridgeFilter.open(scope)));
+  return f;
+}
+const processFilters = new Map<string, BridgeFilter>();
+
 /** Whether an error from bind() or bound() means the table is missing. */
 export const tableMissing = (err: unknown): boolean => err instanceof NsboxError && err.errno === ENOENT;
 

@@ -206,31 +206,31 @@ function fromSave(net: Network, save: string): RuleState {
   return { present, intact: present.every(Boolean) && count(fwdChain(net)) >= forwardRules(net).length && count(natChain(net)) >= (net.nat ? 1 : 0) };
 }
 
+/** The process's socket for looking at rules: kept open until the exit, as
+ *  closing one after a commit waits (kernel/bridgefilter.ts, hostFilter). */
+let reader: Rtnl | undefined;
+
 function lookNft(net: Network): RuleState {
   const js = jumps(net);
   let sock: Rtnl;
   try {
-    sock = Rtnl.open(NETLINK_NETFILTER);
+    sock = reader ??= Rtnl.open(NETLINK_NETFILTER);
   } catch {
     // No nfnetlink (nf_tables never loaded): no tables, no jumps.
     return { present: js.map(() => false), intact: false };
   }
-  try {
-    const rules = (table: string, chain: string): nl.Message[] | undefined => {
-      try {
-        return sock.dump(`list ${table} ${chain}`, (seq) => getRules(seq, table, chain)).filter((m) => m.type === NFT_NEWRULE);
-      } catch {
-        return undefined; // No such table or chain.
-      }
-    };
-    const present = js.map((j) => {
-      const name = Buffer.from(`${j.target}\0`);
-      return (rules(j.table, j.chain) ?? []).some((m) => m.payload.includes(name));
-    });
-    return { present, intact: present.every(Boolean) };
-  } finally {
-    sock.close();
-  }
+  const rules = (table: string, chain: string): nl.Message[] | undefined => {
+    try {
+      return sock.dump(`list ${table} ${chain}`, (seq) => getRules(seq, table, chain)).filter((m) => m.type === NFT_NEWRULE);
+    } catch {
+      return undefined; // No such table or chain.
+    }
+  };
+  const present = js.map((j) => {
+    const name = Buffer.from(`${j.target}\0`);
+    return (rules(j.table, j.chain) ?? []).some((m) => m.payload.includes(name));
+  });
+  return { present, intact: present.every(Boolean) };
 }
 
 // nf_tables over netlink (<linux/netfilter/nf_tables.h>): a dump of one chain's
