@@ -22,6 +22,7 @@
 // shown for reference only: it starts with V8's defaults (snapshot rehash, a
 // worker pool per core), dearer than the SEAs, so subtracting it would flatter
 // netsetup.
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -190,6 +191,30 @@ function timed(file: string, args: string[], uid?: number): number {
   return ms;
 }
 
+/** Times a run of file until its first line on stdout (its answer: what a
+ *  caller waits for) and until its exit. */
+function timedAnswer(file: string, args: string[], uid: number): Promise<{ answer: number; exit: number }> {
+  const t0 = process.hrtime.bigint();
+  const ms = (): number => Number(process.hrtime.bigint() - t0) / 1e6;
+  const c = spawn(file, args, { env: ENV, uid, gid: uid, stdio: ['ignore', 'pipe', 'pipe'] });
+  let answer = -1;
+  let out = '';
+  let err = '';
+  c.stdout.on('data', (d: Buffer) => {
+    if (answer < 0 && d.includes(10)) answer = ms();
+    out += d.toString();
+  });
+  c.stderr.on('data', (d: Buffer) => void (err += d.toString()));
+  let exit = -1;
+  c.on('exit', () => void (exit = ms()));
+  return new Promise((resolve, reject) => {
+    c.on('close', (code) => {
+      if (code !== 0 || answer < 0) reject(new Error(`${file} ${args.join(' ')} failed (exit ${code}): ${err}${out}`));
+      else resolve({ answer, exit });
+    });
+  });
+}
+
 /** The same setup as netsetup, by hand: veth with the peer in the target's
  *  namespace and its configuration from inside. Like netsetup for a sandbox
  *  without published ports, it runs no iptables: the network's rules are made
@@ -246,10 +271,14 @@ async function main(): Promise<void> {
   if (serving) await startServer();
   const servedT: number[] = [];
   const nodeT: number[] = [];
-  const probeT: number[] = [];
   const emptyT: number[] = [];
-  const netT: number[] = [];
   const shT: number[] = [];
+  // Until the answer line (A) and until the exit (T).
+  const probeA: number[] = [];
+  const probeT: number[] = [];
+  const netA: number[] = [];
+  const netT: number[] = [];
+  const otherA: number[] = [];
   const otherT: number[] = [];
   for (let i = 0; i < 2; i++) {
     // warm-up: page cache, the executables' first mappings
@@ -257,55 +286,68 @@ async function main(): Promise<void> {
     timed(probe, [], UID);
     timed(empty, [], UID);
   }
+  const push = (a: number[], t: number[]) => (r: { answer: number; exit: number }): void => {
+    a.push(r.answer);
+    t.push(r.exit);
+  };
   for (let i = 0; i < RUNS; i++) {
     // Interleaved so that machine noise hits all alike.
     nodeT.push(timed(NODE, ['-e', '0'], UID));
     emptyT.push(timed(empty, [], UID));
-    probeT.push(timed(probe, [], UID));
+    push(probeA, probeT)(await timedAnswer(probe, [], UID));
     const p1 = await sandbox(UID);
     // The compared binary goes first in every other round: neither gains from its place.
     const p0 = COMPARE !== undefined ? await sandbox(UID) : 0;
-    const other = (): void => void otherT.push(inNetns(otherNetns, () => timed(otherBin, ['--pid', String(p0)], UID)));
-    if (COMPARE !== undefined && i % 2 === 1) other();
-    netT.push(inNetns(binNetns, () => timed(bin, ['--pid', String(p1)], UID)));
-    if (COMPARE !== undefined && i % 2 === 0) other();
+    const other = async (): Promise<void> => push(otherA, otherT)(await inNetns(otherNetns, () => timedAnswer(otherBin, ['--pid', String(p0)], UID)));
+    if (COMPARE !== undefined && i % 2 === 1) await other();
+    push(netA, netT)(await inNetns(binNetns, () => timedAnswer(bin, ['--pid', String(p1)], UID)));
+    if (COMPARE !== undefined && i % 2 === 0) await other();
     const p2 = await sandbox(UID);
     shT.push(timed('/bin/sh', ['-c', iproute2Script(p2, i)]));
     if (serving) servedT.push(served(await sandbox(UID)));
   }
-  const ns = median(netT);
   const sh = median(shT);
   // Own work per round (netsetup minus probe-entry of the same round): noise
   // that hits one round hits both.
-  const ownT = netT.map((ms, i) => ms - probeT[i]!);
-  const own = median(ownT);
+  const minus = (xs: number[], ys: number[]): number[] => xs.map((x, i) => x - ys[i]!);
+  const ownA = minus(netA, probeA);
+  const ownT = minus(netT, probeT);
+  const own = median(ownA);
   const f = (x: number): string => x.toFixed(1).padStart(6);
   // (The least of per-round differences says nothing: shown as '-'.)
   const row = (label: string, xs: number[], min = f(Math.min(...xs))): string =>
-    `  ${label.padEnd(40)}${f(median(xs))}  ${min}  ${f(quantile(xs, 0.1))} .. ${quantile(xs, 0.9).toFixed(1)}`;
+    `  ${label.padEnd(44)}${f(median(xs))}  ${min}  ${f(quantile(xs, 0.1))} .. ${quantile(xs, 0.9).toFixed(1)}`;
+  const ratio = (label: string, x: number, tail = ''): string => `  ${label.padEnd(44)}${x.toFixed(2).padStart(6)}${tail}`;
+  const diff = '-'.padStart(6);
   console.log(`netsetup benchmark: ${RUNS} runs, wall time in ms, as uid ${UID}; ${os.cpus().length} CPUs, load average ${os.loadavg()[0]!.toFixed(2)}`);
-  console.log(`  ${''.padEnd(40)}median     min     p10 .. p90`);
+  console.log(`  ${''.padEnd(44)}median     min     p10 .. p90`);
   console.log(row('node -e 0 (reference only)', nodeT));
   console.log(row('probe-empty (setuid SEA: start, exit)', emptyT));
-  console.log(row('probe-entry (setuid SEA: entry, exit)', probeT));
-  console.log(row('netsetup --pid (setuid SEA)', netT));
-  console.log(row('iproute2 shell way', shT));
-  console.log(row("netsetup's own work (- probe-entry)", ownT, '-'.padStart(6)));
-  console.log(`  own work / shell way                    ${(own / sh).toFixed(2).padStart(6)}  target <= 0.50: ${own / sh <= 0.5 ? 'met' : 'MISSED'}`);
-  console.log(`  total / total (netsetup / shell way)    ${(ns / sh).toFixed(2).padStart(6)}`);
+  console.log(row('probe-entry (setuid SEA: entry, line)', probeA));
+  console.log(row('probe-entry (setuid SEA: entry, line, exit)', probeT));
+  console.log(row('netsetup --pid (setuid SEA), to its answer', netA));
+  console.log(row('netsetup --pid (setuid SEA), to its exit', netT));
+  console.log(row('iproute2 shell way (to its exit)', shT));
+  console.log(row("netsetup's own work, to the answer", ownA, diff));
+  console.log(row("netsetup's own work, to the exit", ownT, diff));
+  console.log(ratio('own work to the answer / shell way', own / sh, `  target <= 0.50: ${own / sh <= 0.5 ? 'met' : 'MISSED'}`));
+  console.log(ratio('own work to the exit / shell way', median(ownT) / sh));
   if (serving) {
     console.log(row('served connect (request to answer)', servedT));
-    console.log(`  served connect / shell way              ${(median(servedT) / sh).toFixed(2).padStart(6)}  (the launcher's way once its user's netsetup serves)`);
+    console.log(ratio('served connect / shell way', median(servedT) / sh, "  (the launcher's way once its user's netsetup serves)"));
   }
   if (COMPARE !== undefined) {
-    const otherOwnT = otherT.map((ms, i) => ms - probeT[i]!);
-    const otherOwn = median(otherOwnT);
+    const otherOwnA = minus(otherA, probeA);
+    const otherOwnT = minus(otherT, probeT);
     console.log(`compared with ${COMPARE}, called next to netsetup in each round; each in a network namespace of its own:`);
-    console.log(row('netsetup --pid (compared binary)', otherT));
-    console.log(row('its own work (- probe-entry)', otherOwnT, '-'.padStart(6)));
-    console.log(row('netsetup - compared (per round)', netT.map((ms, i) => ms - otherT[i]!), '-'.padStart(6)));
-    console.log(`  its own work / shell way                ${(otherOwn / sh).toFixed(2).padStart(6)}`);
-    console.log(`  own work / its own work                 ${(own / otherOwn).toFixed(2).padStart(6)}`);
+    console.log(row('compared binary, to its answer', otherA));
+    console.log(row('compared binary, to its exit', otherT));
+    console.log(row('its own work, to the answer', otherOwnA, diff));
+    console.log(row('its own work, to the exit', otherOwnT, diff));
+    console.log(row('netsetup - compared, to the answer', minus(netA, otherA), diff));
+    console.log(ratio('its own work to the answer / shell way', median(otherOwnA) / sh));
+    console.log(ratio('own work / its own work, to the answer', own / median(otherOwnA)));
+    console.log(ratio('own work / its own work, to the exit', median(ownT) / median(otherOwnT)));
   }
 }
 
