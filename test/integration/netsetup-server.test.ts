@@ -238,7 +238,8 @@ test('the server leaves serveSeconds after its last sandbox, and at once after a
   const servers = netsetups(inst);
   t.is(servers.length, 1, 'serving right after its sandbox ended');
   await sleep(500);
-  t.deepEqual(netsetups(inst), servers, 'still there before serveSeconds');
+  // (A child it spawns shows its executable until its exec: the server is what must still be there.)
+  t.true(netsetups(inst).includes(servers[0]!), 'still there before serveSeconds');
   await until('gone after serveSeconds', () => netsetups(inst).length === 0, 5000);
   // Another install, uninstalled while its server idles.
   const other = installed(149);
