@@ -189,6 +189,25 @@ test('a server name another user bound first: the launcher sees a listener that 
   }
 });
 
+test('an edit of the configuration decides the next served sandbox: a quota lowered while the server runs refuses it; before the edit the same sandbox was served (control)', async (t) => {
+  const inst = installed(154, { quota: { [String(A)]: 8 } });
+  const first = launch(inst, A, 'sleep 30');
+  t.truthy((await first.started)?.address);
+  const servers = netsetups(inst);
+  t.is(servers.length, 1, 'the first one\'s netsetup serves');
+  t.is((await launch(inst, A, 'true').done).code, 0, 'served before the edit');
+  // The admin lowers the user's quota to the one sandbox running, in place (as an editor that keeps the file).
+  const conf = JSON.parse(fs.readFileSync(inst.configFile, 'utf8')) as { networks: { quota: { users: Record<string, number> } }[] };
+  conf.networks[0]!.quota.users = { [String(A)]: 1 };
+  fs.writeFileSync(inst.configFile, JSON.stringify(conf, null, 2));
+  const r = await launch(inst, A, 'true').done;
+  t.is(r.code, 125);
+  t.regex(r.stderr, /^netsetup: [^\n]*quota[^\n]*\n$/);
+  t.true(netsetups(inst).includes(servers[0]!), 'refused by the same server');
+  first.child.kill('SIGTERM');
+  await first.done;
+});
+
 test('a server\'s refusal reaches the launcher\'s stderr as netsetup\'s one line, with the launcher\'s exit code for it; the first launcher\'s stderr gets nothing', async (t) => {
   const inst = installed(146, { quota: { [String(A)]: 1 } });
   const first = launch(inst, A, 'sleep 30');
@@ -232,7 +251,8 @@ test('served leases: released the moment the sandbox ends, before and after thei
 });
 
 test('the server leaves serveSeconds after its last sandbox, and at once after an uninstall', async (t) => {
-  const inst = installed(148, { serveSeconds: 2 });
+  // 4 s: the other tests of this file run meanwhile, and their synchronous calls can hold this one's timers up for a second or more.
+  const inst = installed(148, { serveSeconds: 4 });
   const r = await launch(inst, A, 'true').done;
   t.is(r.code, 0);
   const servers = netsetups(inst);
@@ -240,7 +260,7 @@ test('the server leaves serveSeconds after its last sandbox, and at once after a
   await sleep(500);
   // (A child it spawns shows its executable until its exec: the server is what must still be there.)
   t.true(netsetups(inst).includes(servers[0]!), 'still there before serveSeconds');
-  await until('gone after serveSeconds', () => netsetups(inst).length === 0, 5000);
+  await until('gone after serveSeconds', () => netsetups(inst).length === 0, 8000);
   // Another install, uninstalled while its server idles.
   const other = installed(149);
   t.is((await launch(other, A, 'true').done).code, 0);

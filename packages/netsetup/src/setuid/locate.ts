@@ -40,6 +40,26 @@ export function loadConfig(exe: string, override?: string): { config: Config; so
     throw new NsboxError({ exit: EXIT.CONFIG, what: `configuration ${file}`, why: `it does not exist (netsetup at ${exe} reads only this file)`, todo: `Create it as root (netsetup default-config > ${file}) or reinstall with scripts/install.sh` });
   }
   const real = fs.realpathSync.native(file);
+  if (last && last.source === real && last.identity === identity(fs.statSync(real, { bigint: true }))) return { config: last.config, source: real };
   requireTrusted(real);
-  return { config: parseConfig(fs.readFileSync(real, 'utf8'), real), source: real };
+  const fd = fs.openSync(real, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  try {
+    const loaded = { config: parseConfig(fs.readFileSync(fd, 'utf8'), real), source: real };
+    last = { ...loaded, identity: identity(fs.fstatSync(fd, { bigint: true })) };
+    return loaded;
+  } finally {
+    fs.closeSync(fd);
+  }
 }
+
+/**
+ * The last configuration loaded, with the identity of the file it was read
+ * from: a serving netsetup (serve.ts) loads it for every request, and while the
+ * file at the same real path is that very file, unchanged, the walk and the
+ * parse would decide the same. An edit, chmod, chown or a file put in its place
+ * changes the identity (ctime is set by each, and by nothing a caller can do).
+ * The directories above are root's, so only root can change whether they are
+ * trusted; a file anyone else could then put there is a new file, walked again.
+ */
+let last: { config: Config; source: string; identity: string } | undefined;
+const identity = (st: fs.BigIntStats): string => `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
