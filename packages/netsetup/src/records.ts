@@ -20,14 +20,14 @@
 // rtnetlink socket, one resolved iptables (one trust walk), the state
 // directory checked once, and a generation of the ruleset found checked
 // (policy/rulecheck.ts), recorded by its next update under the lock. Its
-// netfilter socket is the process's (kernel/bridgefilter.ts, hostFilter): it
+// netfilter socket is the process's (kernel/bridgefilter.ts, processFilter): it
 // is never closed before the answer is out.
 import fs from 'node:fs';
 import { sysError } from '@nsbox/shared/error';
 import { ENODEV, ENOENT } from '@nsbox/shared/errno';
 import * as nl from '@nsbox/shared/netlink';
 import { NsboxError } from '@nsbox/shared/error';
-import { ERESTART, hostFilter, tableMissing, type BridgeFilter } from './kernel/bridgefilter.ts';
+import { ERESTART, processFilter, tableMissing, type BridgeFilter } from './kernel/bridgefilter.ts';
 import { cidrRange, ipv4ToInt } from '@nsbox/shared/ipv4';
 import { dropLeaseRules, tools, type Tools } from './kernel/iptables.ts';
 import { Rtnl } from './kernel/rtnl.ts';
@@ -58,7 +58,7 @@ export class Call {
 
   /** The host's bridge filter: the process's netfilter socket, opened on first use. */
   get filter(): BridgeFilter {
-    return hostFilter(HOST_SCOPE);
+    return processFilter(HOST_SCOPE);
   }
 
   /** The configured iptables backend's programs, found and trusted on first use. */

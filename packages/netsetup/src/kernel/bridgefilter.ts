@@ -135,14 +135,11 @@ export function repairTable(scope: FilterScope, networks: FilteredNetwork[], bou
  * that sandbox reconnects; never more than its binding allowed.)
  */
 export function replaceTable(scope: FilterScope, networks: FilteredNetwork[], bound: PortBinding[], o: { owned: FilteredNetwork[]; drop: string[] }): number {
-  const filter = BridgeFilter.open(scope);
   let ports: ReturnType<BridgeFilter['bound']> = [];
   try {
-    ports = filter.bound();
+    ports = processFilter(scope).bound();
   } catch (err) {
     if (!tableMissing(err)) throw err;
-  } finally {
-    filter.close();
   }
   const listed = listTables(scope);
   const drop = new Set([...o.drop, ...bound.map((b) => b.port)]);
@@ -164,14 +161,11 @@ export function removeParts(scope: FilterScope, networks: FilteredNetwork[], lin
   for (const text of partRemovalTexts(scope, networks)) nft(what, text);
   // Veths only: a bridge may be named like a port (nsbox0).
   if (links.some((k) => k.kind === 'veth' && k.name.startsWith(scope.portPrefix))) return;
-  const filter = BridgeFilter.open(scope);
   try {
-    if (filter.bound().length > 0) return;
+    if (processFilter(scope).bound().length > 0) return;
   } catch (err) {
     if (tableMissing(err)) return removeTable(scope);
     throw err;
-  } finally {
-    filter.close();
   }
   for (const [family, set] of [['bridge', 'isolated'], ['ip', 'bridges']] as const) {
     const r = nft(what, '', ['-j', 'list', 'set', family, scope.table, set]);
@@ -498,7 +492,7 @@ export class BridgeFilter {
  * closes it between requests. (Answers on the socket carry their sequence
  * numbers: one a failed call left unread is ignored by the next.)
  */
-export function hostFilter(scope: FilterScope): BridgeFilter {
+export function processFilter(scope: FilterScope): BridgeFilter {
   let f = processFilters.get(scope.table);
   if (!f) processFilters.set(scope.table, (f = BridgeFilter.open(scope)));
   return f;

@@ -207,7 +207,7 @@ function fromSave(net: Network, save: string): RuleState {
 }
 
 /** The process's socket for looking at rules: kept open until the exit, as
- *  closing one after a commit waits (kernel/bridgefilter.ts, hostFilter). */
+ *  closing one after a commit waits (kernel/bridgefilter.ts, processFilter). */
 let reader: Rtnl | undefined;
 
 function lookNft(net: Network): RuleState {
