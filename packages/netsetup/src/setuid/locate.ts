@@ -44,7 +44,8 @@ export function loadConfig(exe: string, override?: string): { config: Config; so
   requireTrusted(real);
   const fd = fs.openSync(real, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
   try {
-    const loaded = { config: parseConfig(fs.readFileSync(fd, 'utf8'), real), source: real };
+    // Frozen: the next request of a serving netsetup gets the same object.
+    const loaded = { config: frozen(parseConfig(fs.readFileSync(fd, 'utf8'), real)), source: real };
     last = { ...loaded, identity: identity(fs.fstatSync(fd, { bigint: true })) };
     return loaded;
   } finally {
@@ -63,3 +64,11 @@ export function loadConfig(exe: string, override?: string): { config: Config; so
  */
 let last: { config: Config; source: string; identity: string } | undefined;
 const identity = (st: fs.BigIntStats): string => `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+
+function frozen<T>(o: T): T {
+  if (o !== null && typeof o === 'object' && !Object.isFrozen(o)) {
+    for (const v of Object.values(o)) frozen(v);
+    Object.freeze(o);
+  }
+  return o;
+}
