@@ -60,6 +60,8 @@ Commands:
                                           NAT rules ahead of time
   teardown [--network NAME]               root: delete all veths, bridges, rules
                                           and state
+  serve                                   root: take every user's launchers until
+                                          this binary is replaced (a service)
 
 Exit codes: 0 ok, 2 usage, 3 not permitted (pid not yours, lease not yours,
 port or address refused), 4 quota or subnet exhausted, 5 installation or
@@ -75,6 +77,7 @@ export type Invocation =
   | { command: 'release-held'; id: string; json: boolean; config?: string }
   | { command: 'list' | 'check'; json: boolean; config?: string }
   | { command: 'setup-host' | 'teardown'; network?: string; config?: string }
+  | { command: 'serve'; config?: string }
   | { command: 'default-config' }
   | { command: 'help' };
 
@@ -82,7 +85,7 @@ const usage = (why: string): NsboxError => new NsboxError({ exit: EXIT.USAGE, wh
 
 /** release-held is hidden (not in HELP): the holder's supervisor runs it as root
  *  at the end of a hold (docs/security.md §5). */
-const COMMANDS = ['release', 'release-held', 'list', 'check', 'default-config', 'setup-host', 'teardown', 'help'];
+const COMMANDS = ['release', 'release-held', 'list', 'check', 'default-config', 'setup-host', 'teardown', 'serve', 'help'];
 /** Options each command takes: true = takes a value, false = a flag. */
 const OPTIONS: Record<string, Record<string, boolean>> = {
   connect: { '--pid': true, '--network': true, '--json': false, '--hold': false, '--publish': true, '--config': true },
@@ -93,6 +96,7 @@ const OPTIONS: Record<string, Record<string, boolean>> = {
   'default-config': {},
   'setup-host': { '--network': true, '--config': true },
   teardown: { '--network': true, '--config': true },
+  serve: { '--config': true },
   help: {},
 };
 
@@ -199,6 +203,9 @@ export function parseArgs(argv: string[]): Invocation {
     case 'teardown':
       positionals(0);
       return { command, ...network, ...withConfig };
+    case 'serve':
+      positionals(0);
+      return { command, ...withConfig };
     case 'default-config':
       positionals(0);
       return { command };
@@ -410,7 +417,7 @@ export function run(inv: Invocation, priv: Privilege): Outcome {
         afterwards: () => {
           // The launcher's netsetup also takes this user's next sandboxes for a
           // while (serve.ts); unless serving is off or another one serves already.
-          if (inv.json && serve({ caller, ownLease: c.lease, config, configFile: source, handOverMs: HAND_OVER_MS, requestMs: PID_WAIT_MS, parse: parseArgs, load: () => configFor(undefined), network })) return;
+          if (inv.json && serve({ mode: 'user', caller, ownLease: c.lease, config, configFile: source, handOverMs: HAND_OVER_MS, requestMs: PID_WAIT_MS, parse: parseArgs, load: () => configFor(undefined), network })) return;
           // A sandbox that is still running after HAND_OVER_MS is left to the
           // supervisor, which waits for the end of stdin instead of this Node
           // process and then runs release-held (below); superviseHold returns only
@@ -452,6 +459,15 @@ export function run(inv: Invocation, priv: Privilege): Outcome {
           ? `${JSON.stringify({ binary, links, source, config })}\n`
           : `ok: binary ${binary} (${links} link), configuration ${source}, state in ${config.stateDir}, networks ${config.networks.map((n) => `${n.name} (${n.bridge} ${n.subnet})`).join(', ')}\n`,
       );
+    }
+    case 'serve': {
+      rootOnly('serve');
+      const { config, source } = configFor(inv.config);
+      const load = (): { config: Config; source: string } => configFor(inv.config);
+      if (!serve({ mode: 'system', caller, config, configFile: source, handOverMs: HAND_OVER_MS, requestMs: PID_WAIT_MS, parse: parseArgs, load, network })) {
+        throw new NsboxError({ exit: EXIT.CONFIG, what: 'serve', why: "its socket's name is taken: another netsetup serve of this binary runs, or another process bound the name first", todo: 'Find it with: ss -xlp | grep nsbox-netsetup/all' });
+      }
+      return text('');
     }
     case 'setup-host': {
       rootOnly('setup-host');

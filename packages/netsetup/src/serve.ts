@@ -26,10 +26,18 @@
 // - A lease held for HAND_OVER_MS goes to a supervisor of its own, a child (as a
 //   holder's own lease goes to the supervisor it execs): the server holds
 //   nothing for long and leaves serveSeconds after its last request.
+//
+// The same loop serves every user when root runs `netsetup serve` (an admin's
+// service, docs/security.md §9): then any peer's connection is read, as its
+// own caller's, at most MAX_USER_CLIENTS of one uid and MAX_SYSTEM_CLIENTS in
+// all, and it serves until its binary is replaced or removed. Stopping it takes
+// no sandbox's network (a ready lease lives while its veth does); the leases it
+// held then (those under HAND_OVER_MS old) are collected by the first call
+// after their sandbox ends, instead of at once.
 import fs from 'node:fs';
 import { NsboxError } from '@nsbox/shared/error';
 import { errno, libc } from '@nsbox/shared/libc';
-import { formatAnswer, parseServerRequest, releasingLine, serverErrorLine, serverName } from '@nsbox/shared/protocol';
+import { formatAnswer, parseServerRequest, releasingLine, serverErrorLine, serverName, systemServerName } from '@nsbox/shared/protocol';
 import { reap } from '@nsbox/shared/spawn';
 import { acceptOne, listenAbstract, peerCredentials, peerGroups, type PeerCredentials } from '@nsbox/shared/unixsocket';
 import { currentArch, SYSCALLS } from '@nsbox/shared/syscalls';
@@ -41,8 +49,13 @@ import type { Config, Network } from './policy/config.ts';
 import type { Caller } from './policy/leases.ts';
 import type { Invocation } from './cli.ts';
 
-/** Connections a server keeps open at once; more are closed unread. */
+/** Connections a user's server keeps open at once; more are closed unread. */
 export const MAX_CLIENTS = 256;
+/** Connections the server of every user keeps open at once, and of one user:
+ *  more are closed unread (those launchers run their own netsetup), so one user's
+ *  connections never fill it for the others (nor its fds: 1024 by default). */
+export const MAX_SYSTEM_CLIENTS = 512;
+export const MAX_USER_CLIENTS = 128;
 /** A request line's most bytes: the caps of a command line (cli.ts MAX_ARG_BYTES) and JSON's quoting. */
 const MAX_REQUEST = 4 * 8192;
 /** How often a server looks whether its binary is still the one installed. */
@@ -51,10 +64,14 @@ const POLLIN = 1;
 const POLLOUT = 4;
 
 export interface ServeContext {
+  /** user: its caller's sandboxes, while its own lease lasts and serveSeconds
+   *  after the last; system: every user's, until its binary is replaced
+   *  (`netsetup serve`, run by root). */
+  mode: 'user' | 'system';
   /** The uid whose sandboxes this server takes (its own caller), and that caller. */
   caller: Caller;
-  /** This process's own lease, held through stdin (its end) and stdout (the releasing line). */
-  ownLease: string;
+  /** This process's own lease (user mode), held through stdin (its end) and stdout (the releasing line). */
+  ownLease?: string;
   /** The configuration the own lease was made with, and its file. */
   config: Config;
   configFile: string;
@@ -81,7 +98,7 @@ interface Held {
 
 interface Client {
   fd: number;
-  /** The peer as the kernel recorded it at connect() (its uid is the server's caller's). */
+  /** The peer as the kernel recorded it at connect() (in a user's server, its uid is the server's caller's). */
   creds: PeerCredentials;
   /** Until its request has come: what has, and by when the rest must. */
   request?: { parts: Buffer[]; size: number; deadline: number };
@@ -95,17 +112,21 @@ interface Client {
  * user serves); the caller then holds its lease as before.
  */
 export function serve(ctx: ServeContext): boolean {
-  if (ctx.config.serveSeconds === 0) return false;
+  const system = ctx.mode === 'system';
+  if (!system && ctx.config.serveSeconds === 0) return false;
   const binary = fs.realpathSync.native('/proc/self/exe');
-  const name = serverName(ctx.caller.uid, fs.statSync('/proc/self/exe', { bigint: true }));
-  let listening = listenAbstract(name, 64);
+  const nameOf = (st: fs.BigIntStats): string => (system ? systemServerName(st) : serverName(ctx.caller.uid, st));
+  const name = nameOf(fs.statSync('/proc/self/exe', { bigint: true }));
+  let listening = listenAbstract(name, system ? 256 : 64);
   if (listening === undefined) return false;
-  detachStderr();
+  // A user's server has the first launcher's stderr; the system's is the admin's.
+  if (!system) detachStderr();
   const c = libc();
   const clients = new Map<number, Client>();
   const supervisors = new Set<number>();
-  let own: Held | undefined = { id: ctx.ownLease, config: ctx.config, configFile: ctx.configFile, caller: ctx.caller, handOverAt: Date.now() + ctx.handOverMs };
-  let serveMs = ctx.config.serveSeconds * 1000;
+  let own: Held | undefined = ctx.ownLease !== undefined ? { id: ctx.ownLease, config: ctx.config, configFile: ctx.configFile, caller: ctx.caller, handOverAt: Date.now() + ctx.handOverMs } : undefined;
+  const serveMsOf = (config: Config): number => (system ? Number.POSITIVE_INFINITY : config.serveSeconds * 1000);
+  let serveMs = serveMsOf(ctx.config);
   let idleSince = Date.now();
   const stopListening = (): void => {
     if (listening !== undefined) c.close(listening);
@@ -120,7 +141,7 @@ export function serve(ctx: ServeContext): boolean {
   // path) or a removal ends the serving, and the launcher runs the new one.
   const stillInstalled = (): boolean => {
     try {
-      return serverName(ctx.caller.uid, fs.statSync(binary, { bigint: true })) === name;
+      return nameOf(fs.statSync(binary, { bigint: true })) === name;
     } catch {
       return false;
     }
@@ -138,7 +159,7 @@ export function serve(ctx: ServeContext): boolean {
     }
     const held = answer(ctx, client, line);
     if (!held) return drop(client);
-    serveMs = held.config.serveSeconds * 1000;
+    serveMs = serveMsOf(held.config);
     client.request = undefined;
     client.held = held;
   };
@@ -181,10 +202,14 @@ export function serve(ctx: ServeContext): boolean {
     for (const fd of ready) {
       if (fd === listening) {
         for (let s = acceptOne(fd); s !== undefined; s = acceptOne(fd)) {
-          // Only the caller's own connections are read; the rest, and any beyond
-          // MAX_CLIENTS, are closed unread (a launcher then runs its own netsetup).
+          // Only the caller's own connections are read (a user's server); the
+          // rest, and any beyond the caps, are closed unread (a launcher then
+          // runs its own netsetup).
           const creds = peerCredentials(s);
-          if (creds?.uid !== ctx.caller.uid || clients.size >= MAX_CLIENTS) {
+          const admitted = system
+            ? creds !== undefined && clients.size < MAX_SYSTEM_CLIENTS && [...clients.values()].filter((x) => x.creds.uid === creds.uid).length < MAX_USER_CLIENTS
+            : creds?.uid === ctx.caller.uid && clients.size < MAX_CLIENTS;
+          if (!admitted || creds === undefined) {
             c.close(s);
             continue;
           }

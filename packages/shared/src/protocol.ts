@@ -94,6 +94,15 @@ export function serverName(uid: number, binary: { dev: bigint; ino: bigint; mtim
   return `nsbox-netsetup/${uid}/${binary.dev}/${binary.ino}/${binary.mtimeNs}`;
 }
 
+/**
+ * The abstract socket of a netsetup that serves every user (`netsetup serve`,
+ * run by root, e.g. as a service): one per installed binary, like serverName.
+ * "all" is no uid, so it never meets a user's server.
+ */
+export function systemServerName(binary: { dev: bigint; ino: bigint; mtimeNs: bigint }): string {
+  return `nsbox-netsetup/all/${binary.dev}/${binary.ino}/${binary.mtimeNs}`;
+}
+
 /** The launcher's one request to a server: the arguments it would have given a
  *  netsetup it ran (holdArgs with the pid, and --network), as one JSON line. */
 export function serverRequest(args: string[]): string {

@@ -35,6 +35,8 @@ test('commands and their options', (t) => {
   t.deepEqual(parseArgs(['setup-host', '--network', 'n']), { command: 'setup-host', network: 'n' });
   t.deepEqual(parseArgs(['teardown']), { command: 'teardown' });
   t.deepEqual(parseArgs(['default-config']), { command: 'default-config' });
+  t.deepEqual(parseArgs(['serve']), { command: 'serve' });
+  t.deepEqual(parseArgs(['serve', '--config', '/c']), { command: 'serve', config: '/c' });
   for (const argv of [['--help'], ['-h'], ['help'], ['release', '--help'], ['--pid', 'x', '--help']]) t.deepEqual(parseArgs(argv), { command: 'help' });
 });
 
@@ -46,6 +48,8 @@ test('usage errors are one line with what to do', (t) => {
   usage(t, ['frobnicate'], "command line: unknown command 'frobnicate'. Run netsetup --help");
   usage(t, ['list', 'x'], 'command line: too many arguments. Run netsetup --help');
   usage(t, ['list', '--network', 'n'], "command line: unknown option '--network'. Run netsetup --help");
+  usage(t, ['serve', '--pid', '5'], "command line: unknown option '--pid'. Run netsetup --help");
+  usage(t, ['serve', 'x'], 'command line: too many arguments. Run netsetup --help');
   usage(t, ['--pid', '0x10'], '--pid "0x10": not a process id. Give a decimal pid such as 12345');
   usage(t, ['release'], 'release: give either a lease id or --pid. Run netsetup --help');
   usage(t, ['release', 'abc', '--pid', '5'], 'release: give either a lease id or --pid. Run netsetup --help');
