@@ -2,7 +2,7 @@
 // network: finding it, checking it is installed setuid root, and running it.
 import fs from 'node:fs';
 import path from 'node:path';
-import { holdArgs, isNoWaitSlot, NETSETUP_ENV, parseAnswer, parseServerError, serverName, serverRequest, type Answer } from '@nsbox/shared/protocol';
+import { holdArgs, isNoWaitSlot, NETSETUP_ENV, parseAnswer, parseServerError, serverName, systemServerName, serverRequest, type Answer } from '@nsbox/shared/protocol';
 import { NsboxError } from '@nsbox/shared/error';
 import { readLine, start, type Child } from '@nsbox/shared/spawn';
 import { connectAbstract, peerCredentials, shutdownWrite } from '@nsbox/shared/unixsocket';
@@ -97,25 +97,34 @@ export function startNetsetup(file: string, publish: string[], network?: string)
 }
 
 /**
- * The user's netsetup server for this very binary, if one is listening
- * (packages/netsetup/src/serve.ts): the holder of an earlier sandbox of this
- * user, still running as root, which takes this sandbox too and saves it a
- * netsetup start. Its abstract socket is anyone's to bind: only a listener that
- * is root counts (another user can take the name, never be root), else this
- * launcher starts its own netsetup as always.
+ * A netsetup server for this very binary, if one is listening
+ * (packages/netsetup/src/serve.ts): the admin's, serving every user (`netsetup
+ * serve`), else this user's, the holder of an earlier sandbox still running as
+ * root. It takes this sandbox and saves it a netsetup start. An abstract socket
+ * is anyone's to bind: only a listener that is root counts (another user can
+ * take the name, never be root), else this launcher starts its own netsetup as
+ * always.
  */
 export function openServer(file: string, publish: string[], network?: string): Pending | undefined {
-  let fd: number | undefined;
+  let binary: fs.BigIntStats;
   try {
-    fd = connectAbstract(serverName(process.getuid!(), fs.statSync(file, { bigint: true })));
+    binary = fs.statSync(file, { bigint: true });
   } catch {
     return undefined;
   }
-  if (fd === undefined) return undefined;
-  if (peerCredentials(fd)?.uid !== 0) {
+  let fd: number | undefined;
+  for (const name of [systemServerName(binary), serverName(process.getuid!(), binary)]) {
+    try {
+      fd = connectAbstract(name);
+    } catch {
+      fd = undefined;
+    }
+    if (fd === undefined) continue;
+    if (peerCredentials(fd)?.uid === 0) break;
     fs.closeSync(fd);
-    return undefined;
+    fd = undefined;
   }
+  if (fd === undefined) return undefined;
   const sock = fd;
   let open = true;
   const close = (): void => {
