@@ -6,15 +6,17 @@
 // launcher's stderr as netsetup's own line; served leases are released the
 // moment their sandbox ends, also when its launcher is SIGKILLed, and go to a
 // supervisor after 2 s; the server leaves serveSeconds after its last sandbox;
-// serveSeconds 0 turns it off. Run as unprivileged users with netsetup
-// installed setuid root; traffic: none.
+// serveSeconds 0 turns it off. And `netsetup serve`, run by root: it takes every
+// user's launchers, each as its own caller, at most 128 connections of one user,
+// and stopping it takes no sandbox's network. Run as unprivileged users with
+// netsetup installed setuid root; traffic: none.
 import test from 'ava';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { forgetSandboxesOf, makeRootfs, requireRoot, sleep, spawnAs, userNode, type Child } from '../helpers/sandbox.ts';
-import { hostVeths, install, run as netsetup, sandbox, type Install, type Sandbox } from '../helpers/netsetup.ts';
-import { serverName, serverRequest, holdArgs } from '../../packages/shared/src/protocol.ts';
+import { hostVeths, inNetns, install, run as netsetup, sandbox, type Install, type Sandbox } from '../helpers/netsetup.ts';
+import { serverName, serverRequest, holdArgs, systemServerName } from '../../packages/shared/src/protocol.ts';
 
 requireRoot();
 // The unprivileged ends of the socket tests run this Node as the test users.
@@ -324,4 +326,137 @@ test('a served sandbox publishes its ports as one with a netsetup of its own wou
   t.is(answer, 'error: ECONNREFUSED', 'the published port is gone with the lease');
   first.child.kill('SIGTERM');
   await first.done;
+});
+
+// ---------------------------------------------------------------- netsetup serve (root's, every user's)
+// Serial (ava runs these before the concurrent ones above): the tests above
+// count processes within their 2 s windows, which more load at once would stretch.
+
+/** Every pid seen running the install's netsetup binary from now until stop(). */
+function watchNetsetups(inst: Install): { stop: () => Set<number> } {
+  const seen = new Set<number>();
+  const look = (): void => void netsetups(inst).forEach((p) => seen.add(p));
+  look();
+  const timer = setInterval(look, 10);
+  return { stop: () => (clearInterval(timer), look(), seen) };
+}
+
+/** `netsetup serve` of the install, run by root, once it listens (wrapped: a
+ *  child is a promise of its end, which an async function would wait for). */
+async function startServe(inst: Install): Promise<{ child: Child }> {
+  const child = execa(inst.bin, ['serve'], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, extendEnv: false, cwd: '/', reject: false, stdin: 'ignore', forceKillAfterDelay: false }) as unknown as Child;
+  running.push(child);
+  const name = `@${systemServerName(fs.statSync(inst.bin, { bigint: true }))}`;
+  await until('netsetup serve listens', () => child.exitCode === null && fs.readFileSync('/proc/net/unix', 'utf8').includes(name));
+  return { child };
+}
+
+test.serial('netsetup serve, run by root, takes every user\'s sandboxes: two users\' launchers start with no netsetup of their own, each lease its user\'s; without it (control) a launcher runs one', async (t) => {
+  // serveSeconds 0: no user's server, so that the control counts a netsetup of the launcher's own.
+  const inst = installed(155, { serveSeconds: 0 });
+  let watch = watchNetsetups(inst);
+  const alone = launch(inst, A, 'sleep 30');
+  t.truthy((await alone.started)?.address);
+  t.true(watch.stop().size > 0, 'control: without netsetup serve, the launcher runs its own netsetup');
+  alone.child.kill('SIGTERM');
+  await alone.done;
+  await until('the control\'s lease released', async () => (await leases(inst)).length === 0);
+
+  const { child: daemon } = await startServe(inst);
+  watch = watchNetsetups(inst);
+  const a = launch(inst, A, 'sleep 30');
+  const b = launch(inst, B, 'ip -4 -o addr show eth0; sleep 30');
+  const [sa, sb] = await Promise.all([a.started, b.started]);
+  t.truthy(sa?.address);
+  t.truthy(sb?.address);
+  t.deepEqual([...watch.stop()], [daemon.pid!], 'no netsetup but the service');
+  const held = await leases(inst);
+  t.deepEqual(held.map((l) => l.uid).sort(), [A, B].sort(), 'each lease is its own user\'s');
+  t.is(held.find((l) => l.uid === B)?.address, sb?.address);
+  b.child.kill('SIGTERM');
+  const rb = await b.done;
+  t.regex(rb.stdout, new RegExp(`inet ${sb!.address!.replace(/\./g, '\\.')}/24`), 'B saw its address on eth0');
+  a.child.kill('SIGTERM');
+  await a.done;
+  await until('both leases released at their end', async () => (await leases(inst)).length === 0);
+  t.deepEqual(hostVeths(inst.bridge), []);
+  daemon.kill('SIGTERM');
+  await daemon;
+});
+
+test.serial('netsetup serve decides each request on its own user: a quota of one refuses that user\'s second sandbox with netsetup\'s one line, and not another user\'s first', async (t) => {
+  const inst = installed(156, { serveSeconds: 0, quota: { [String(A)]: 1, [String(B)]: 1 } });
+  const { child: daemon } = await startServe(inst);
+  const first = launch(inst, A, 'sleep 30');
+  t.truthy((await first.started)?.address);
+  const second = await launch(inst, A, 'true').done;
+  t.is(second.code, 125);
+  t.regex(second.stderr, /^netsetup: [^\n]*quota[^\n]*\n$/, 'one line, netsetup\'s own');
+  const other = await launch(inst, B, 'true').done;
+  t.is(other.code, 0, `another user's first sandbox: ${other.stderr}`);
+  first.child.kill('SIGTERM');
+  await first.done;
+  daemon.kill('SIGTERM');
+  await daemon;
+});
+
+test.serial('stopping netsetup serve takes no sandbox\'s network: killed, its sandbox keeps its lease through the next call\'s GC and its address; a lease released instead (control) loses both; the next call after their end collects them', async (t) => {
+  const inst = installed(157, { serveSeconds: 0 });
+  const { child: daemon } = await startServe(inst);
+  const boxes = [launch(inst, A, 'sleep 60'), launch(inst, A, 'sleep 60')];
+  const [kept, lost] = await Promise.all(boxes.map((b) => b.started));
+  t.truthy(kept?.lease);
+  t.truthy(lost?.lease);
+  daemon.kill('SIGKILL');
+  await daemon;
+  // The control: the other lease released by its user.
+  t.is((await netsetup(inst, ['release', lost!.lease!], { uid: A })).code, 0);
+  const after = (await leases(inst)).map((l) => l.id);
+  const eth0 = (pid: number): string => inNetns(pid, ['ip', '-4', '-o', 'addr', 'show', 'eth0']).stdout;
+  t.true(after.includes(kept!.lease!), 'the served lease outlives the service');
+  t.regex(eth0(kept!.pid), new RegExp(`inet ${kept!.address!.replace(/\./g, '\\.')}/24`));
+  t.false(after.includes(lost!.lease!), 'control: the released lease is gone');
+  t.is(eth0(lost!.pid), '', 'control: and so is its eth0');
+  for (const b of boxes) b.child.kill('SIGTERM');
+  await Promise.all(boxes.map((b) => b.done));
+  await until('collected after their end', async () => (await leases(inst)).length === 0);
+  t.deepEqual(hostVeths(inst.bridge), []);
+});
+
+test.serial('one user\'s connections cannot fill netsetup serve: beyond 128 of one uid are closed unread, and another user is still served; before them (control) the same request is served', async (t) => {
+  const inst = installed(158, { serveSeconds: 0 });
+  const { child: daemon } = await startServe(inst);
+  const name = systemServerName(fs.statSync(inst.bin, { bigint: true }));
+  const mine = await sandbox(A);
+  const theirs = await sandbox(B);
+  targets.push(mine, theirs);
+  t.regex(await ask(A, name, serverRequest(holdArgs([], mine.pid))), /"address":"10\.231\.158\.\d+"/, 'control: answered before the flood');
+  await until('the control\'s lease released', async () => (await leases(inst)).length === 0);
+  // 128 connections of A's that send nothing (each may wait 5 s for its request).
+  const script = `const net = require('node:net'); let n = 0; const all = [];
+for (let i = 0; i < 128; i++) { const s = net.connect({ path: '\\0' + process.argv[1] }); all.push(s); s.on('error', () => {}); s.on('connect', () => { if (++n === 128) process.stdout.write('open\\n'); }); }
+setTimeout(() => process.exit(0), 20000);`;
+  const flood = execa(NODE, ['-e', script, name], { uid: A, gid: A, env: { PATH: '/usr/bin:/bin' }, extendEnv: false, cwd: '/', reject: false, forceKillAfterDelay: false }) as unknown as Child;
+  running.push(flood);
+  await new Promise<void>((resolve) => flood.stdout!.on('data', (d: Buffer) => d.toString().includes('open') && resolve()));
+  await sleep(300);
+  t.is(await ask(A, name, serverRequest(holdArgs([], mine.pid)), 2000), '', 'the 129th connection of A is closed unread');
+  t.regex(await ask(B, name, serverRequest(holdArgs([], theirs.pid)), 4000), /"address":"10\.231\.158\.\d+"/, 'B is served meanwhile');
+  t.deepEqual((await leases(inst)).map((l) => l.uid), [], 'nothing held once the connections are gone');
+  flood.kill('SIGKILL');
+  daemon.kill('SIGTERM');
+  await daemon;
+});
+
+test.serial('netsetup serve is root\'s; a second one says in one line that the name is taken', async (t) => {
+  const inst = installed(159, { serveSeconds: 0 });
+  const user = await netsetup(inst, ['serve'], { uid: A });
+  t.is(user.code, 3);
+  t.regex(user.stderr, /^netsetup: serve: only root may do this\. Ask the administrator\n$/);
+  const { child: daemon } = await startServe(inst);
+  const second = await netsetup(inst, ['serve']);
+  t.is(second.code, 5);
+  t.regex(second.stderr, /^netsetup: serve: its socket's name is taken[^\n]*ss -xlp[^\n]*\n$/);
+  daemon.kill('SIGTERM');
+  await daemon;
 });
