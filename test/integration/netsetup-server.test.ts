@@ -7,8 +7,9 @@
 // moment their sandbox ends, also when its launcher is SIGKILLed, and go to a
 // supervisor after 2 s; the server leaves serveSeconds after its last sandbox;
 // serveSeconds 0 turns it off. And `netsetup serve`, run by root: it takes every
-// user's launchers, each as its own caller, at most 128 connections of one user,
-// and stopping it takes no sandbox's network. Run as unprivileged users with
+// user's launchers, each as its own caller (quota, target), at most 128
+// connections of one user, out of a sandbox's reach, and stopping it takes no
+// sandbox's network. Run as unprivileged users with
 // netsetup installed setuid root; traffic: none.
 import test from 'ava';
 import fs from 'node:fs';
@@ -444,6 +445,38 @@ setTimeout(() => process.exit(0), 20000);`;
   t.regex(await ask(B, name, serverRequest(holdArgs([], theirs.pid)), 4000), /"address":"10\.231\.158\.\d+"/, 'B is served meanwhile');
   t.deepEqual((await leases(inst)).map((l) => l.uid), [], 'nothing held once the connections are gone');
   flood.kill('SIGKILL');
+  daemon.kill('SIGTERM');
+  await daemon;
+});
+
+test.serial('netsetup serve decides a target as a command line would: another user\'s process is refused with netsetup\'s line and leases nothing; its owner\'s same request is served (control)', async (t) => {
+  const inst = installed(160, { serveSeconds: 0 });
+  const { child: daemon } = await startServe(inst);
+  const name = systemServerName(fs.statSync(inst.bin, { bigint: true }));
+  const victim = await sandbox(A);
+  targets.push(victim);
+  const refused = await ask(B, name, serverRequest(holdArgs([], victim.pid)));
+  t.regex(refused, /^\{"error":"netsetup: pid \d+: no such process of yours[^"]*","exit":3\}$/, `uid ${B} asking for uid ${A}'s process`);
+  t.deepEqual(await leases(inst), []);
+  t.regex(await ask(A, name, serverRequest(holdArgs([], victim.pid))), /"address":"10\.231\.160\.\d+"/, 'control: the owner is served');
+  daemon.kill('SIGTERM');
+  await daemon;
+});
+
+test.serial('a sandbox cannot reach netsetup serve: from the sandbox\'s network namespace its name does not exist; from the host the same user reaches it (control)', async (t) => {
+  const inst = installed(161, { serveSeconds: 0 });
+  const { child: daemon } = await startServe(inst);
+  const name = systemServerName(fs.statSync(inst.bin, { bigint: true }));
+  const box = await sandbox(A);
+  targets.push(box);
+  // Abstract names belong to a network namespace: a sandbox's root, whose
+  // sockets are made in the sandbox's, sees none of the host's.
+  const script = `const s = require('node:net').connect({ path: '\\0' + process.argv[1] });
+s.on('connect', () => { process.stdout.write('connected'); process.exit(0); }); s.on('error', (e) => { process.stdout.write(e.code); process.exit(0); });`;
+  const inside = await execa('nsenter', ['-t', String(box.pid), '-n', 'setpriv', '--reuid', String(A), '--regid', String(A), '--clear-groups', NODE, '-e', script, name], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, extendEnv: false, cwd: '/', reject: false });
+  t.is(String(inside.stdout), 'ECONNREFUSED', `inside: ${String(inside.stderr)}`);
+  const outside = await execa(NODE, ['-e', script, name], { uid: A, gid: A, env: { PATH: '/usr/bin:/bin' }, extendEnv: false, cwd: '/', reject: false });
+  t.is(String(outside.stdout), 'connected', 'control: from the host');
   daemon.kill('SIGTERM');
   await daemon;
 });
