@@ -1,13 +1,16 @@
 // The bench network: netsetup installed setuid root into a temporary prefix
 // (scripts/install.sh) with a configuration of its own, bridge nsbench1 on
 // 10.232.10.0/24, and for the density section a second, larger one (bridge
-// nsbench2 on 10.232.12.0/22, a quota for its largest N); removed with
+// nsbench2 on 10.232.12.0/22, a quota for its largest N), and for the
+// start-up sections two more with serving off (nsbench3, and nsbench4 with
+// `netsetup serve` running: OWN, ADMIN below); removed with
 // scripts/uninstall.sh (netsetup teardown: veths, bridges, rules, lease state)
 // at the end of the run.
 import fs from 'node:fs';
 import path from 'node:path';
 import { asRoot, check, ROOT, run, sleep, type Context } from './context.ts';
 import { rootlessPodman, type Podman } from './podman.ts';
+import { systemServerName } from '../../packages/shared/src/protocol.ts';
 
 export const BENCH_BRIDGE = 'nsbench1';
 export const BENCH_SUBNET = '10.232.10.0/24';
@@ -36,7 +39,7 @@ export function benchNetworkUnavailable(): string | undefined {
 
 /** The bench network, installed on first use. */
 export function benchNetwork(ctx: Context): BenchNetwork {
-  return ctx.shared('bench-network', () => install(ctx, false));
+  return ctx.shared('bench-network', () => install(ctx, 'main'));
 }
 
 /** A second install of the same netsetup with serving off (serveSeconds 0), on
@@ -44,14 +47,41 @@ export function benchNetwork(ctx: Context): BenchNetwork {
  *  a netsetup of its own, as a user's first sandbox always does. */
 export const OWN = { bridge: 'nsbench3', subnet: '10.232.16.0/24', gateway: '10.232.16.1' } as const;
 export function benchNetworkOwn(ctx: Context): BenchNetwork {
-  return ctx.shared('bench-network-own', () => install(ctx, true));
+  return ctx.shared('bench-network-own', () => install(ctx, 'own'));
 }
 
-function install(ctx: Context, own: boolean): BenchNetwork {
+/** A third install with serving off (bridge nsbench4, 10.232.20.0/24), and its
+ *  `netsetup serve` running as root, as an admin's service would: every
+ *  launcher of it is served, a user's first one included. */
+export const ADMIN = { bridge: 'nsbench4', subnet: '10.232.20.0/24', gateway: '10.232.20.1' } as const;
+export async function benchNetworkAdmin(ctx: Context): Promise<BenchNetwork> {
+  const net = ctx.shared('bench-network-admin', () => install(ctx, 'admin'));
+  await ctx.shared('bench-network-admin-serve', async () => {
+    const name = `@${systemServerName(fs.statSync(net.netsetup, { bigint: true }))}`;
+    const serving = ctx.spawn(undefined, [net.netsetup, 'serve'], { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+    for (const end = Date.now() + 10_000; !fs.readFileSync('/proc/net/unix', 'utf8').includes(name); await sleep(50)) {
+      if (Date.now() > end || serving.child.exitCode !== null) throw new Error(`netsetup serve of ${net.netsetup} did not start listening`);
+    }
+  });
+  return net;
+}
+
+/** Whether the netsetup measured has `netsetup serve` (the admin's server). */
+export function netsetupHasAdminServe(ctx: Context): boolean {
+  return run(undefined, [measuredNetsetup(ctx), 'help'], { capture: true }).stdout.includes('\n  serve ');
+}
+
+function measuredNetsetup(ctx: Context): string {
+  const beside = path.dirname(ctx.launcher());
+  return fs.existsSync(path.join(beside, 'netsetup')) ? path.join(beside, 'netsetup') : ctx.built('netsetup');
+}
+
+function install(ctx: Context, kind: 'main' | 'own' | 'admin'): BenchNetwork {
   const why = benchNetworkUnavailable();
   if (why) throw new Error(why);
-  const main = own ? OWN : { bridge: BENCH_BRIDGE, subnet: BENCH_SUBNET, gateway: BENCH_GATEWAY };
-  const bridges = own ? [OWN.bridge] : [BENCH_BRIDGE, DENSE.bridge];
+  const own = kind !== 'main';
+  const main = kind === 'own' ? OWN : kind === 'admin' ? ADMIN : { bridge: BENCH_BRIDGE, subnet: BENCH_SUBNET, gateway: BENCH_GATEWAY };
+  const bridges = own ? [main.bridge] : [BENCH_BRIDGE, DENSE.bridge];
   for (const bridge of bridges) {
     if (run(undefined, ['ip', 'link', 'show', bridge]).status === 0) {
       throw new Error(`a link named ${bridge} exists already (left by an earlier run?); remove it with 'ip link del ${bridge}' and its rules with 'iptables-save | grep ${bridge}'`);
@@ -62,8 +92,8 @@ function install(ctx: Context, own: boolean): BenchNetwork {
   // version brings its own), else this checkout's.
   const beside = path.dirname(ctx.launcher());
   const dist = fs.existsSync(path.join(beside, 'netsetup')) ? beside : path.dirname(ctx.built('netsetup'));
-  const prefix = path.join(ctx.tempDir(), own ? 'prefix-own' : 'prefix');
-  const stateDir = `/run/nsbox-bench-${process.pid}${own ? '-own' : ''}`;
+  const prefix = path.join(ctx.tempDir(), own ? `prefix-${kind}` : 'prefix');
+  const stateDir = `/run/nsbox-bench-${process.pid}${own ? `-${kind}` : ''}`;
   const quota = Math.max(100, opts.concurrency + 10);
   const denseQuota = Math.max(...opts.densityCounts) + 10;
   const user = String(ctx.runAs?.uid ?? 0);
@@ -76,9 +106,9 @@ function install(ctx: Context, own: boolean): BenchNetwork {
       ...(own ? [] : [{ ...DENSE, mtu: opts.mtu, quota: { users: { [user]: denseQuota } } }]),
     ],
   };
-  const configFile = path.join(ctx.tempDir(), own ? 'bench-netsetup-own.conf' : 'bench-netsetup.conf');
+  const configFile = path.join(ctx.tempDir(), own ? `bench-netsetup-${kind}.conf` : 'bench-netsetup.conf');
   fs.writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
-  ctx.log(`installing netsetup setuid root into ${prefix} (bridge ${main.bridge}, ${main.subnet}, mtu ${opts.mtu}${own ? ', serveSeconds 0' : ''})`);
+  ctx.log(`installing netsetup setuid root into ${prefix} (bridge ${main.bridge}, ${main.subnet}, mtu ${opts.mtu}${own ? ', serveSeconds 0' : ''}${kind === 'admin' ? ', netsetup serve running' : ''})`);
   // Registered first: uninstall.sh also cleans up after a half-done install.
   ctx.defer(`uninstall ${prefix}`, () => {
     if (fs.existsSync(path.join(prefix, 'bin/netsetup'))) {
@@ -101,9 +131,7 @@ function install(ctx: Context, own: boolean): BenchNetwork {
 /** Whether the netsetup measured serves a user's next sandboxes (serveSeconds):
  *  a build from before does not (and refuses the key), so it has no second install. */
 export function netsetupServes(ctx: Context): boolean {
-  const beside = path.dirname(ctx.launcher());
-  const file = fs.existsSync(path.join(beside, 'netsetup')) ? path.join(beside, 'netsetup') : ctx.built('netsetup');
-  return run(undefined, [file, 'default-config'], { capture: true }).stdout.includes('serveSeconds');
+  return run(undefined, [measuredNetsetup(ctx), 'default-config'], { capture: true }).stdout.includes('serveSeconds');
 }
 
 /** What sandboxes of the bench network left: host veths on its bridge (or

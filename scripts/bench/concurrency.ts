@@ -3,7 +3,7 @@
 // `podman run --rm --network=slirp4netns IMAGE sleep 1` at once. Batches
 // alternate; after each, nothing may be left (veths, leases, containers).
 import { type Context, type RunAs } from './context.ts';
-import { benchNetworkOwn, netsetupServes, networkedArgv, podmanBench, networkLeftovers, settled } from './benchnet.ts';
+import { benchNetworkAdmin, benchNetworkOwn, netsetupHasAdminServe, netsetupServes, networkedArgv, podmanBench, networkLeftovers, settled } from './benchnet.ts';
 import { checkTarget, ratioText, round, roundStats, skipped, stats, table, target, type SectionReport } from './report.ts';
 
 const PODMAN_LIMIT = 0.4;
@@ -85,6 +85,17 @@ export async function concurrency(ctx: Context): Promise<SectionReport> {
       argv: networkedArgv(launcher, own, rootfs, ['/bin/sleep', '1'], INFO_FD),
       infoFd: true,
       leftovers: () => networkLeftovers(own),
+    });
+  }
+  // Serving off, the admin's netsetup serve running: every launcher served, the first batch's too.
+  const admin = netsetupHasAdminServe(ctx) ? await benchNetworkAdmin(ctx) : undefined;
+  if (admin) {
+    contenders.push({
+      id: 'admin',
+      label: 'the same, serveSeconds 0, netsetup serve running',
+      argv: networkedArgv(launcher, admin, rootfs, ['/bin/sleep', '1'], INFO_FD),
+      infoFd: true,
+      leftovers: () => networkLeftovers(admin),
     });
   }
   if (podman) {

@@ -3,7 +3,7 @@
 // rootless `podman run --rm --network=slirp4netns`, all running /bin/true as
 // the same unprivileged user, interleaved.
 import { type Context } from './context.ts';
-import { benchNetworkOwn, netsetupServes, networkedArgv, podmanBench, networkLeftovers, settled } from './benchnet.ts';
+import { benchNetworkAdmin, benchNetworkOwn, netsetupHasAdminServe, netsetupServes, networkedArgv, podmanBench, networkLeftovers, settled } from './benchnet.ts';
 import { checkTarget, ratioText, round, roundStats, skipped, stats, table, target, type SectionReport } from './report.ts';
 import { timeInterleaved, type Command } from './startup.ts';
 
@@ -24,9 +24,13 @@ export async function netStartup(ctx: Context): Promise<SectionReport> {
   // The same with serving off: each launcher runs a netsetup of its own (a
   // user's first sandbox, or an admin's serveSeconds 0).
   const own = netsetupServes(ctx) ? benchNetworkOwn(ctx) : undefined;
+  // And serving off but the admin's `netsetup serve` running: every launcher
+  // served, a user's first one included.
+  const admin = netsetupHasAdminServe(ctx) ? await benchNetworkAdmin(ctx) : undefined;
   const commands: Command[] = [
     { id: 'bridge', label: 'launcher --rootfs R --net bridge -- /bin/true', argv: networkedArgv(launcher, net, rootfs, ['/bin/true']) },
     ...(own ? [{ id: 'own', label: 'the same, serveSeconds 0 (a netsetup per sandbox)', argv: networkedArgv(launcher, own, rootfs, ['/bin/true']) }] : []),
+    ...(admin ? [{ id: 'admin', label: 'the same, serveSeconds 0, netsetup serve running', argv: networkedArgv(launcher, admin, rootfs, ['/bin/true']) }] : []),
     { id: 'none', label: 'launcher --rootfs R --net none -- /bin/true', argv: [launcher, '--rootfs', rootfs, '--net', 'none', '--', '/bin/true'] },
     { id: 'node', label: 'node -e 0', argv: [opts.node, '-e', '0'] },
     // Not a contender: what one start of the setuid helper costs (lock and GC, no
@@ -41,7 +45,7 @@ export async function netStartup(ctx: Context): Promise<SectionReport> {
   const s = new Map(commands.map((c) => [c.id, stats(times.get(c.id)!)]));
   const median = (id: string): number | undefined => s.get(id)?.median;
 
-  const left = await settled(() => [...networkLeftovers(net), ...(own ? networkLeftovers(own) : []), ...(podman ? podman.containers().map((c) => `podman container ${c}`) : [])]);
+  const left = await settled(() => [...networkLeftovers(net), ...(own ? networkLeftovers(own) : []), ...(admin ? networkLeftovers(admin) : []), ...(podman ? podman.containers().map((c) => `podman container ${c}`) : [])]);
 
   const text = [
     `Networked start-up (ms, /bin/true, ${opts.runs} runs each after ${opts.warmup} warm-up runs, interleaved; R = ${rootfs}; `
