@@ -53,7 +53,8 @@ import type { Invocation } from './cli.ts';
 export const MAX_CLIENTS = 256;
 /** Connections the server of every user keeps open at once, and of one user:
  *  more are closed unread (those launchers run their own netsetup), so one user's
- *  connections never fill it for the others (nor its fds: 1024 by default). */
+ *  connections never fill it for the others, nor its fds (at least 1024: every
+ *  netsetup raises a lower limit, setuid/limits.ts). */
 export const MAX_SYSTEM_CLIENTS = 512;
 export const MAX_USER_CLIENTS = 128;
 /** A request line's most bytes: the caps of a command line (cli.ts MAX_ARG_BYTES) and JSON's quoting. */
@@ -107,9 +108,10 @@ interface Client {
 
 /**
  * Serves the caller's next sandboxes until the own lease is over and no request
- * has come for serveSeconds. Returns false at once, having done nothing, when
- * it cannot listen (serving is off, the name is taken: another netsetup of this
- * user serves); the caller then holds its lease as before.
+ * has come for serveSeconds (system mode: every user's, until the binary is
+ * replaced). Returns false at once, having done nothing, when it cannot listen
+ * (serving is off, the name is taken: another netsetup of this user serves);
+ * the caller then holds its lease as before (system mode: refuses).
  */
 export function serve(ctx: ServeContext): boolean {
   const system = ctx.mode === 'system';
