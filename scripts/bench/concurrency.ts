@@ -3,7 +3,7 @@
 // `podman run --rm --network=slirp4netns IMAGE sleep 1` at once. Batches
 // alternate; after each, nothing may be left (veths, leases, containers).
 import { type Context, type RunAs } from './context.ts';
-import { benchNetworkAdmin, benchNetworkOwn, netsetupHasAdminServe, netsetupServes, networkedArgv, podmanBench, networkLeftovers, settled } from './benchnet.ts';
+import { benchNetworkAdmin, benchNetworkOwn, netsetupHasAdminServe, netsetupServes, type BenchNetwork, networkedArgv, podmanBench, networkLeftovers, settled } from './benchnet.ts';
 import { checkTarget, ratioText, round, roundStats, skipped, stats, table, target, type SectionReport } from './report.ts';
 
 const PODMAN_LIMIT = 0.4;
@@ -69,35 +69,21 @@ export async function concurrency(ctx: Context): Promise<SectionReport> {
   if ('skip' in bench) return skipped(bench.skip, TARGETS);
   const { launcher, net, rootfs, podman, notes, skips } = bench;
 
-  const contenders: Contender[] = [{
-    id: 'sandbox',
-    label: `launcher --rootfs R --net bridge --info-fd ${INFO_FD} -- /bin/sleep 1`,
-    argv: networkedArgv(launcher, net, rootfs, ['/bin/sleep', '1'], INFO_FD),
+  /** launcher --net bridge on one of the bench installs. */
+  const networked = (id: string, label: string, on: BenchNetwork): Contender => ({
+    id,
+    label,
+    argv: networkedArgv(launcher, on, rootfs, ['/bin/sleep', '1'], INFO_FD),
     infoFd: true,
-    leftovers: () => networkLeftovers(net),
-  }];
+    leftovers: () => networkLeftovers(on),
+  });
+  const contenders: Contender[] = [networked('sandbox', `launcher --rootfs R --net bridge --info-fd ${INFO_FD} -- /bin/sleep 1`, net)];
   // The same with serving off: each launcher runs a netsetup of its own.
   const own = netsetupServes(ctx) ? benchNetworkOwn(ctx) : undefined;
-  if (own) {
-    contenders.push({
-      id: 'own',
-      label: 'the same, serveSeconds 0 (a netsetup per sandbox)',
-      argv: networkedArgv(launcher, own, rootfs, ['/bin/sleep', '1'], INFO_FD),
-      infoFd: true,
-      leftovers: () => networkLeftovers(own),
-    });
-  }
+  if (own) contenders.push(networked('own', 'the same, serveSeconds 0 (a netsetup per sandbox)', own));
   // Serving off, the admin's netsetup serve running: every launcher served, the first batch's too.
   const admin = netsetupHasAdminServe(ctx) ? await benchNetworkAdmin(ctx) : undefined;
-  if (admin) {
-    contenders.push({
-      id: 'admin',
-      label: 'the same, serveSeconds 0, netsetup serve running',
-      argv: networkedArgv(launcher, admin, rootfs, ['/bin/sleep', '1'], INFO_FD),
-      infoFd: true,
-      leftovers: () => networkLeftovers(admin),
-    });
-  }
+  if (admin) contenders.push(networked('admin', 'the same, serveSeconds 0, netsetup serve running', admin));
   if (podman) {
     contenders.push({
       id: 'podman',

@@ -342,6 +342,13 @@ function watchNetsetups(inst: Install): { stop: () => Set<number> } {
   return { stop: () => (clearInterval(timer), look(), seen) };
 }
 
+/** An install with serving off and its `netsetup serve` running; the name it listens on. */
+async function served(octet: number): Promise<{ inst: Install; daemon: Child; name: string }> {
+  const inst = installed(octet, { serveSeconds: 0 });
+  const { child: daemon } = await startServe(inst);
+  return { inst, daemon, name: systemServerName(fs.statSync(inst.bin, { bigint: true })) };
+}
+
 /** `netsetup serve` of the install, run by root, once it listens (wrapped: a
  *  child is a promise of its end, which an async function would wait for). */
 async function startServe(inst: Install): Promise<{ child: Child }> {
@@ -425,9 +432,7 @@ test.serial('stopping netsetup serve takes no sandbox\'s network: killed, its sa
 });
 
 test.serial('one user\'s connections cannot fill netsetup serve: beyond 128 of one uid are closed unread, and another user is still served; before them (control) the same request is served', async (t) => {
-  const inst = installed(158, { serveSeconds: 0 });
-  const { child: daemon } = await startServe(inst);
-  const name = systemServerName(fs.statSync(inst.bin, { bigint: true }));
+  const { inst, daemon, name } = await served(158);
   const mine = await sandbox(A);
   const theirs = await sandbox(B);
   targets.push(mine, theirs);
@@ -450,9 +455,7 @@ setTimeout(() => process.exit(0), 20000);`;
 });
 
 test.serial('netsetup serve decides a target as a command line would: another user\'s process is refused with netsetup\'s line and leases nothing; its owner\'s same request is served (control)', async (t) => {
-  const inst = installed(160, { serveSeconds: 0 });
-  const { child: daemon } = await startServe(inst);
-  const name = systemServerName(fs.statSync(inst.bin, { bigint: true }));
+  const { inst, daemon, name } = await served(160);
   const victim = await sandbox(A);
   targets.push(victim);
   const refused = await ask(B, name, serverRequest(holdArgs([], victim.pid)));
@@ -464,9 +467,7 @@ test.serial('netsetup serve decides a target as a command line would: another us
 });
 
 test.serial('a sandbox cannot reach netsetup serve: from the sandbox\'s network namespace its name does not exist; from the host the same user reaches it (control)', async (t) => {
-  const inst = installed(161, { serveSeconds: 0 });
-  const { child: daemon } = await startServe(inst);
-  const name = systemServerName(fs.statSync(inst.bin, { bigint: true }));
+  const { daemon, name } = await served(161);
   const box = await sandbox(A);
   targets.push(box);
   // Abstract names belong to a network namespace: a sandbox's root, whose
